@@ -1,0 +1,33 @@
+//! Persistence for Stackgate: SQLite (the embedded default) and PostgreSQL (production).
+//!
+//! Every query is written once, in the SQL both backends share (`$N` placeholders, `RETURNING`,
+//! integer Unix timestamps, text UUIDs), and runs on whichever pool is open through the
+//! [`on_pool!`] macro, which instantiates the same code for each backend's native driver. The
+//! few real differences (column types, booleans) live in the two migration folders.
+//!
+//! Every change an admin can make is written together with its audit entry, in one transaction.
+
+#![forbid(unsafe_code)]
+
+mod api_tokens;
+mod audit;
+mod error;
+mod groups;
+mod pool;
+mod rows;
+mod sessions;
+mod setup;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod users;
+
+pub use api_tokens::{ApiToken, TokenOwner};
+pub use audit::AuditFilter;
+pub use error::StoreError;
+pub use groups::GroupListing;
+pub use pool::{Backend, PoolStats, Store, StoreOptions};
+pub use sessions::{NewSession, Session};
+pub use users::{UserFilter, UserListing};
+
+#[cfg(test)]
+mod tests;

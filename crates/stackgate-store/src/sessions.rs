@@ -1,0 +1,134 @@
+//! Browser sessions (the SSO session). The cookie holds a secret; the store keeps its digest and
+//! a separate public id (`sid`), so nothing read from the database can be replayed as a cookie.
+
+use crate::{Store, StoreError, audit::write_audit, pool::on_pool, rows::{self, UserRow}};
+use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
+
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub secret_hash: String,
+    /// Absolute lifetime, in seconds from now.
+    pub lifetime: i64,
+    /// Authentication methods used, space-separated (`pwd`, later `hwk`, `otp`, ...).
+    pub amr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub user: User,
+    pub is_admin: bool,
+    pub created_at: OffsetDateTime,
+    pub auth_time: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub amr: String,
+}
+
+/// `last_seen_at` is refreshed at most this often.
+const TOUCH_GRANULARITY: i64 = 60;
+
+impl Store {
+    pub async fn create_session(&self, new: &NewSession, audit: &AuditEntry) -> Result<(), StoreError> {
+        let now = self.now();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent) \
+                 VALUES ($1, $2, $3, $4, $4, $5, $4, $6, $7, $8)",
+            )
+            .bind(new.id.to_string())
+            .bind(&new.secret_hash)
+            .bind(new.user_id.to_string())
+            .bind(now)
+            .bind(now + new.lifetime)
+            .bind(&new.amr)
+            .bind(&new.ip)
+            .bind(&new.user_agent)
+            .execute(&mut *tx)
+            .await?;
+            write_audit!(&mut *tx, audit, now);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The live session for a cookie secret's digest: not expired, not idle longer than
+    /// `idle_timeout` seconds, its user enabled.
+    pub async fn session_by_secret(
+        &self,
+        secret_hash: &str,
+        idle_timeout: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            session_id: String,
+            session_created_at: i64,
+            auth_time: i64,
+            expires_at: i64,
+            last_seen_at: i64,
+            amr: String,
+            admin: i64,
+            #[sqlx(flatten)]
+            user: UserRow,
+        }
+        let now = self.now();
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT s.id AS session_id, s.created_at AS session_created_at, s.auth_time, s.expires_at, \
+                   s.last_seen_at, s.amr, \
+                   (SELECT COUNT(*) FROM memberships m WHERE m.user_id = u.id AND m.group_id = $2) AS admin, \
+                   u.id, u.username, u.email, u.display_name, u.disabled, u.created_at, u.updated_at \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.secret_hash = $1 AND s.expires_at > $3 AND s.last_seen_at > $4 AND u.disabled = FALSE",
+            )
+            .bind(secret_hash)
+            .bind(ADMINS_GROUP_ID.to_string())
+            .bind(now)
+            .bind(now - idle_timeout)
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some(row) = row else { return Ok(None) };
+        if row.last_seen_at < now - TOUCH_GRANULARITY {
+            on_pool!(self, |pool| {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                    .bind(&row.session_id)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        Ok(Some(Session {
+            id: rows::uuid(&row.session_id, "sessions.id")?,
+            user: row.user.try_into()?,
+            is_admin: row.admin > 0,
+            created_at: rows::time(row.session_created_at, "sessions.created_at")?,
+            auth_time: rows::time(row.auth_time, "sessions.auth_time")?,
+            expires_at: rows::time(row.expires_at, "sessions.expires_at")?,
+            amr: row.amr,
+        }))
+    }
+
+    /// Ends one session; returns whether it existed.
+    pub async fn end_session(&self, secret_hash: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
+        let now = self.now();
+        let ended = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
+                .bind(secret_hash)
+                .execute(&mut *tx)
+                .await?;
+            let ended = done.rows_affected() > 0;
+            if ended {
+                write_audit!(&mut *tx, audit, now);
+            }
+            tx.commit().await?;
+            ended
+        });
+        Ok(ended)
+    }
+}
