@@ -1,0 +1,104 @@
+//! The admin API under `/api/v1`. Every route is registered through [`utoipa_axum::routes!`], so
+//! the router and the OpenAPI document are built from the same list and cannot drift apart.
+
+mod audit;
+mod groups;
+mod lookup;
+mod tokens;
+mod users;
+mod views;
+
+use crate::state::AppState;
+use axum::{Json, response::IntoResponse};
+use std::sync::LazyLock;
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use views::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Stackgate admin API",
+        version = "1",
+        description = "Users, groups, API tokens and the audit log. Errors are RFC 9457 problem documents."
+    ),
+    servers((url = "/api/v1")),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session" = [])),
+    tags(
+        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "meta")
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sgt_…")
+                    .description(Some("An API token created by an admin"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("stackgate_session"))),
+        );
+    }
+}
+
+/// The API's routes and their OpenAPI description, from one list.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::update, users::delete))
+        .routes(routes!(users::set_password))
+        .routes(routes!(groups::list, groups::create))
+        .routes(routes!(groups::show, groups::update, groups::delete))
+        .routes(routes!(groups::members))
+        .routes(routes!(groups::add_member, groups::remove_member))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(audit::list))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    router().split_for_parts().1
+}
+
+static DOCUMENT: LazyLock<serde_json::Value> =
+    LazyLock::new(|| serde_json::to_value(openapi()).unwrap_or_default());
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    Json(DOCUMENT.clone())
+}
+
+/// Default and largest page sizes for every list.
+pub(crate) const DEFAULT_LIMIT: u32 = 50;
+pub(crate) const MAX_LIMIT: u32 = 500;
+
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, crate::error::ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(crate::error::ApiError::BadRequest {
+            detail: format!("limit: must be between 1 and {MAX_LIMIT}"),
+            field: Some("limit".into()),
+        }),
+    }
+}

@@ -1,0 +1,178 @@
+//! Pages for people: first-run setup, sign-in, and a landing page. Server-rendered with
+//! auto-escaping templates; no scripts. Failures become a friendly page, rendered here.
+
+mod home;
+mod login;
+mod session_cookie;
+mod setup;
+
+use crate::{error::ApiError, state::AppState};
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, Uri, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+use minijinja::Environment;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::show))
+        .route("/setup", get(setup::form).post(setup::submit))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", axum::routing::post(login::logout))
+        .route("/assets/style.css", get(stylesheet))
+}
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("message.html", include_str!("../templates/message.html")),
+        ("setup.html", include_str!("../templates/setup.html")),
+        ("login.html", include_str!("../templates/login.html")),
+        ("home.html", include_str!("../templates/home.html")),
+    ] {
+        if let Err(err) = env.add_template(name, source) {
+            tracing::error!(%err, name, "template does not compile");
+        }
+    }
+    env
+});
+
+/// Renders a page; `org` (the organisation's name) is available to every template.
+pub(crate) fn render<C: Serialize>(state: &AppState, name: &str, ctx: C) -> Result<Html<String>, PageError> {
+    let template = TEMPLATES
+        .get_template(name)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    template
+        .render(minijinja::context! { org => &state.config.organisation_name, ..minijinja::Value::from_serialize(&ctx) })
+        .map(Html)
+        .map_err(|e| PageError::Internal(e.to_string()))
+}
+
+/// What a person sees when something goes wrong: a plain explanation and what to do next.
+#[derive(Debug)]
+pub(crate) enum PageError {
+    BadRequest(String),
+    Forbidden(String),
+    NotFound,
+    Gone(String),
+    Unavailable(String),
+    Internal(String),
+}
+
+impl PageError {
+    fn parts(&self) -> (StatusCode, &str, &str) {
+        match self {
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            PageError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "There is nothing at this address. Check the link, or go back to the start page.",
+            ),
+            PageError::Gone(m) => (StatusCode::GONE, "This link no longer works", m),
+            PageError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Stackgate cannot reach its database right now. Please try again in a minute.",
+            ),
+            PageError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "This is a fault on our side and it has been logged. Please try again.",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        match &self {
+            PageError::Internal(cause) => tracing::error!(%cause, "page failed"),
+            PageError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let (status, title, message) = self.parts();
+        let body = TEMPLATES
+            .get_template("message.html")
+            .and_then(|t| t.render(minijinja::context! { title, message }))
+            .unwrap_or_else(|_| format!("{title}: {message}"));
+        (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
+    }
+}
+
+impl From<ApiError> for PageError {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Unavailable(cause) => PageError::Unavailable(cause),
+            ApiError::Internal(cause) => PageError::Internal(cause),
+            ApiError::NotFound(_) => PageError::NotFound,
+            other => PageError::BadRequest(other.problem().detail),
+        }
+    }
+}
+
+impl From<stackgate_store::StoreError> for PageError {
+    fn from(err: stackgate_store::StoreError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+impl From<stackgate_identity::IdentityError> for PageError {
+    fn from(err: stackgate_identity::IdentityError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+/// Unknown routes: a problem document under `/api/`, a page elsewhere.
+pub(crate) async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::NotFound(format!("route {}", uri.path())).into_response()
+    } else {
+        PageError::NotFound.into_response()
+    }
+}
+
+async fn stylesheet(State(_): State<AppState>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/style.css"),
+    )
+}
+
+/// A path on this site to return to after signing in; anything else becomes `/`.
+pub(crate) fn safe_return_path(raw: Option<&str>) -> String {
+    match raw {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_path;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(safe_return_path(Some("/api/v1/users?x=1")), "/api/v1/users?x=1");
+        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "/a\\b", "javascript:alert(1)", "/x\ny"] {
+            assert_eq!(safe_return_path(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_return_path(None), "/");
+    }
+}

@@ -1,0 +1,28 @@
+//! The landing page: who is signed in, and a way out.
+
+use super::{PageError, render};
+use crate::{auth::session_from_cookies, csrf, state::AppState};
+use axum::{
+    extract::State,
+    http::{HeaderMap, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let Some(session) = session_from_cookies(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let (jar, csrf) = csrf::issue(&state, jar)?;
+    let page = render(&state, "home.html", minijinja::context! {
+        csrf,
+        username => session.user.username,
+        display_name => session.user.display_name,
+        is_admin => session.is_admin,
+    })?;
+    Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}

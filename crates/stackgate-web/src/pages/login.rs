@@ -1,0 +1,118 @@
+//! Password sign-in and sign-out. The MFA issue replaces the second half of `submit` with its
+//! method choice; the session it ends with is the same.
+
+use super::{PageError, render, safe_return_path, session_cookie, setup::ClientInfo};
+use crate::{auth::session_from_cookies, csrf, state::AppState};
+use axum::{
+    Form,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+use stackgate_identity::{Actor, Target};
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    return_to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LoginPage {
+    csrf: String,
+    username: String,
+    return_to: String,
+    error: Option<&'static str>,
+}
+
+pub(crate) async fn form(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Query(query): Query<LoginQuery>,
+) -> Result<Response, PageError> {
+    let (jar, csrf) = csrf::issue(&state, jar)?;
+    let page = render(&state, "login.html", LoginPage {
+        csrf,
+        username: String::new(),
+        return_to: safe_return_path(query.return_to.as_deref()),
+        error: None,
+    })?;
+    Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    return_to: Option<String>,
+}
+
+const WRONG: &str = "Wrong username or password.";
+
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::Forbidden(
+            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
+        ));
+    }
+    let return_to = safe_return_path(form.return_to.as_deref());
+    let candidate = state.store.login_candidate(&form.username).await?;
+    // Unknown and disabled users are verified against a dummy hash: same time, same answer.
+    let (user, stored) = match candidate {
+        Some((user, hash)) if !user.disabled => (Some(user), hash),
+        _ => (None, None),
+    };
+    let ok = state.hasher.verify(form.password, stored).await;
+    match user.filter(|_| ok) {
+        Some(user) => {
+            let jar = session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent).await?;
+            Ok((jar, Redirect::to(&return_to)).into_response())
+        }
+        None => {
+            let entry = Actor { source_ip: client.ip, ..Actor::system("login") }
+                .entry("login.failure", Target::System)
+                .with_detail(serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }));
+            state.store.record(&entry).await?;
+            let page = render(&state, "login.html", LoginPage {
+                csrf: form.csrf,
+                username: form.username,
+                return_to,
+                error: Some(WRONG),
+            })?;
+            Ok((StatusCode::UNAUTHORIZED, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogoutForm {
+    csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::Forbidden(
+            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
+        ));
+    }
+    let actor = match session_from_cookies(&state, &headers).await? {
+        Some(session) => Actor::user(session.user.id, &session.user.username, client.ip),
+        None => Actor::system("logout"),
+    };
+    let jar = session_cookie::end(&state, jar, actor).await?;
+    Ok((jar, Redirect::to("/login")).into_response())
+}

@@ -1,0 +1,53 @@
+//! Starting and ending the browser session behind the session cookie.
+
+use crate::{auth::session_cookie_name, pages::PageError, state::AppState};
+use axum_extra::extract::{
+    CookieJar,
+    cookie::{Cookie, SameSite},
+};
+use stackgate_identity::{Actor, SecretToken, Target, User, Uuid, hash_secret};
+use stackgate_store::NewSession;
+
+/// Creates a session for `user` and returns the jar with its cookie. A new secret every time:
+/// a session id planted before sign-in never becomes a signed-in one.
+pub(crate) async fn start(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    amr: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+) -> Result<CookieJar, PageError> {
+    let secret = SecretToken::generate("")?;
+    let session = NewSession {
+        id: Uuid::new_v4(),
+        user_id: user.id,
+        secret_hash: secret.hash,
+        lifetime: state.config.session_lifetime,
+        amr: amr.to_owned(),
+        ip: ip.clone(),
+        user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
+    };
+    let entry = Actor::user(user.id, &user.username, ip)
+        .entry("session.create", Target::User { id: user.id, name: user.username.clone() })
+        .with_detail(serde_json::json!({ "session": session.id, "amr": amr }));
+    state.store.create_session(&session, &entry).await?;
+    let cookie = Cookie::build((session_cookie_name(state), secret.plaintext))
+        .path("/")
+        .http_only(true)
+        .secure(state.config.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(state.config.session_lifetime))
+        .build();
+    Ok(jar.add(cookie))
+}
+
+/// Ends the session named by the cookie (if any) and removes the cookie.
+pub(crate) async fn end(state: &AppState, jar: CookieJar, actor: Actor) -> Result<CookieJar, PageError> {
+    let name = session_cookie_name(state);
+    if let Some(cookie) = jar.get(name) {
+        let entry = actor.entry("session.end", Target::System);
+        state.store.end_session(&hash_secret(cookie.value()), &entry).await?;
+    }
+    Ok(jar.remove(Cookie::build(name).path("/")))
+}

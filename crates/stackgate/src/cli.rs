@@ -1,0 +1,146 @@
+//! The command line.
+
+use crate::logging::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "stackgate", version, about = "One login and one logout for every app of your organisation")]
+pub struct Cli {
+    /// TOML configuration file; `STACKGATE_*` environment variables override it.
+    #[arg(short, long, global = true, env = "STACKGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format (overrides `log_format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (creates the data directory and database on first start).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Measure password hashing and the admin API on this machine.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration without starting; prints the effective settings.
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordInput {
+    /// Read the password from the first line of standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Make the user an admin (member of `admins`).
+        #[arg(long)]
+        admin: bool,
+        /// Create the user without a password.
+        #[arg(long, conflicts_with = "password_stdin")]
+        no_password: bool,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// List users.
+    List {
+        /// Part of a username, email or display name.
+        #[arg(long)]
+        query: Option<String>,
+    },
+    /// Disable a user: they can no longer sign in, and their tokens stop working.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Set a user's password.
+    Passwd {
+        username: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// Create a group.
+    Add {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List groups.
+    List,
+    /// Add a user to a group.
+    AddMember { group: String, username: String },
+    /// Remove a user from a group.
+    RemoveMember { group: String, username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; prints the secret once.
+    Create {
+        /// The user the token acts as.
+        #[arg(long)]
+        user: String,
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// Days until it expires (no expiry when absent).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+    /// List tokens.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Password hashes to time.
+    #[arg(long, default_value_t = 30)]
+    pub hashes: u32,
+    /// Users to seed before timing the list endpoint.
+    #[arg(long, default_value_t = 10_000)]
+    pub users: u32,
+    /// Sequential list requests to time.
+    #[arg(long, default_value_t = 2_000)]
+    pub requests: u32,
+    /// Concurrent clients for the throughput run.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+    /// Database to benchmark on (default: a temporary SQLite file).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}

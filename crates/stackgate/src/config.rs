@@ -1,0 +1,371 @@
+//! Configuration: a TOML file plus `STACKGATE_*` environment variables (which win), read into
+//! one typed [`Config`] and validated before anything starts. Keys are flat, so that every file
+//! key has exactly one environment twin: `session_idle_timeout` ↔ `STACKGATE_SESSION_IDLE_TIMEOUT`.
+
+use crate::logging::LogFormat;
+use stackgate_identity::{Argon2Params, PasswordPolicy};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+use url::Url;
+
+pub const ENV_PREFIX: &str = "STACKGATE_";
+
+/// Environment variables with the prefix that are not config keys.
+const ENV_NOT_KEYS: &[&str] = &["STACKGATE_CONFIG"];
+const ENV_IGNORED_PREFIXES: &[&str] = &["STACKGATE_TEST_"];
+
+/// Every key, with its documentation; the README's reference and `config check` follow it.
+pub const KEYS: &[(&str, &str)] = &[
+    ("data_dir", "folder for the SQLite database and key files (default ./stackgate-data)"),
+    ("database_url", "sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in data_dir)"),
+    ("database_max_connections", "connection pool size, 1-1000 (default 16)"),
+    ("listen", "address and port to listen on (default 127.0.0.1:8080)"),
+    ("issuer", "public base URL; https unless the host is loopback (default http://localhost:PORT)"),
+    ("organisation_name", "shown on every page (default Stackgate)"),
+    ("log", "log filter, e.g. info or stackgate=debug,info (default info)"),
+    ("log_format", "human or json (default human)"),
+    ("password_min_length", "minimum password length in characters, 8-128 (default 12)"),
+    ("argon2_memory_kib", "argon2id memory in KiB, at least 19456 (default 19456)"),
+    ("argon2_iterations", "argon2id passes, at least 2 (default 2)"),
+    ("argon2_parallelism", "argon2id lanes, 1-16 (default 1)"),
+    ("session_idle_timeout", "seconds a sign-in session may stay unused (default 28800 = 8 h)"),
+    ("session_lifetime", "seconds a sign-in session lives at most (default 604800 = 7 days)"),
+    ("setup_link_ttl", "seconds the first-run setup link stays valid (default 3600)"),
+    ("shutdown_grace", "seconds in-flight requests get to finish at shutdown (default 30)"),
+];
+
+/// A configuration value that cannot be used. Displays as one line: `key: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub listen: SocketAddr,
+    pub issuer: Url,
+    pub organisation_name: String,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub password: PasswordPolicy,
+    pub argon2: Argon2Params,
+    pub session_idle_timeout: i64,
+    pub session_lifetime: i64,
+    pub setup_link_ttl: i64,
+    pub shutdown_grace: u64,
+}
+
+/// A raw value: from the file (typed by TOML) or the environment (always text).
+enum Raw {
+    File(toml::Value),
+    Env(String),
+}
+
+struct Values(BTreeMap<String, Raw>);
+
+impl Values {
+    fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(Raw::Env(s)) => Ok(Some(s.clone())),
+            Some(Raw::File(toml::Value::String(s))) => Ok(Some(s.clone())),
+            Some(Raw::File(other)) => Err(err(key, format!("expected a string, found {}", other.type_str()))),
+        }
+    }
+
+    fn int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+        let value = match self.0.get(key) {
+            None => return Ok(None),
+            Some(Raw::File(toml::Value::Integer(i))) => *i,
+            Some(Raw::Env(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| err(key, format!("expected a whole number, found {s:?}")))?,
+            Some(Raw::File(other)) => {
+                return Err(err(key, format!("expected a whole number, found {}", other.type_str())));
+            }
+        };
+        if !(min..=max).contains(&value) {
+            return Err(err(key, format!("must be between {min} and {max}, found {value}")));
+        }
+        Ok(Some(value))
+    }
+
+    fn u32(&self, key: &str, min: u32, max: u32) -> Result<Option<u32>, ConfigError> {
+        Ok(self
+            .int(key, i64::from(min), i64::from(max))?
+            .and_then(|v| u32::try_from(v).ok()))
+    }
+}
+
+impl Config {
+    /// Reads the file (if given) and the environment pairs, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err("config", format!("cannot read {}: {e}", path.display())))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                let detail = e.message().to_owned();
+                let at = e
+                    .span()
+                    .map(|span| {
+                        let line = text[..span.start].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default();
+                err("config", format!("{} is not valid TOML{at}: {detail}", path.display()))
+            })?;
+            for (key, value) in table {
+                if !KEYS.iter().any(|(k, _)| *k == key) {
+                    return Err(err(&key, format!("unknown key in {}; see `stackgate config check --help` or the README", path.display())));
+                }
+                values.insert(key, Raw::File(value));
+            }
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            if ENV_NOT_KEYS.contains(&name.as_str()) || ENV_IGNORED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase();
+            if !KEYS.iter().any(|(k, _)| *k == key) {
+                return Err(err(&name, "unknown setting; check the spelling against the README's configuration reference"));
+            }
+            values.insert(key, Raw::Env(value));
+        }
+        Self::from_values(&Values(values))
+    }
+
+    fn from_values(v: &Values) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(v.text("data_dir")?.unwrap_or_else(|| "./stackgate-data".into()));
+        if data_dir.as_os_str().is_empty() {
+            return Err(err("data_dir", "must not be empty"));
+        }
+        let database_url = match v.text("database_url")? {
+            Some(url) => {
+                check_database_url(&url)?;
+                url
+            }
+            None => format!("sqlite://{}", data_dir.join("stackgate.db").display()),
+        };
+        let listen: SocketAddr = match v.text("listen")? {
+            Some(s) => s.trim().parse().map_err(|_| {
+                err("listen", format!("expected an address and port such as 127.0.0.1:8080 or [::]:443, found {s:?}"))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let issuer = match v.text("issuer")? {
+            Some(s) => check_issuer(&s)?,
+            None => Url::parse(&format!("http://localhost:{}", listen.port()))
+                .map_err(|e| err("issuer", e.to_string()))?,
+        };
+        let organisation_name = v.text("organisation_name")?.unwrap_or_else(|| "Stackgate".into());
+        if organisation_name.trim().is_empty() || organisation_name.chars().count() > 100 {
+            return Err(err("organisation_name", "must be 1 to 100 characters"));
+        }
+        let log_format = match v.text("log_format")?.as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(err("log_format", format!("expected \"human\" or \"json\", found {other:?}"))),
+        };
+        let argon2 = Argon2Params {
+            memory_kib: v.u32("argon2_memory_kib", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.memory_kib),
+            iterations: v.u32("argon2_iterations", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.iterations),
+            parallelism: v.u32("argon2_parallelism", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.parallelism),
+        };
+        argon2.check().map_err(|e| match e {
+            stackgate_identity::IdentityError::Invalid { field, message } => err(field, message),
+            other => err("argon2", other.to_string()),
+        })?;
+        let session_idle_timeout = v.int("session_idle_timeout", 60, 31_536_000)?.unwrap_or(28_800);
+        let session_lifetime = v.int("session_lifetime", 60, 31_536_000)?.unwrap_or(604_800);
+        if session_idle_timeout > session_lifetime {
+            return Err(err("session_idle_timeout", "must not be longer than session_lifetime"));
+        }
+        Ok(Self {
+            data_dir,
+            database_url,
+            database_max_connections: v.u32("database_max_connections", 1, 1000)?.unwrap_or(16),
+            listen,
+            issuer,
+            organisation_name,
+            log: v.text("log")?.unwrap_or_else(|| "info,sqlx=warn".into()),
+            log_format,
+            password: PasswordPolicy {
+                min_length: v.u32("password_min_length", 8, 128)?.unwrap_or(12) as usize,
+            },
+            argon2,
+            session_idle_timeout,
+            session_lifetime,
+            setup_link_ttl: v.int("setup_link_ttl", 60, 604_800)?.unwrap_or(3600),
+            shutdown_grace: v.int("shutdown_grace", 0, 3600)?.unwrap_or(30).unsigned_abs(),
+        })
+    }
+
+    /// The effective settings as `key = value` lines, with the database password hidden.
+    pub fn describe(&self) -> String {
+        let mut db = Url::parse(&self.database_url).ok();
+        if let Some(url) = db.as_mut().filter(|u| u.password().is_some()) {
+            let _ = url.set_password(Some("***"));
+        }
+        let database_url = db.map(|u| u.to_string()).unwrap_or_else(|| self.database_url.clone());
+        [
+            format!("data_dir = {:?}", self.data_dir.display().to_string()),
+            format!("database_url = {database_url:?}"),
+            format!("database_max_connections = {}", self.database_max_connections),
+            format!("listen = \"{}\"", self.listen),
+            format!("issuer = \"{}\"", self.issuer),
+            format!("organisation_name = {:?}", self.organisation_name),
+            format!("log = {:?}", self.log),
+            format!("log_format = \"{}\"", match self.log_format { LogFormat::Human => "human", LogFormat::Json => "json" }),
+            format!("password_min_length = {}", self.password.min_length),
+            format!("argon2_memory_kib = {}", self.argon2.memory_kib),
+            format!("argon2_iterations = {}", self.argon2.iterations),
+            format!("argon2_parallelism = {}", self.argon2.parallelism),
+            format!("session_idle_timeout = {}", self.session_idle_timeout),
+            format!("session_lifetime = {}", self.session_lifetime),
+            format!("setup_link_ttl = {}", self.setup_link_ttl),
+            format!("shutdown_grace = {}", self.shutdown_grace),
+        ]
+        .join("\n")
+    }
+}
+
+fn check_database_url(url: &str) -> Result<(), ConfigError> {
+    stackgate_store::Backend::from_url(url).map_err(|e| match e {
+        stackgate_store::StoreError::Url(message) => err("database_url", message),
+        other => err("database_url", other.to_string()),
+    })?;
+    Ok(())
+}
+
+fn check_issuer(raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw.trim()).map_err(|e| err("issuer", format!("not a URL ({e}): {raw:?}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(err("issuer", format!("must start with https:// (found {:?})", url.scheme())));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("issuer", "must not have a query or fragment (OpenID Connect Discovery §4.1)"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err("issuer", "must not contain credentials"));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(err("issuer", "must use https:// unless the host is localhost: sessions and tokens would cross the network in clear text"));
+    }
+    // A trailing slash would make `iss` differ from what relying parties compare against.
+    let trimmed = url.as_str().trim_end_matches('/').to_owned();
+    Url::parse(&trimmed).map_err(|e| err("issuer", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::load(None, env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.issuer.as_str(), "http://localhost:8080/");
+        assert_eq!(config.database_url, "sqlite://./stackgate-data/stackgate.db");
+        assert_eq!(config.argon2, Argon2Params::OWASP_MINIMUM);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stackgate.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\norganisation_name = \"File Org\"\n").unwrap();
+        let config = Config::load(Some(&file), env(&[("STACKGATE_ORGANISATION_NAME", "Env Org")])).unwrap();
+        assert_eq!(config.organisation_name, "Env Org");
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.issuer.as_str(), "http://localhost:9000/", "issuer follows the port");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("STACKGATE_DATABASE_URL", "mysql://x/y")], "database_url: unsupported scheme \"mysql\"; use sqlite:// or postgres://"),
+            (&[("STACKGATE_LISTEN", "nowhere")], "listen: expected an address and port"),
+            (&[("STACKGATE_ISSUER", "http://sso.example.org")], "issuer: must use https://"),
+            (&[("STACKGATE_ISSUER", "https://sso.example.org/?x=1")], "issuer: must not have a query"),
+            (&[("STACKGATE_ARGON2_MEMORY_KIB", "1024")], "argon2_memory_kib: must be at least 19456"),
+            (&[("STACKGATE_PASSWORD_MIN_LENGTH", "4")], "password_min_length: must be between 8 and 128"),
+            (&[("STACKGATE_SESSION_LIFETIME", "soon")], "session_lifetime: expected a whole number"),
+            (&[("STACKGATE_LOG_FORMAT", "xml")], "log_format: expected \"human\" or \"json\""),
+            (&[("STACKGATE_LSITEN", "127.0.0.1:1")], "STACKGATE_LSITEN: unknown setting"),
+            (&[("STACKGATE_SESSION_IDLE_TIMEOUT", "7200"), ("STACKGATE_SESSION_LIFETIME", "3600")], "session_idle_timeout: must not be longer"),
+        ];
+        for (vars, expected) in cases {
+            let message = Config::load(None, env(vars)).unwrap_err().to_string();
+            assert!(message.starts_with(expected), "{message:?} does not start with {expected:?}");
+            assert!(!message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_key_or_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stackgate.toml");
+        std::fs::write(&file, "listen = 8080\n").unwrap();
+        assert_eq!(Config::load(Some(&file), env(&[])).unwrap_err().to_string(), "listen: expected a string, found integer");
+        std::fs::write(&file, "colour = \"red\"\n").unwrap();
+        assert!(Config::load(Some(&file), env(&[])).unwrap_err().to_string().starts_with("colour: unknown key"));
+        std::fs::write(&file, "listen = \n").unwrap();
+        let message = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(message.starts_with("config: ") && message.contains("line 1"), "{message}");
+        let missing = Config::load(Some(&dir.path().join("nope.toml")), env(&[])).unwrap_err();
+        assert_eq!(missing.key, "config");
+    }
+
+    #[test]
+    fn test_variables_are_not_settings() {
+        assert!(Config::load(None, env(&[("STACKGATE_TEST_POSTGRES_URL", "postgres://x"), ("STACKGATE_CONFIG", "x")])).is_ok());
+    }
+
+    #[test]
+    fn describe_hides_the_database_password() {
+        let config = Config::load(None, env(&[("STACKGATE_DATABASE_URL", "postgres://sg:hunter2@db/sg")])).unwrap();
+        assert!(!config.describe().contains("hunter2"));
+        for (key, _) in KEYS {
+            assert!(config.describe().contains(&format!("{key} = ")), "{key} missing from describe()");
+        }
+    }
+}

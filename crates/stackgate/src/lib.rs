@@ -1,0 +1,34 @@
+//! The composition root of Stackgate: configuration, the command line, and the server that
+//! wires the store, the identity domain and the web surface together.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+mod commands;
+pub mod config;
+mod error;
+mod logging;
+pub mod server;
+
+pub use error::CliError;
+
+use cli::Cli;
+
+/// Runs one command line to completion.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = config::Config::load(
+        cli.config.as_deref(),
+        std::env::vars().filter(|(k, _)| k.starts_with(config::ENV_PREFIX)),
+    )?;
+    logging::init(&config, cli.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(commands::dispatch(cli.command, config))
+}
+
+pub use commands::password_from_reader;
+pub use config::Config;
+pub use logging::LogFormat;
+

@@ -1,0 +1,144 @@
+//! The composition root: opens the store, builds the services and the router, and serves them
+//! until told to stop. Tests start the same server in-process through [`start`].
+
+use crate::{CliError, config::Config};
+use stackgate_identity::{Clock, PasswordHasher, SecretToken};
+use stackgate_store::{Backend, Store, StoreOptions};
+use stackgate_web::{AppState, Metrics, WebConfig};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+/// Opens (and on SQLite creates) the database and applies migrations.
+pub async fn open_store(config: &Config, clock: Arc<dyn Clock>) -> Result<Store, CliError> {
+    create_data_dir(config)?;
+    let options = StoreOptions {
+        max_connections: config.database_max_connections,
+        ..StoreOptions::new(&config.database_url)
+    };
+    let store = Store::connect(&options, clock).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn create_data_dir(config: &Config) -> Result<(), CliError> {
+    let dir = &config.data_dir;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::Usage(format!("data_dir: cannot create {}: {e}", dir.display()))
+        })?;
+        // The folder will hold the database and key files: its owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    /// The one-time link that creates the first admin, when none exists yet.
+    pub setup_link: Option<String>,
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// Opens everything and starts accepting connections.
+pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, CliError> {
+    let store = open_store(config, clock.clone()).await?;
+    let hasher = PasswordHasher::new(config.argon2, config.password)?;
+    let setup_link = if store.admin_exists().await? {
+        None
+    } else {
+        let link = SecretToken::generate("")?;
+        store.issue_setup_token(&link.hash, config.setup_link_ttl).await?;
+        Some(format!("{}/setup?token={}", config.issuer.as_str().trim_end_matches('/'), link.plaintext))
+    };
+    let state = AppState {
+        store: store.clone(),
+        hasher,
+        clock,
+        config: Arc::new(WebConfig {
+            issuer: config.issuer.clone(),
+            organisation_name: config.organisation_name.clone(),
+            session_idle_timeout: config.session_idle_timeout,
+            session_lifetime: config.session_lifetime,
+        }),
+        metrics: Arc::new(Metrics::new()),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("listen: cannot listen on {}: {e}", config.listen)))?;
+    let local_addr = listener.local_addr()?;
+    let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(
+        address = %local_addr,
+        database = store.backend().name(),
+        "Stackgate is listening"
+    );
+    Ok(Running {
+        local_addr,
+        setup_link,
+        store,
+        stop,
+        task,
+        grace: Duration::from_secs(config.shutdown_grace),
+    })
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to the grace period), closes the database.
+    pub async fn shutdown(self) -> Result<(), CliError> {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(self.grace, self.task).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join)) => return Err(CliError::Runtime(format!("server task failed: {join}"))),
+            Err(_) => tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time"),
+        }
+        self.store.close().await;
+        if self.store.backend() == Backend::Sqlite {
+            tracing::info!("database closed");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
