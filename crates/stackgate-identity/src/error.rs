@@ -5,7 +5,10 @@ use thiserror::Error;
 pub enum IdentityError {
     /// A field failed validation; `field` names it as the API and CLI spell it.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 
     /// The password was refused by the password policy. The message is meant for the person.
     #[error("password: {0}")]

@@ -10,7 +10,10 @@ pub(crate) fn handle(field: &'static str, raw: &str) -> Result<String, IdentityE
         return Err(IdentityError::invalid(field, "must not be empty"));
     }
     if name.len() > 64 {
-        return Err(IdentityError::invalid(field, "must be at most 64 characters"));
+        return Err(IdentityError::invalid(
+            field,
+            "must be at most 64 characters",
+        ));
     }
     let first_ok = name
         .chars()
@@ -65,10 +68,16 @@ pub(crate) fn text(
 pub(crate) fn email(raw: &str) -> Result<String, IdentityError> {
     let value = raw.trim().to_lowercase();
     if value.len() > 254 {
-        return Err(IdentityError::invalid("email", "must be at most 254 characters"));
+        return Err(IdentityError::invalid(
+            "email",
+            "must be at most 254 characters",
+        ));
     }
     let Some((local, domain)) = value.rsplit_once('@') else {
-        return Err(IdentityError::invalid("email", "must look like name@example.org"));
+        return Err(IdentityError::invalid(
+            "email",
+            "must look like name@example.org",
+        ));
     };
     let domain_ok = !domain.is_empty()
         && !domain.starts_with('.')
@@ -80,7 +89,10 @@ pub(crate) fn email(raw: &str) -> Result<String, IdentityError> {
         || value.chars().any(|c| c.is_whitespace() || c.is_control())
         || domain.contains('@')
     {
-        return Err(IdentityError::invalid("email", "must look like name@example.org"));
+        return Err(IdentityError::invalid(
+            "email",
+            "must look like name@example.org",
+        ));
     }
     Ok(value)
 }
@@ -103,7 +115,16 @@ mod tests {
     #[test]
     fn emails_are_shape_checked() {
         assert_eq!(email("Ana@Example.ORG").unwrap(), "ana@example.org");
-        for bad in ["", "ana", "ana@", "@example.org", "ana@example", "a b@example.org", "ana@.org", "ana@x..org"] {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.org",
+            "ana@example",
+            "a b@example.org",
+            "ana@.org",
+            "ana@x..org",
+        ] {
             assert!(email(bad).is_err(), "{bad} accepted");
         }
     }

@@ -167,7 +167,11 @@ impl PasswordHasher {
     }
 
     /// Checks the policy, then hashes on the blocking pool.
-    pub async fn hash(&self, password: String, username: &str) -> Result<PasswordHash, IdentityError> {
+    pub async fn hash(
+        &self,
+        password: String,
+        username: &str,
+    ) -> Result<PasswordHash, IdentityError> {
         self.check_policy(&password, username)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || hash_with(&inner.params, password.as_bytes()))
@@ -218,16 +222,31 @@ mod tests {
     #[tokio::test]
     async fn hashes_with_argon2id_and_verifies() {
         let hasher = hasher();
-        let hash = hasher.hash("correct horse battery".into(), "ana").await.unwrap();
+        let hash = hasher
+            .hash("correct horse battery".into(), "ana")
+            .await
+            .unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(hasher.verify("correct horse battery".into(), Some(hash.clone())).await);
-        assert!(!hasher.verify("correct horse batterz".into(), Some(hash)).await);
+        assert!(
+            hasher
+                .verify("correct horse battery".into(), Some(hash.clone()))
+                .await
+        );
+        assert!(
+            !hasher
+                .verify("correct horse batterz".into(), Some(hash))
+                .await
+        );
     }
 
     #[tokio::test]
     async fn unknown_user_never_verifies() {
         let hasher = hasher();
-        assert!(!hasher.verify("stackgate timing equaliser".into(), None).await);
+        assert!(
+            !hasher
+                .verify("stackgate timing equaliser".into(), None)
+                .await
+        );
     }
 
     #[test]
@@ -235,7 +254,11 @@ mod tests {
         let hasher = hasher();
         let err = hasher.check_policy("short", "ana").unwrap_err().to_string();
         assert!(err.contains("at least 12 characters"), "{err}");
-        assert!(hasher.check_policy("anastasia-bell", "anastasia-bell").is_err());
+        assert!(
+            hasher
+                .check_policy("anastasia-bell", "anastasia-bell")
+                .is_err()
+        );
         assert!(hasher.check_policy(&"x".repeat(2000), "ana").is_err());
     }
 

@@ -104,6 +104,12 @@ mod tests {
         let err = NewUser::parse("ana", Some("nope"), None).unwrap_err();
         assert!(matches!(err, IdentityError::Invalid { field: "email", .. }));
         let err = UserPatch::parse(None, Some(""), None).unwrap_err();
-        assert!(matches!(err, IdentityError::Invalid { field: "display_name", .. }));
+        assert!(matches!(
+            err,
+            IdentityError::Invalid {
+                field: "display_name",
+                ..
+            }
+        ));
     }
 }

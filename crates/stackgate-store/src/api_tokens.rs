@@ -118,7 +118,9 @@ impl Store {
 
     /// Tokens, newest first; of one user when `user` is given.
     pub async fn list_api_tokens(&self, user: Option<Uuid>) -> Result<Vec<ApiToken>, StoreError> {
-        let sql = format!("{TOKEN_SELECT} WHERE ($1 IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC, t.id");
+        let sql = format!(
+            "{TOKEN_SELECT} WHERE ($1 IS NULL OR t.user_id = $1) ORDER BY t.created_at DESC, t.id"
+        );
         let rows: Vec<TokenRow> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(user.map(|u| u.to_string()))
@@ -129,7 +131,11 @@ impl Store {
     }
 
     /// Revokes a token; revoking twice is refused so the audit log shows one revocation.
-    pub async fn revoke_api_token(&self, id: Uuid, audit: &AuditEntry) -> Result<ApiToken, StoreError> {
+    pub async fn revoke_api_token(
+        &self,
+        id: Uuid,
+        audit: &AuditEntry,
+    ) -> Result<ApiToken, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -140,7 +146,9 @@ impl Store {
                     .await?;
             match revoked {
                 None => return Err(StoreError::NotFound("token")),
-                Some(Some(_)) => return Err(StoreError::Refused("this token is already revoked".into())),
+                Some(Some(_)) => {
+                    return Err(StoreError::Refused("this token is already revoked".into()));
+                }
                 Some(None) => {}
             }
             sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1")
@@ -156,7 +164,10 @@ impl Store {
 
     /// Resolves a presented token's digest to its owner, if the token is live and the owner
     /// enabled. Lookup is by the digest's unique index: no secret is compared in application code.
-    pub async fn authenticate_api_token(&self, secret_hash: &str) -> Result<Option<TokenOwner>, StoreError> {
+    pub async fn authenticate_api_token(
+        &self,
+        secret_hash: &str,
+    ) -> Result<Option<TokenOwner>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             token_id: String,
@@ -183,7 +194,10 @@ impl Store {
         });
         let Some(row) = row else { return Ok(None) };
         let token_id = rows::uuid(&row.token_id, "api_tokens.id")?;
-        if row.last_used_at.is_none_or(|t| t < now - LAST_USED_GRANULARITY) {
+        if row
+            .last_used_at
+            .is_none_or(|t| t < now - LAST_USED_GRANULARITY)
+        {
             on_pool!(self, |pool| {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                     .bind(&row.token_id)

@@ -6,7 +6,10 @@ use thiserror::Error;
 pub enum StoreError {
     /// A unique value is already taken; `field` names it as the API spells it.
     #[error("{field}: {message}")]
-    Conflict { field: &'static str, message: String },
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
 
     /// The thing looked up does not exist.
     #[error("{0} not found")]
@@ -50,10 +53,30 @@ impl StoreError {
 /// Unique constraints and how to name them to a person. SQLite reports the columns
 /// (`users.username`), PostgreSQL the constraint name; the table knows both.
 const UNIQUE: &[(&str, &str, &str, &str)] = &[
-    ("users_username_key", "users.username", "username", "a user with this username already exists"),
-    ("users_email_key", "users.email", "email", "a user with this email already exists"),
-    ("groups_name_key", "groups.name", "name", "a group with this name already exists"),
-    ("api_tokens_user_name_key", "api_tokens.user_id, api_tokens.name", "name", "this user already has a token with this name"),
+    (
+        "users_username_key",
+        "users.username",
+        "username",
+        "a user with this username already exists",
+    ),
+    (
+        "users_email_key",
+        "users.email",
+        "email",
+        "a user with this email already exists",
+    ),
+    (
+        "groups_name_key",
+        "groups.name",
+        "name",
+        "a group with this name already exists",
+    ),
+    (
+        "api_tokens_user_name_key",
+        "api_tokens.user_id, api_tokens.name",
+        "name",
+        "this user already has a token with this name",
+    ),
 ];
 
 /// Maps a unique violation to a `Conflict`; anything else passes through.

@@ -34,7 +34,11 @@ pub struct GroupListing {
 }
 
 impl Store {
-    pub async fn create_group(&self, group: &NewGroup, audit: &AuditEntry) -> Result<Group, StoreError> {
+    pub async fn create_group(
+        &self,
+        group: &NewGroup,
+        audit: &AuditEntry,
+    ) -> Result<Group, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -107,7 +111,10 @@ impl Store {
         } else {
             None
         };
-        Ok(GroupListing { groups, next_cursor })
+        Ok(GroupListing {
+            groups,
+            next_cursor,
+        })
     }
 
     /// Renames or redescribes a group; built-in groups keep their name.
@@ -152,10 +159,11 @@ impl Store {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let builtin: Option<bool> = sqlx::query_scalar("SELECT builtin FROM groups WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let builtin: Option<bool> =
+                sqlx::query_scalar("SELECT builtin FROM groups WHERE id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             match builtin {
                 None => return Err(StoreError::NotFound("group")),
                 Some(true) => {
@@ -185,8 +193,18 @@ impl Store {
         let now = self.now();
         let added = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            require_row!(&mut *tx, "SELECT COUNT(*) FROM groups WHERE id = $1", group, "group");
-            require_row!(&mut *tx, "SELECT COUNT(*) FROM users WHERE id = $1", user, "user");
+            require_row!(
+                &mut *tx,
+                "SELECT COUNT(*) FROM groups WHERE id = $1",
+                group,
+                "group"
+            );
+            require_row!(
+                &mut *tx,
+                "SELECT COUNT(*) FROM users WHERE id = $1",
+                user,
+                "user"
+            );
             let done = sqlx::query(
                 "INSERT INTO memberships (group_id, user_id, created_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (group_id, user_id) DO NOTHING",
@@ -216,8 +234,18 @@ impl Store {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            require_row!(&mut *tx, "SELECT COUNT(*) FROM groups WHERE id = $1", group, "group");
-            require_row!(&mut *tx, "SELECT COUNT(*) FROM users WHERE id = $1", user, "user");
+            require_row!(
+                &mut *tx,
+                "SELECT COUNT(*) FROM groups WHERE id = $1",
+                group,
+                "group"
+            );
+            require_row!(
+                &mut *tx,
+                "SELECT COUNT(*) FROM users WHERE id = $1",
+                user,
+                "user"
+            );
             if group == ADMINS_GROUP_ID {
                 guard_last_admin!(&mut *tx, user);
             }
@@ -274,4 +302,3 @@ impl Store {
         rows::groups(rows)
     }
 }
-

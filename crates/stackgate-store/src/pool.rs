@@ -103,7 +103,10 @@ pub struct PoolStats {
 impl Store {
     /// Opens the pool. A SQLite file (and its folder's file) is created if missing; foreign keys
     /// are enforced and the journal is WAL so readers never wait for the writer.
-    pub async fn connect(options: &StoreOptions, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+    pub async fn connect(
+        options: &StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
         let pool = match Backend::from_url(&options.url)? {
             Backend::Sqlite => {
                 let connect = SqliteConnectOptions::from_str(&options.url)

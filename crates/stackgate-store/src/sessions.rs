@@ -1,7 +1,12 @@
 //! Browser sessions (the SSO session). The cookie holds a secret; the store keeps its digest and
 //! a separate public id (`sid`), so nothing read from the database can be replayed as a cookie.
 
-use crate::{Store, StoreError, audit::write_audit, pool::on_pool, rows::{self, UserRow}};
+use crate::{
+    Store, StoreError,
+    audit::write_audit,
+    pool::on_pool,
+    rows::{self, UserRow},
+};
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
 
 #[derive(Debug, Clone)]
@@ -32,7 +37,11 @@ pub struct Session {
 const TOUCH_GRANULARITY: i64 = 60;
 
 impl Store {
-    pub async fn create_session(&self, new: &NewSession, audit: &AuditEntry) -> Result<(), StoreError> {
+    pub async fn create_session(
+        &self,
+        new: &NewSession,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -114,7 +123,11 @@ impl Store {
     }
 
     /// Ends one session; returns whether it existed.
-    pub async fn end_session(&self, secret_hash: &str, audit: &AuditEntry) -> Result<bool, StoreError> {
+    pub async fn end_session(
+        &self,
+        secret_hash: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
         let now = self.now();
         let ended = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;

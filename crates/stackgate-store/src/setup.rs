@@ -23,7 +23,9 @@ impl Store {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM setup_tokens")
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO setup_tokens (secret_hash, created_at, expires_at) VALUES ($1, $2, $3)")
                 .bind(secret_hash)
                 .bind(now)
@@ -74,12 +76,15 @@ impl Store {
                     "this setup link is invalid, expired or already used".into(),
                 ));
             }
-            let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE group_id = $1")
-                .bind(ADMINS_GROUP_ID.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
+            let admins: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE group_id = $1")
+                    .bind(ADMINS_GROUP_ID.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
             if admins > 0 {
-                return Err(StoreError::Refused("an admin account already exists".into()));
+                return Err(StoreError::Refused(
+                    "an admin account already exists".into(),
+                ));
             }
             sqlx::query(
                 "INSERT INTO users (id, username, email, display_name, password_hash, disabled, created_at, updated_at) \
@@ -94,12 +99,14 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(map_unique)?;
-            sqlx::query("INSERT INTO memberships (group_id, user_id, created_at) VALUES ($1, $2, $3)")
-                .bind(ADMINS_GROUP_ID.to_string())
-                .bind(admin.id.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO memberships (group_id, user_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(ADMINS_GROUP_ID.to_string())
+            .bind(admin.id.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });

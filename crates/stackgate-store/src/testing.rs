@@ -22,7 +22,9 @@ pub struct TestDatabase {
 
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDatabase").field("backend", &self.backend).finish()
+        f.debug_struct("TestDatabase")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -34,7 +36,12 @@ impl TestDatabase {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().map_err(|e| StoreError::Url(e.to_string()))?;
                 let url = format!("sqlite://{}/test.db", dir.path().display());
-                Ok(Some(Self { url, backend, _dir: Some(dir), drop: None }))
+                Ok(Some(Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                    drop: None,
+                }))
             }
             Backend::Postgres => {
                 let Ok(server) = std::env::var(POSTGRES_URL_VAR) else {
@@ -52,7 +59,8 @@ impl TestDatabase {
                     .execute(&mut admin)
                     .await?;
                 admin.close().await?;
-                let mut url = url::Url::parse(&server).map_err(|e| StoreError::Url(e.to_string()))?;
+                let mut url =
+                    url::Url::parse(&server).map_err(|e| StoreError::Url(e.to_string()))?;
                 url.set_path(&name);
                 Ok(Some(Self {
                     url: url.to_string(),
@@ -81,7 +89,10 @@ impl Drop for TestDatabase {
         if let Some((server, name)) = self.drop.take() {
             // Drop runs outside any runtime we may block on: a short-lived one of our own does it.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async move {

@@ -1,7 +1,9 @@
 //! Store tests. Each runs once on SQLite and once on PostgreSQL (`<name>::sqlite`,
 //! `<name>::postgres`), with a fresh database per test.
 
-use crate::{Backend, NewSession, Store, StoreError, UserFilter, testing::TestDatabase, AuditFilter};
+use crate::{
+    AuditFilter, Backend, NewSession, Store, StoreError, UserFilter, testing::TestDatabase,
+};
 use stackgate_identity::{
     ADMINS_GROUP_ID, Actor, AuditEntry, Clock, FixedClock, GroupPatch, NewGroup, NewUser,
     PasswordHash, SecretToken, Target, UserPatch, Uuid,
@@ -26,9 +28,14 @@ where
     F: FnOnce(Store, FixedClock) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some(db) = TestDatabase::create(backend).await.unwrap() else { return };
+    let Some(db) = TestDatabase::create(backend).await.unwrap() else {
+        return;
+    };
     let clock = FixedClock::at(1_750_000_000);
-    let store = db.store(Arc::new(clock.clone()) as Arc<dyn Clock>).await.unwrap();
+    let store = db
+        .store(Arc::new(clock.clone()) as Arc<dyn Clock>)
+        .await
+        .unwrap();
     body(store.clone(), clock).await;
     store.close().await;
 }
@@ -38,17 +45,31 @@ fn cli() -> Actor {
 }
 
 fn user_entry(user: &NewUser) -> AuditEntry {
-    cli().entry("user.create", Target::User { id: user.id, name: user.username.clone() })
+    cli().entry(
+        "user.create",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    )
 }
 
 async fn add_user(store: &Store, name: &str) -> Uuid {
     let user = NewUser::parse(name, Some(&format!("{name}@example.org")), None).unwrap();
-    store.create_user(&user, None, &[], &user_entry(&user)).await.unwrap().id
+    store
+        .create_user(&user, None, &[], &user_entry(&user))
+        .await
+        .unwrap()
+        .id
 }
 
 async fn audit_count(store: &Store, action: &str) -> usize {
     store
-        .list_audit(&AuditFilter { action: Some(action.into()), limit: 500, ..Default::default() })
+        .list_audit(&AuditFilter {
+            action: Some(action.into()),
+            limit: 500,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .len()

@@ -7,7 +7,9 @@ use crate::{
     pool::on_pool,
     rows::{self, USER_COLUMNS, UserRow},
 };
-use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, NewUser, PasswordHash, User, UserPatch, Uuid};
+use stackgate_identity::{
+    ADMINS_GROUP_ID, AuditEntry, NewUser, PasswordHash, User, UserPatch, Uuid,
+};
 
 /// Inside a transaction: refuses when `$user` is an admin and no other enabled admin exists.
 macro_rules! guard_last_admin {
@@ -106,12 +108,14 @@ impl Store {
                 if found == 0 {
                     return Err(StoreError::NotFound("group"));
                 }
-                sqlx::query("INSERT INTO memberships (group_id, user_id, created_at) VALUES ($1, $2, $3)")
-                    .bind(group.to_string())
-                    .bind(user.id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO memberships (group_id, user_id, created_at) VALUES ($1, $2, $3)",
+                )
+                .bind(group.to_string())
+                .bind(user.id.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             }
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
@@ -153,8 +157,13 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(|r| Ok((r.user.try_into()?, r.password_hash.map(PasswordHash::from_stored))))
-            .transpose()
+        row.map(|r| {
+            Ok((
+                r.user.try_into()?,
+                r.password_hash.map(PasswordHash::from_stored),
+            ))
+        })
+        .transpose()
     }
 
     pub async fn list_users(&self, filter: &UserFilter) -> Result<UserListing, StoreError> {
@@ -254,12 +263,13 @@ impl Store {
         let now = self.now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(id.to_string())
-                .bind(password.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let done =
+                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(password.as_str())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("user"));
             }
@@ -303,4 +313,3 @@ impl Store {
         Ok(count > 0)
     }
 }
-

@@ -1,1 +1,222 @@
+//! Boots the real Stackgate server in-process on `127.0.0.1:0` over a fresh database (a
+//! temporary SQLite file, or a new PostgreSQL database), and drives it over real HTTP.
+//!
+//! ```ignore
+//! on_both_backends! {
+//!     my_test => |server: TestServer| async move { /* ... */ };
+//! }
+//! ```
 
+#![forbid(unsafe_code)]
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use stackgate::{Config, server};
+use stackgate_identity::SystemClock;
+use stackgate_store::testing::TestDatabase;
+use std::{path::PathBuf, sync::Arc};
+
+pub use stackgate_store::{Backend, Store};
+
+/// The password every test admin gets.
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// A running server with its own database and data directory.
+pub struct TestServer {
+    pub base_url: String,
+    pub backend: Backend,
+    pub setup_link: Option<String>,
+    pub store: Store,
+    pub config: Config,
+    running: Option<server::Running>,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first admin, signed in, with an API token.
+#[derive(Debug, Clone)]
+pub struct AdminClient {
+    pub username: String,
+    /// A browser-like client holding the admin's session cookie.
+    pub browser: Client,
+    /// An API token of the admin's.
+    pub token: String,
+}
+
+impl TestServer {
+    /// Starts a server; `None` (after saying so) when PostgreSQL is asked for but not configured.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Starts a server with extra `STACKGATE_*` settings.
+    pub async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Option<Self> {
+        let db = TestDatabase::create(backend)
+            .await
+            .expect("test database")?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut env: Vec<(String, String)> = vec![
+            (
+                "STACKGATE_DATA_DIR".into(),
+                dir.path().display().to_string(),
+            ),
+            ("STACKGATE_DATABASE_URL".into(), db.url.clone()),
+            ("STACKGATE_LISTEN".into(), addr.to_string()),
+            (
+                "STACKGATE_ISSUER".into(),
+                format!("http://127.0.0.1:{}", addr.port()),
+            ),
+            ("STACKGATE_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
+        ];
+        env.extend(
+            settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = Config::load(None, env).expect("test config");
+        let running = server::start_on(&config, Arc::new(SystemClock), listener)
+            .await
+            .expect("server starts");
+        Some(Self {
+            base_url: format!("http://127.0.0.1:{}", addr.port()),
+            backend,
+            setup_link: running.setup_link.clone(),
+            store: running.store.clone(),
+            config,
+            running: Some(running),
+            _db: db,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A client that keeps cookies and does not follow redirects, like a careful browser.
+    pub fn browser(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// Creates the first admin through the setup link, as a person would, and an API token.
+    pub async fn bootstrap_admin(&self) -> AdminClient {
+        let link = self
+            .setup_link
+            .clone()
+            .expect("a fresh server has a setup link");
+        let browser = self.browser();
+        let token = link
+            .split("token=")
+            .nth(1)
+            .expect("token in link")
+            .to_owned();
+        let page = browser.get(&link).send().await.expect("setup page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let csrf = hidden_field(&page.text().await.expect("body"), "csrf");
+        let done = browser
+            .post(self.url("/setup"))
+            .form(&[
+                ("token", token.as_str()),
+                ("csrf", csrf.as_str()),
+                ("username", "root"),
+                ("email", "root@example.org"),
+                ("display_name", "First Admin"),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .expect("setup submit");
+        assert_eq!(
+            done.status(),
+            StatusCode::SEE_OTHER,
+            "setup should redirect"
+        );
+        let created: Value = browser
+            .post(self.url("/api/v1/tokens"))
+            .json(&json!({ "name": "tests" }))
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        AdminClient {
+            username: "root".into(),
+            browser,
+            token: created["token"].as_str().expect("token string").to_owned(),
+        }
+    }
+
+    /// Stops the server the way SIGTERM does.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+    }
+}
+
+/// The value of `<input ... name="NAME" value="...">` in a page.
+pub fn hidden_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    html.split(&marker)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Where `cargo build -p stackgate` put the binary (`STACKGATE_BIN` overrides).
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("STACKGATE_BIN") {
+        return PathBuf::from(path);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("debug").join("stackgate");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p stackgate` first (tests/run does)",
+        path.display()
+    );
+    path
+}
+
+/// Declares `mod $name { sqlite, postgres }`, each starting a fresh server and calling `$body`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident => $body:expr;)+) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(server) = $crate::TestServer::start($crate::Backend::Sqlite).await {
+                    ($body)(server).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = $crate::TestServer::start($crate::Backend::Postgres).await {
+                    ($body)(server).await
+                }
+            }
+        }
+    )+};
+}

@@ -31,7 +31,10 @@ pub(crate) async fn session_from_cookies(
     };
     Ok(state
         .store
-        .session_by_secret(&hash_secret(cookie.value()), state.config.session_idle_timeout)
+        .session_by_secret(
+            &hash_secret(cookie.value()),
+            state.config.session_idle_timeout,
+        )
         .await?)
 }
 

@@ -22,7 +22,10 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 /// Returns the form token to embed, setting the cookie when the browser has none yet.
-pub(crate) fn issue(state: &AppState, jar: CookieJar) -> Result<(CookieJar, String), stackgate_identity::IdentityError> {
+pub(crate) fn issue(
+    state: &AppState,
+    jar: CookieJar,
+) -> Result<(CookieJar, String), stackgate_identity::IdentityError> {
     if let Some(existing) = jar.get(cookie_name(state))
         && existing.value().len() == 43
     {
@@ -40,7 +43,12 @@ pub(crate) fn issue(state: &AppState, jar: CookieJar) -> Result<(CookieJar, Stri
 }
 
 /// Whether a submitted form carries the browser's own token and was not sent from another site.
-pub(crate) fn verify(state: &AppState, jar: &CookieJar, headers: &HeaderMap, submitted: &str) -> bool {
+pub(crate) fn verify(
+    state: &AppState,
+    jar: &CookieJar,
+    headers: &HeaderMap,
+    submitted: &str,
+) -> bool {
     let Some(cookie) = jar.get(cookie_name(state)) else {
         return false;
     };

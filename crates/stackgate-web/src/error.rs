@@ -16,7 +16,10 @@ use utoipa::ToSchema;
 pub enum ApiError {
     /// The request could not be read (malformed JSON, wrong type, unknown field).
     #[error("{detail}")]
-    BadRequest { detail: String, field: Option<String> },
+    BadRequest {
+        detail: String,
+        field: Option<String>,
+    },
     /// The request was read but a value is not acceptable.
     #[error("{field}: {detail}")]
     Invalid { field: String, detail: String },
@@ -27,7 +30,10 @@ pub enum ApiError {
     #[error("{0} not found")]
     NotFound(String),
     #[error("{detail}")]
-    Conflict { detail: String, field: Option<String> },
+    Conflict {
+        detail: String,
+        field: Option<String>,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// The database is unreachable; the cause is logged, not sent.
@@ -96,7 +102,10 @@ impl ApiError {
                 "the database is not reachable right now; try again shortly".into(),
                 None,
             ),
-            ApiError::Internal(_) => ("something went wrong on our side; it has been logged".into(), None),
+            ApiError::Internal(_) => (
+                "something went wrong on our side; it has been logged".into(),
+                None,
+            ),
             other => (other.to_string(), None),
         };
         Problem {

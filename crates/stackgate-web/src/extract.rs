@@ -31,10 +31,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "send the body as JSON with `Content-Type: application/json`".into(),
             ));
         }
-        let body = Bytes::from_request(req, state).await.map_err(|e| ApiError::BadRequest {
-            detail: e.body_text(),
-            field: None,
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::BadRequest {
+                detail: e.body_text(),
+                field: None,
+            })?;
         parse_json(&body).map(ApiJson)
     }
 }
@@ -44,7 +46,9 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = (path != ".").then_some(path);
+        // A syntax error is about the text, not a field, even if it happens inside one.
+        let syntax = inner.is_syntax() || inner.is_eof();
+        let field = (path != "." && !syntax).then_some(path);
         let detail = match &field {
             Some(field) => format!("{field}: {inner}"),
             None => format!("malformed JSON: {inner}"),

@@ -104,7 +104,11 @@ impl Metrics {
     pub fn render(&self, stats: stackgate_store::PoolStats) -> String {
         let idle = i64::from(stats.idle);
         let size = i64::from(stats.size);
-        for (state, value) in [("in_use", size - idle), ("idle", idle), ("max", i64::from(stats.max))] {
+        for (state, value) in [
+            ("in_use", size - idle),
+            ("idle", idle),
+            ("max", i64::from(stats.max)),
+        ] {
             self.pool.get_or_create(&PoolLabels { state }).set(value);
         }
         let mut out = String::new();

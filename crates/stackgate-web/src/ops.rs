@@ -1,13 +1,7 @@
 //! Liveness, readiness and metrics, for orchestrators and monitoring.
 
 use crate::{error::ApiError, state::AppState};
-use axum::{
-    Json, Router,
-    extract::State,
-    http::header,
-    response::IntoResponse,
-    routing::get,
-};
+use axum::{Json, Router, extract::State, http::header, response::IntoResponse, routing::get};
 use std::time::Duration;
 
 pub(crate) fn router() -> Router<AppState> {

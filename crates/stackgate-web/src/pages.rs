@@ -44,7 +44,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 /// Renders a page; `org` (the organisation's name) is available to every template.
-pub(crate) fn render<C: Serialize>(state: &AppState, name: &str, ctx: C) -> Result<Html<String>, PageError> {
+pub(crate) fn render<C: Serialize>(
+    state: &AppState,
+    name: &str,
+    ctx: C,
+) -> Result<Html<String>, PageError> {
     let template = TEMPLATES
         .get_template(name)
         .map_err(|e| PageError::Internal(e.to_string()))?;
@@ -169,8 +173,18 @@ mod tests {
 
     #[test]
     fn return_paths_stay_on_this_site() {
-        assert_eq!(safe_return_path(Some("/api/v1/users?x=1")), "/api/v1/users?x=1");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil.example", "/a\\b", "javascript:alert(1)", "/x\ny"] {
+        assert_eq!(
+            safe_return_path(Some("/api/v1/users?x=1")),
+            "/api/v1/users?x=1"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/a\\b",
+            "javascript:alert(1)",
+            "/x\ny",
+        ] {
             assert_eq!(safe_return_path(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(safe_return_path(None), "/");

@@ -10,7 +10,10 @@ type Layer = Stack<
     SetResponseHeaderLayer<HeaderValue>,
     Stack<
         SetResponseHeaderLayer<HeaderValue>,
-        Stack<SetResponseHeaderLayer<HeaderValue>, Stack<SetResponseHeaderLayer<HeaderValue>, Identity>>,
+        Stack<
+            SetResponseHeaderLayer<HeaderValue>,
+            Stack<SetResponseHeaderLayer<HeaderValue>, Identity>,
+        >,
     >,
 >;
 

@@ -5,10 +5,20 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "stackgate", version, about = "One login and one logout for every app of your organisation")]
+#[command(
+    name = "stackgate",
+    version,
+    about = "One login and one logout for every app of your organisation"
+)]
 pub struct Cli {
     /// TOML configuration file; `STACKGATE_*` environment variables override it.
-    #[arg(short, long, global = true, env = "STACKGATE_CONFIG", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "STACKGATE_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log format (overrides `log_format`).

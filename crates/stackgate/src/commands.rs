@@ -32,7 +32,9 @@ pub(crate) async fn dispatch(command: Command, config: Config) -> Result<(), Cli
             println!("# configuration is valid");
             Ok(())
         }
-        Command::User(cmd) => with_store(&config, |store| users::run(cmd, store, config.clone())).await,
+        Command::User(cmd) => {
+            with_store(&config, |store| users::run(cmd, store, config.clone())).await
+        }
         Command::Group(cmd) => with_store(&config, |store| groups::run(cmd, store)).await,
         Command::Token(cmd) => with_store(&config, |store| tokens::run(cmd, store)).await,
         Command::Bench(args) => bench::run(args, config).await,
@@ -44,7 +46,9 @@ async fn serve(config: Config) -> Result<(), CliError> {
     if let Some(link) = &running.setup_link {
         let minutes = config.setup_link_ttl / 60;
         println!();
-        println!("  No admin account exists yet. Open this link within {minutes} minutes to create one.");
+        println!(
+            "  No admin account exists yet. Open this link within {minutes} minutes to create one."
+        );
         println!("  It works once; restarting Stackgate prints a new one.");
         println!();
         println!("    {link}");

@@ -20,22 +20,64 @@ const ENV_IGNORED_PREFIXES: &[&str] = &["STACKGATE_TEST_"];
 
 /// Every key, with its documentation; the README's reference and `config check` follow it.
 pub const KEYS: &[(&str, &str)] = &[
-    ("data_dir", "folder for the SQLite database and key files (default ./stackgate-data)"),
-    ("database_url", "sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in data_dir)"),
-    ("database_max_connections", "connection pool size, 1-1000 (default 16)"),
-    ("listen", "address and port to listen on (default 127.0.0.1:8080)"),
-    ("issuer", "public base URL; https unless the host is loopback (default http://localhost:PORT)"),
-    ("organisation_name", "shown on every page (default Stackgate)"),
-    ("log", "log filter, e.g. info or stackgate=debug,info (default info)"),
+    (
+        "data_dir",
+        "folder for the SQLite database and key files (default ./stackgate-data)",
+    ),
+    (
+        "database_url",
+        "sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in data_dir)",
+    ),
+    (
+        "database_max_connections",
+        "connection pool size, 1-1000 (default 16)",
+    ),
+    (
+        "listen",
+        "address and port to listen on (default 127.0.0.1:8080)",
+    ),
+    (
+        "issuer",
+        "public base URL; https unless the host is loopback (default http://localhost:PORT)",
+    ),
+    (
+        "organisation_name",
+        "shown on every page (default Stackgate)",
+    ),
+    (
+        "log",
+        "log filter, e.g. info or stackgate=debug,info (default info)",
+    ),
     ("log_format", "human or json (default human)"),
-    ("password_min_length", "minimum password length in characters, 8-128 (default 12)"),
-    ("argon2_memory_kib", "argon2id memory in KiB, at least 19456 (default 19456)"),
-    ("argon2_iterations", "argon2id passes, at least 2 (default 2)"),
+    (
+        "password_min_length",
+        "minimum password length in characters, 8-128 (default 12)",
+    ),
+    (
+        "argon2_memory_kib",
+        "argon2id memory in KiB, at least 19456 (default 19456)",
+    ),
+    (
+        "argon2_iterations",
+        "argon2id passes, at least 2 (default 2)",
+    ),
     ("argon2_parallelism", "argon2id lanes, 1-16 (default 1)"),
-    ("session_idle_timeout", "seconds a sign-in session may stay unused (default 28800 = 8 h)"),
-    ("session_lifetime", "seconds a sign-in session lives at most (default 604800 = 7 days)"),
-    ("setup_link_ttl", "seconds the first-run setup link stays valid (default 3600)"),
-    ("shutdown_grace", "seconds in-flight requests get to finish at shutdown (default 30)"),
+    (
+        "session_idle_timeout",
+        "seconds a sign-in session may stay unused (default 28800 = 8 h)",
+    ),
+    (
+        "session_lifetime",
+        "seconds a sign-in session lives at most (default 604800 = 7 days)",
+    ),
+    (
+        "setup_link_ttl",
+        "seconds the first-run setup link stays valid (default 3600)",
+    ),
+    (
+        "shutdown_grace",
+        "seconds in-flight requests get to finish at shutdown (default 30)",
+    ),
 ];
 
 /// A configuration value that cannot be used. Displays as one line: `key: what is wrong`.
@@ -92,7 +134,10 @@ impl Values {
             None => Ok(None),
             Some(Raw::Env(s)) => Ok(Some(s.clone())),
             Some(Raw::File(toml::Value::String(s))) => Ok(Some(s.clone())),
-            Some(Raw::File(other)) => Err(err(key, format!("expected a string, found {}", other.type_str()))),
+            Some(Raw::File(other)) => Err(err(
+                key,
+                format!("expected a string, found {}", other.type_str()),
+            )),
         }
     }
 
@@ -105,11 +150,17 @@ impl Values {
                 .parse::<i64>()
                 .map_err(|_| err(key, format!("expected a whole number, found {s:?}")))?,
             Some(Raw::File(other)) => {
-                return Err(err(key, format!("expected a whole number, found {}", other.type_str())));
+                return Err(err(
+                    key,
+                    format!("expected a whole number, found {}", other.type_str()),
+                ));
             }
         };
         if !(min..=max).contains(&value) {
-            return Err(err(key, format!("must be between {min} and {max}, found {value}")));
+            return Err(err(
+                key,
+                format!("must be between {min} and {max}, found {value}"),
+            ));
         }
         Ok(Some(value))
     }
@@ -140,23 +191,39 @@ impl Config {
                         format!(" (line {line})")
                     })
                     .unwrap_or_default();
-                err("config", format!("{} is not valid TOML{at}: {detail}", path.display()))
+                err(
+                    "config",
+                    format!("{} is not valid TOML{at}: {detail}", path.display()),
+                )
             })?;
             for (key, value) in table {
                 if !KEYS.iter().any(|(k, _)| *k == key) {
-                    return Err(err(&key, format!("unknown key in {}; see `stackgate config check --help` or the README", path.display())));
+                    return Err(err(
+                        &key,
+                        format!(
+                            "unknown key in {}; see `stackgate config check --help` or the README",
+                            path.display()
+                        ),
+                    ));
                 }
                 values.insert(key, Raw::File(value));
             }
         }
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-            if ENV_NOT_KEYS.contains(&name.as_str()) || ENV_IGNORED_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if ENV_NOT_KEYS.contains(&name.as_str())
+                || ENV_IGNORED_PREFIXES.iter().any(|p| name.starts_with(p))
+            {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
             if !KEYS.iter().any(|(k, _)| *k == key) {
-                return Err(err(&name, "unknown setting; check the spelling against the README's configuration reference"));
+                return Err(err(
+                    &name,
+                    "unknown setting; check the spelling against the README's configuration reference",
+                ));
             }
             values.insert(key, Raw::Env(value));
         }
@@ -164,7 +231,10 @@ impl Config {
     }
 
     fn from_values(v: &Values) -> Result<Self, ConfigError> {
-        let data_dir = PathBuf::from(v.text("data_dir")?.unwrap_or_else(|| "./stackgate-data".into()));
+        let data_dir = PathBuf::from(
+            v.text("data_dir")?
+                .unwrap_or_else(|| "./stackgate-data".into()),
+        );
         if data_dir.as_os_str().is_empty() {
             return Err(err("data_dir", "must not be empty"));
         }
@@ -186,28 +256,48 @@ impl Config {
             None => Url::parse(&format!("http://localhost:{}", listen.port()))
                 .map_err(|e| err("issuer", e.to_string()))?,
         };
-        let organisation_name = v.text("organisation_name")?.unwrap_or_else(|| "Stackgate".into());
+        let organisation_name = v
+            .text("organisation_name")?
+            .unwrap_or_else(|| "Stackgate".into());
         if organisation_name.trim().is_empty() || organisation_name.chars().count() > 100 {
             return Err(err("organisation_name", "must be 1 to 100 characters"));
         }
         let log_format = match v.text("log_format")?.as_deref() {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(err("log_format", format!("expected \"human\" or \"json\", found {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    "log_format",
+                    format!("expected \"human\" or \"json\", found {other:?}"),
+                ));
+            }
         };
         let argon2 = Argon2Params {
-            memory_kib: v.u32("argon2_memory_kib", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.memory_kib),
-            iterations: v.u32("argon2_iterations", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.iterations),
-            parallelism: v.u32("argon2_parallelism", 0, u32::MAX)?.unwrap_or(Argon2Params::OWASP_MINIMUM.parallelism),
+            memory_kib: v
+                .u32("argon2_memory_kib", 0, u32::MAX)?
+                .unwrap_or(Argon2Params::OWASP_MINIMUM.memory_kib),
+            iterations: v
+                .u32("argon2_iterations", 0, u32::MAX)?
+                .unwrap_or(Argon2Params::OWASP_MINIMUM.iterations),
+            parallelism: v
+                .u32("argon2_parallelism", 0, u32::MAX)?
+                .unwrap_or(Argon2Params::OWASP_MINIMUM.parallelism),
         };
         argon2.check().map_err(|e| match e {
             stackgate_identity::IdentityError::Invalid { field, message } => err(field, message),
             other => err("argon2", other.to_string()),
         })?;
-        let session_idle_timeout = v.int("session_idle_timeout", 60, 31_536_000)?.unwrap_or(28_800);
-        let session_lifetime = v.int("session_lifetime", 60, 31_536_000)?.unwrap_or(604_800);
+        let session_idle_timeout = v
+            .int("session_idle_timeout", 60, 31_536_000)?
+            .unwrap_or(28_800);
+        let session_lifetime = v
+            .int("session_lifetime", 60, 31_536_000)?
+            .unwrap_or(604_800);
         if session_idle_timeout > session_lifetime {
-            return Err(err("session_idle_timeout", "must not be longer than session_lifetime"));
+            return Err(err(
+                "session_idle_timeout",
+                "must not be longer than session_lifetime",
+            ));
         }
         Ok(Self {
             data_dir,
@@ -225,7 +315,10 @@ impl Config {
             session_idle_timeout,
             session_lifetime,
             setup_link_ttl: v.int("setup_link_ttl", 60, 604_800)?.unwrap_or(3600),
-            shutdown_grace: v.int("shutdown_grace", 0, 3600)?.unwrap_or(30).unsigned_abs(),
+            shutdown_grace: v
+                .int("shutdown_grace", 0, 3600)?
+                .unwrap_or(30)
+                .unsigned_abs(),
         })
     }
 
@@ -235,16 +328,27 @@ impl Config {
         if let Some(url) = db.as_mut().filter(|u| u.password().is_some()) {
             let _ = url.set_password(Some("***"));
         }
-        let database_url = db.map(|u| u.to_string()).unwrap_or_else(|| self.database_url.clone());
+        let database_url = db
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| self.database_url.clone());
         [
             format!("data_dir = {:?}", self.data_dir.display().to_string()),
             format!("database_url = {database_url:?}"),
-            format!("database_max_connections = {}", self.database_max_connections),
+            format!(
+                "database_max_connections = {}",
+                self.database_max_connections
+            ),
             format!("listen = \"{}\"", self.listen),
             format!("issuer = \"{}\"", self.issuer),
             format!("organisation_name = {:?}", self.organisation_name),
             format!("log = {:?}", self.log),
-            format!("log_format = \"{}\"", match self.log_format { LogFormat::Human => "human", LogFormat::Json => "json" }),
+            format!(
+                "log_format = \"{}\"",
+                match self.log_format {
+                    LogFormat::Human => "human",
+                    LogFormat::Json => "json",
+                }
+            ),
             format!("password_min_length = {}", self.password.min_length),
             format!("argon2_memory_kib = {}", self.argon2.memory_kib),
             format!("argon2_iterations = {}", self.argon2.iterations),
@@ -267,12 +371,19 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
 }
 
 fn check_issuer(raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw.trim()).map_err(|e| err("issuer", format!("not a URL ({e}): {raw:?}")))?;
+    let url =
+        Url::parse(raw.trim()).map_err(|e| err("issuer", format!("not a URL ({e}): {raw:?}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(err("issuer", format!("must start with https:// (found {:?})", url.scheme())));
+        return Err(err(
+            "issuer",
+            format!("must start with https:// (found {:?})", url.scheme()),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(err("issuer", "must not have a query or fragment (OpenID Connect Discovery §4.1)"));
+        return Err(err(
+            "issuer",
+            "must not have a query or fragment (OpenID Connect Discovery §4.1)",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(err("issuer", "must not contain credentials"));
@@ -284,7 +395,10 @@ fn check_issuer(raw: &str) -> Result<Url, ConfigError> {
         None => false,
     };
     if url.scheme() == "http" && !loopback {
-        return Err(err("issuer", "must use https:// unless the host is localhost: sessions and tokens would cross the network in clear text"));
+        return Err(err(
+            "issuer",
+            "must use https:// unless the host is localhost: sessions and tokens would cross the network in clear text",
+        ));
     }
     // A trailing slash would make `iss` differ from what relying parties compare against.
     let trimmed = url.as_str().trim_end_matches('/').to_owned();
@@ -296,7 +410,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -304,7 +421,10 @@ mod tests {
         let config = Config::load(None, env(&[])).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.issuer.as_str(), "http://localhost:8080/");
-        assert_eq!(config.database_url, "sqlite://./stackgate-data/stackgate.db");
+        assert_eq!(
+            config.database_url,
+            "sqlite://./stackgate-data/stackgate.db"
+        );
         assert_eq!(config.argon2, Argon2Params::OWASP_MINIMUM);
     }
 
@@ -312,30 +432,78 @@ mod tests {
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stackgate.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\norganisation_name = \"File Org\"\n").unwrap();
-        let config = Config::load(Some(&file), env(&[("STACKGATE_ORGANISATION_NAME", "Env Org")])).unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\norganisation_name = \"File Org\"\n",
+        )
+        .unwrap();
+        let config = Config::load(
+            Some(&file),
+            env(&[("STACKGATE_ORGANISATION_NAME", "Env Org")]),
+        )
+        .unwrap();
         assert_eq!(config.organisation_name, "Env Org");
         assert_eq!(config.listen.port(), 9000);
-        assert_eq!(config.issuer.as_str(), "http://localhost:9000/", "issuer follows the port");
+        assert_eq!(
+            config.issuer.as_str(),
+            "http://localhost:9000/",
+            "issuer follows the port"
+        );
     }
 
     #[test]
     fn bad_values_name_the_key() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("STACKGATE_DATABASE_URL", "mysql://x/y")], "database_url: unsupported scheme \"mysql\"; use sqlite:// or postgres://"),
-            (&[("STACKGATE_LISTEN", "nowhere")], "listen: expected an address and port"),
-            (&[("STACKGATE_ISSUER", "http://sso.example.org")], "issuer: must use https://"),
-            (&[("STACKGATE_ISSUER", "https://sso.example.org/?x=1")], "issuer: must not have a query"),
-            (&[("STACKGATE_ARGON2_MEMORY_KIB", "1024")], "argon2_memory_kib: must be at least 19456"),
-            (&[("STACKGATE_PASSWORD_MIN_LENGTH", "4")], "password_min_length: must be between 8 and 128"),
-            (&[("STACKGATE_SESSION_LIFETIME", "soon")], "session_lifetime: expected a whole number"),
-            (&[("STACKGATE_LOG_FORMAT", "xml")], "log_format: expected \"human\" or \"json\""),
-            (&[("STACKGATE_LSITEN", "127.0.0.1:1")], "STACKGATE_LSITEN: unknown setting"),
-            (&[("STACKGATE_SESSION_IDLE_TIMEOUT", "7200"), ("STACKGATE_SESSION_LIFETIME", "3600")], "session_idle_timeout: must not be longer"),
+            (
+                &[("STACKGATE_DATABASE_URL", "mysql://x/y")],
+                "database_url: unsupported scheme \"mysql\"; use sqlite:// or postgres://",
+            ),
+            (
+                &[("STACKGATE_LISTEN", "nowhere")],
+                "listen: expected an address and port",
+            ),
+            (
+                &[("STACKGATE_ISSUER", "http://sso.example.org")],
+                "issuer: must use https://",
+            ),
+            (
+                &[("STACKGATE_ISSUER", "https://sso.example.org/?x=1")],
+                "issuer: must not have a query",
+            ),
+            (
+                &[("STACKGATE_ARGON2_MEMORY_KIB", "1024")],
+                "argon2_memory_kib: must be at least 19456",
+            ),
+            (
+                &[("STACKGATE_PASSWORD_MIN_LENGTH", "4")],
+                "password_min_length: must be between 8 and 128",
+            ),
+            (
+                &[("STACKGATE_SESSION_LIFETIME", "soon")],
+                "session_lifetime: expected a whole number",
+            ),
+            (
+                &[("STACKGATE_LOG_FORMAT", "xml")],
+                "log_format: expected \"human\" or \"json\"",
+            ),
+            (
+                &[("STACKGATE_LSITEN", "127.0.0.1:1")],
+                "STACKGATE_LSITEN: unknown setting",
+            ),
+            (
+                &[
+                    ("STACKGATE_SESSION_IDLE_TIMEOUT", "7200"),
+                    ("STACKGATE_SESSION_LIFETIME", "3600"),
+                ],
+                "session_idle_timeout: must not be longer",
+            ),
         ];
         for (vars, expected) in cases {
             let message = Config::load(None, env(vars)).unwrap_err().to_string();
-            assert!(message.starts_with(expected), "{message:?} does not start with {expected:?}");
+            assert!(
+                message.starts_with(expected),
+                "{message:?} does not start with {expected:?}"
+            );
             assert!(!message.contains('\n'));
         }
     }
@@ -345,27 +513,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stackgate.toml");
         std::fs::write(&file, "listen = 8080\n").unwrap();
-        assert_eq!(Config::load(Some(&file), env(&[])).unwrap_err().to_string(), "listen: expected a string, found integer");
+        assert_eq!(
+            Config::load(Some(&file), env(&[])).unwrap_err().to_string(),
+            "listen: expected a string, found integer"
+        );
         std::fs::write(&file, "colour = \"red\"\n").unwrap();
-        assert!(Config::load(Some(&file), env(&[])).unwrap_err().to_string().starts_with("colour: unknown key"));
+        assert!(
+            Config::load(Some(&file), env(&[]))
+                .unwrap_err()
+                .to_string()
+                .starts_with("colour: unknown key")
+        );
         std::fs::write(&file, "listen = \n").unwrap();
         let message = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
-        assert!(message.starts_with("config: ") && message.contains("line 1"), "{message}");
+        assert!(
+            message.starts_with("config: ") && message.contains("line 1"),
+            "{message}"
+        );
         let missing = Config::load(Some(&dir.path().join("nope.toml")), env(&[])).unwrap_err();
         assert_eq!(missing.key, "config");
     }
 
     #[test]
     fn test_variables_are_not_settings() {
-        assert!(Config::load(None, env(&[("STACKGATE_TEST_POSTGRES_URL", "postgres://x"), ("STACKGATE_CONFIG", "x")])).is_ok());
+        assert!(
+            Config::load(
+                None,
+                env(&[
+                    ("STACKGATE_TEST_POSTGRES_URL", "postgres://x"),
+                    ("STACKGATE_CONFIG", "x")
+                ])
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn describe_hides_the_database_password() {
-        let config = Config::load(None, env(&[("STACKGATE_DATABASE_URL", "postgres://sg:hunter2@db/sg")])).unwrap();
+        let config = Config::load(
+            None,
+            env(&[("STACKGATE_DATABASE_URL", "postgres://sg:hunter2@db/sg")]),
+        )
+        .unwrap();
         assert!(!config.describe().contains("hunter2"));
         for (key, _) in KEYS {
-            assert!(config.describe().contains(&format!("{key} = ")), "{key} missing from describe()");
+            assert!(
+                config.describe().contains(&format!("{key} = ")),
+                "{key} missing from describe()"
+            );
         }
     }
 }

@@ -26,8 +26,13 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Config(_) => 78,
-            CliError::Usage(_) | CliError::Identity(IdentityError::Invalid { .. } | IdentityError::WeakPassword(_)) => 64,
-            CliError::Store(StoreError::Conflict { .. } | StoreError::NotFound(_) | StoreError::Refused(_)) => 65,
+            CliError::Usage(_)
+            | CliError::Identity(IdentityError::Invalid { .. } | IdentityError::WeakPassword(_)) => {
+                64
+            }
+            CliError::Store(
+                StoreError::Conflict { .. } | StoreError::NotFound(_) | StoreError::Refused(_),
+            ) => 65,
             CliError::Store(e) if e.is_unavailable() => 69,
             _ => 1,
         }

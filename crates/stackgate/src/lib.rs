@@ -31,4 +31,3 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 pub use commands::password_from_reader;
 pub use config::Config;
 pub use logging::LogFormat;
-

@@ -10,8 +10,8 @@ pub enum LogFormat {
 }
 
 pub(crate) fn init(config: &Config, flag: Option<LogFormat>) -> Result<(), CliError> {
-    let filter = EnvFilter::try_new(&config.log)
-        .map_err(|e| CliError::Usage(format!("log: {e}")))?;
+    let filter =
+        EnvFilter::try_new(&config.log).map_err(|e| CliError::Usage(format!("log: {e}")))?;
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match flag.unwrap_or(config.log_format) {
         LogFormat::Human => builder.try_init(),

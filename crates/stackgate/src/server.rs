@@ -49,20 +49,40 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
     }
 }
 
-/// Opens everything and starts accepting connections.
+/// Opens everything and starts accepting connections on `config.listen`.
 pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, CliError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| CliError::Usage(format!("listen: cannot listen on {}: {e}", config.listen)))?;
+    start_on(config, clock, listener).await
+}
+
+/// Like [`start`], on a listener the caller bound (tests bind port 0 first, to know the issuer).
+pub async fn start_on(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+) -> Result<Running, CliError> {
     let store = open_store(config, clock.clone()).await?;
     let hasher = PasswordHasher::new(config.argon2, config.password)?;
     let setup_link = if store.admin_exists().await? {
         None
     } else {
         let link = SecretToken::generate("")?;
-        store.issue_setup_token(&link.hash, config.setup_link_ttl).await?;
-        Some(format!("{}/setup?token={}", config.issuer.as_str().trim_end_matches('/'), link.plaintext))
+        store
+            .issue_setup_token(&link.hash, config.setup_link_ttl)
+            .await?;
+        Some(format!(
+            "{}/setup?token={}",
+            config.issuer.as_str().trim_end_matches('/'),
+            link.plaintext
+        ))
     };
     let state = AppState {
         store: store.clone(),
@@ -76,9 +96,6 @@ pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, Cl
         }),
         metrics: Arc::new(Metrics::new()),
     };
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| CliError::Usage(format!("listen: cannot listen on {}: {e}", config.listen)))?;
     let local_addr = listener.local_addr()?;
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
@@ -111,7 +128,9 @@ impl Running {
         match tokio::time::timeout(self.grace, self.task).await {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => return Err(CliError::Runtime(format!("server task failed: {join}"))),
-            Err(_) => tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time"),
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "in-flight requests did not finish in time")
+            }
         }
         self.store.close().await;
         if self.store.backend() == Backend::Sqlite {

@@ -1,7 +1,15 @@
 //! `/audit`: the audit log, newest first.
 
-use super::{page_limit, views::{AuditPage, AuditView}};
-use crate::{auth::Admin, error::{ApiError, Problem}, extract::ApiQuery, state::AppState};
+use super::{
+    page_limit,
+    views::{AuditPage, AuditView},
+};
+use crate::{
+    auth::Admin,
+    error::{ApiError, Problem},
+    extract::ApiQuery,
+    state::AppState,
+};
 use axum::{Json, extract::State};
 use serde::Deserialize;
 use stackgate_identity::{OffsetDateTime, Uuid};

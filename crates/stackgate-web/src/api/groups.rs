@@ -1,7 +1,15 @@
 //! `/groups`: create, list, show, rename, delete, and members.
 
-use super::{lookup, page_limit, views::{GroupPage, GroupView, UserView}};
-use crate::{auth::Admin, error::{ApiError, Problem}, extract::{ApiJson, ApiQuery}, state::AppState};
+use super::{
+    lookup, page_limit,
+    views::{GroupPage, GroupView, UserView},
+};
+use crate::{
+    auth::Admin,
+    error::{ApiError, Problem},
+    extract::{ApiJson, ApiQuery},
+    state::AppState,
+};
 use axum::{
     Json,
     extract::{Path, State},
@@ -34,7 +42,11 @@ pub async fn list(
 ) -> Result<Json<GroupPage>, ApiError> {
     let listing = state
         .store
-        .list_groups(query.cursor.as_deref(), query.q.as_deref(), page_limit(query.limit)?)
+        .list_groups(
+            query.cursor.as_deref(),
+            query.q.as_deref(),
+            page_limit(query.limit)?,
+        )
         .await?;
     Ok(Json(GroupPage {
         items: listing.groups.into_iter().map(GroupView::from).collect(),
@@ -59,9 +71,13 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateGroup>,
 ) -> Result<impl IntoResponse, ApiError> {
     let new = NewGroup::parse(&body.name, body.description.as_deref())?;
-    let entry = admin
-        .actor
-        .entry("group.create", Target::Group { id: new.id, name: new.name.clone() });
+    let entry = admin.actor.entry(
+        "group.create",
+        Target::Group {
+            id: new.id,
+            name: new.name.clone(),
+        },
+    );
     let group = state.store.create_group(&new, &entry).await?;
     Ok((
         StatusCode::CREATED,
@@ -103,9 +119,21 @@ pub async fn update(
     let patch = GroupPatch::parse(body.name.as_deref(), body.description.as_deref())?;
     let entry = admin
         .actor
-        .entry("group.update", Target::Group { id: group.id, name: group.name.clone() })
+        .entry(
+            "group.update",
+            Target::Group {
+                id: group.id,
+                name: group.name.clone(),
+            },
+        )
         .with_detail(json!({ "name": patch.name }));
-    Ok(Json(state.store.update_group(group.id, &patch, &entry).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .update_group(group.id, &patch, &entry)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a group and its memberships.
@@ -120,7 +148,13 @@ pub async fn delete(
     let group = lookup::group(&state, &key).await?;
     let entry = admin
         .actor
-        .entry("group.delete", Target::Group { id: group.id, name: group.name.clone() })
+        .entry(
+            "group.delete",
+            Target::Group {
+                id: group.id,
+                name: group.name.clone(),
+            },
+        )
         .with_detail(json!({ "members": group.member_count }));
     state.store.delete_group(group.id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -171,7 +205,13 @@ pub async fn add_member(
     let user = lookup::user(&state, &user_key).await?;
     let entry = admin
         .actor
-        .entry("group.add_member", Target::Group { id: group.id, name: group.name.clone() })
+        .entry(
+            "group.add_member",
+            Target::Group {
+                id: group.id,
+                name: group.name.clone(),
+            },
+        )
         .with_detail(json!({ "user": user.username, "user_id": user.id }));
     state.store.add_member(group.id, user.id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -190,7 +230,13 @@ pub async fn remove_member(
     let user = lookup::user(&state, &user_key).await?;
     let entry = admin
         .actor
-        .entry("group.remove_member", Target::Group { id: group.id, name: group.name.clone() })
+        .entry(
+            "group.remove_member",
+            Target::Group {
+                id: group.id,
+                name: group.name.clone(),
+            },
+        )
         .with_detail(json!({ "user": user.username, "user_id": user.id }));
     state.store.remove_member(group.id, user.id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)

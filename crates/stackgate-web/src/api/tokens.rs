@@ -1,7 +1,15 @@
 //! `/tokens`: API tokens, created for a user, shown once, revocable.
 
-use super::{lookup, views::{CreatedToken, TokenView}};
-use crate::{auth::Admin, error::{ApiError, Problem}, extract::{ApiJson, ApiQuery}, state::AppState};
+use super::{
+    lookup,
+    views::{CreatedToken, TokenView},
+};
+use crate::{
+    auth::Admin,
+    error::{ApiError, Problem},
+    extract::{ApiJson, ApiQuery},
+    state::AppState,
+};
 use axum::{
     Json,
     extract::{Path, State},
@@ -77,7 +85,13 @@ pub async fn create(
     let id = Uuid::new_v4();
     let entry = admin
         .actor
-        .entry("token.create", Target::ApiToken { id, name: name.clone() })
+        .entry(
+            "token.create",
+            Target::ApiToken {
+                id,
+                name: name.clone(),
+            },
+        )
         .with_detail(json!({ "user": owner.username, "expires_at": expires_at }));
     let token = state
         .store
@@ -105,7 +119,13 @@ pub async fn revoke(
     let token = state.store.get_api_token(id).await?;
     let entry = admin
         .actor
-        .entry("token.revoke", Target::ApiToken { id, name: token.name })
+        .entry(
+            "token.revoke",
+            Target::ApiToken {
+                id,
+                name: token.name,
+            },
+        )
         .with_detail(json!({ "user": token.username }));
     state.store.revoke_api_token(id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,7 +1,15 @@
 //! `/users`: create, list, show, change, delete, set password.
 
-use super::{lookup, page_limit, views::{UserPage, UserView, present}};
-use crate::{auth::Admin, error::{ApiError, Problem}, extract::{ApiJson, ApiQuery}, state::AppState};
+use super::{
+    lookup, page_limit,
+    views::{UserPage, UserView, present},
+};
+use crate::{
+    auth::Admin,
+    error::{ApiError, Problem},
+    extract::{ApiJson, ApiQuery},
+    state::AppState,
+};
 use axum::{
     Json,
     extract::{Path, State},
@@ -80,7 +88,11 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewUser::parse(&body.username, body.email.as_deref(), body.display_name.as_deref())?;
+    let new = NewUser::parse(
+        &body.username,
+        body.email.as_deref(),
+        body.display_name.as_deref(),
+    )?;
     let mut groups = Vec::with_capacity(body.groups.len());
     for key in &body.groups {
         groups.push(lookup::group(&state, key).await?);
@@ -91,10 +103,19 @@ pub async fn create(
     };
     let entry = admin
         .actor
-        .entry("user.create", Target::User { id: new.id, name: new.username.clone() })
+        .entry(
+            "user.create",
+            Target::User {
+                id: new.id,
+                name: new.username.clone(),
+            },
+        )
         .with_detail(json!({ "groups": groups.iter().map(|g| &g.name).collect::<Vec<_>>() }));
     let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
-    let user = state.store.create_user(&new, password.as_ref(), &ids, &entry).await?;
+    let user = state
+        .store
+        .create_user(&new, password.as_ref(), &ids, &entry)
+        .await?;
     let mut view = UserView::from(user);
     view.groups = Some(groups.into_iter().map(|g| g.name).collect());
     Ok((
@@ -166,9 +187,21 @@ pub async fn update(
     .collect();
     let entry = admin
         .actor
-        .entry(action, Target::User { id: user.id, name: user.username.clone() })
+        .entry(
+            action,
+            Target::User {
+                id: user.id,
+                name: user.username.clone(),
+            },
+        )
         .with_detail(json!({ "changed": changed }));
-    Ok(Json(state.store.update_user(user.id, &patch, &entry).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .update_user(user.id, &patch, &entry)
+            .await?
+            .into(),
+    ))
 }
 
 /// Delete a user, with their memberships, tokens and sessions.
@@ -181,9 +214,13 @@ pub async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = lookup::user(&state, &key).await?;
-    let entry = admin
-        .actor
-        .entry("user.delete", Target::User { id: user.id, name: user.username.clone() });
+    let entry = admin.actor.entry(
+        "user.delete",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
     state.store.delete_user(user.id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -206,9 +243,13 @@ pub async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     let user = lookup::user(&state, &key).await?;
     let hash = state.hasher.hash(body.password, &user.username).await?;
-    let entry = admin
-        .actor
-        .entry("user.set_password", Target::User { id: user.id, name: user.username.clone() });
+    let entry = admin.actor.entry(
+        "user.set_password",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
     state.store.set_password(user.id, &hash, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,11 +18,15 @@ pub(crate) async fn show(
         return Ok(Redirect::to("/login").into_response());
     };
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(&state, "home.html", minijinja::context! {
-        csrf,
-        username => session.user.username,
-        display_name => session.user.display_name,
-        is_admin => session.is_admin,
-    })?;
+    let page = render(
+        &state,
+        "home.html",
+        minijinja::context! {
+            csrf,
+            username => session.user.username,
+            display_name => session.user.display_name,
+            is_admin => session.is_admin,
+        },
+    )?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }

@@ -32,12 +32,16 @@ pub(crate) async fn form(
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(&state, "login.html", LoginPage {
-        csrf,
-        username: String::new(),
-        return_to: safe_return_path(query.return_to.as_deref()),
-        error: None,
-    })?;
+    let page = render(
+        &state,
+        "login.html",
+        LoginPage {
+            csrf,
+            username: String::new(),
+            return_to: safe_return_path(query.return_to.as_deref()),
+            error: None,
+        },
+    )?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 
@@ -73,7 +77,9 @@ pub(crate) async fn submit(
     let ok = state.hasher.verify(form.password, stored).await;
     match user.filter(|_| ok) {
         Some(user) => {
-            let jar = session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent).await?;
+            let jar =
+                session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent)
+                    .await?;
             Ok((jar, Redirect::to(&return_to)).into_response())
         }
         None => {
@@ -81,13 +87,22 @@ pub(crate) async fn submit(
                 .entry("login.failure", Target::System)
                 .with_detail(serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }));
             state.store.record(&entry).await?;
-            let page = render(&state, "login.html", LoginPage {
-                csrf: form.csrf,
-                username: form.username,
-                return_to,
-                error: Some(WRONG),
-            })?;
-            Ok((StatusCode::UNAUTHORIZED, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+            let page = render(
+                &state,
+                "login.html",
+                LoginPage {
+                    csrf: form.csrf,
+                    username: form.username,
+                    return_to,
+                    error: Some(WRONG),
+                },
+            )?;
+            Ok((
+                StatusCode::UNAUTHORIZED,
+                [(header::CACHE_CONTROL, "no-store")],
+                page,
+            )
+                .into_response())
         }
     }
 }

@@ -29,7 +29,13 @@ pub(crate) async fn start(
         user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
     };
     let entry = Actor::user(user.id, &user.username, ip)
-        .entry("session.create", Target::User { id: user.id, name: user.username.clone() })
+        .entry(
+            "session.create",
+            Target::User {
+                id: user.id,
+                name: user.username.clone(),
+            },
+        )
         .with_detail(serde_json::json!({ "session": session.id, "amr": amr }));
     state.store.create_session(&session, &entry).await?;
     let cookie = Cookie::build((session_cookie_name(state), secret.plaintext))
@@ -43,11 +49,18 @@ pub(crate) async fn start(
 }
 
 /// Ends the session named by the cookie (if any) and removes the cookie.
-pub(crate) async fn end(state: &AppState, jar: CookieJar, actor: Actor) -> Result<CookieJar, PageError> {
+pub(crate) async fn end(
+    state: &AppState,
+    jar: CookieJar,
+    actor: Actor,
+) -> Result<CookieJar, PageError> {
     let name = session_cookie_name(state);
     if let Some(cookie) = jar.get(name) {
         let entry = actor.entry("session.end", Target::System);
-        state.store.end_session(&hash_secret(cookie.value()), &entry).await?;
+        state
+            .store
+            .end_session(&hash_secret(cookie.value()), &entry)
+            .await?;
     }
     Ok(jar.remove(Cookie::build(name).path("/")))
 }

@@ -38,11 +38,23 @@ pub(crate) async fn form(
     jar: CookieJar,
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, PageError> {
-    if !state.store.setup_token_live(&hash_secret(&query.token)).await? {
+    if !state
+        .store
+        .setup_token_live(&hash_secret(&query.token))
+        .await?
+    {
         return Err(PageError::Gone(LINK_SPENT.into()));
     }
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(&state, "setup.html", SetupPage { token: query.token, csrf, ..Default::default() })?;
+    let page = render(
+        &state,
+        "setup.html",
+        SetupPage {
+            token: query.token,
+            csrf,
+            ..Default::default()
+        },
+    )?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 
@@ -94,16 +106,25 @@ pub(crate) async fn submit(
     }
     let secret_hash = hash_secret(&form.token);
     let redo = |error: String, field: &str| -> Result<Response, PageError> {
-        let page = render(&state, "setup.html", SetupPage {
-            token: form.token.clone(),
-            csrf: form.csrf.clone(),
-            username: form.username.clone(),
-            email: form.email.clone(),
-            display_name: form.display_name.clone(),
-            error: Some(error),
-            field: Some(field.to_owned()),
-        })?;
-        Ok((StatusCode::UNPROCESSABLE_ENTITY, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+        let page = render(
+            &state,
+            "setup.html",
+            SetupPage {
+                token: form.token.clone(),
+                csrf: form.csrf.clone(),
+                username: form.username.clone(),
+                email: form.email.clone(),
+                display_name: form.display_name.clone(),
+                error: Some(error),
+                field: Some(field.to_owned()),
+            },
+        )?;
+        Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(header::CACHE_CONTROL, "no-store")],
+            page,
+        )
+            .into_response())
     };
     let display_name = Some(form.display_name.as_str()).filter(|d| !d.trim().is_empty());
     let admin = match NewUser::parse(&form.username, Some(&form.email), display_name) {
@@ -114,24 +135,45 @@ pub(crate) async fn submit(
         Err(other) => return Err(other.into()),
     };
     if form.password != form.password_confirm {
-        return redo("The two passwords are not the same.".into(), "password_confirm");
+        return redo(
+            "The two passwords are not the same.".into(),
+            "password_confirm",
+        );
     }
-    let password = match state.hasher.hash(form.password.clone(), &admin.username).await {
+    let password = match state
+        .hasher
+        .hash(form.password.clone(), &admin.username)
+        .await
+    {
         Ok(hash) => hash,
         Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
             return redo(format!("Password {message}."), "password");
         }
         Err(other) => return Err(other.into()),
     };
-    let entry = Actor { source_ip: client.ip.clone(), ..Actor::system("setup") }
-        .entry("setup.complete", Target::User { id: admin.id, name: admin.username.clone() });
-    let user = match state.store.complete_setup(&secret_hash, &admin, &password, &entry).await {
+    let entry = Actor {
+        source_ip: client.ip.clone(),
+        ..Actor::system("setup")
+    }
+    .entry(
+        "setup.complete",
+        Target::User {
+            id: admin.id,
+            name: admin.username.clone(),
+        },
+    );
+    let user = match state
+        .store
+        .complete_setup(&secret_hash, &admin, &password, &entry)
+        .await
+    {
         Ok(user) => user,
         Err(StoreError::Refused(_)) => return Err(PageError::Gone(LINK_SPENT.into())),
         Err(StoreError::Conflict { field, message }) => return redo(message, field),
         Err(other) => return Err(other.into()),
     };
     tracing::info!(admin = %user.username, "first admin created through the setup link");
-    let jar = session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent).await?;
+    let jar =
+        session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent).await?;
     Ok((jar, Redirect::to("/")).into_response())
 }

@@ -34,7 +34,10 @@ async fn hashing(args: &BenchArgs, config: &Config) -> Result<(), CliError> {
     .map_err(|e| CliError::Runtime(e.to_string()))??;
     let p = config.argon2;
     report(
-        &format!("argon2id hash (m={} KiB, t={}, p={}), one thread", p.memory_kib, p.iterations, p.parallelism),
+        &format!(
+            "argon2id hash (m={} KiB, t={}, p={}), one thread",
+            p.memory_kib, p.iterations, p.parallelism
+        ),
         samples,
         None,
     );
@@ -48,7 +51,9 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    config.listen = "127.0.0.1:0".parse().map_err(|_| CliError::Runtime("address".into()))?;
+    config.listen = "127.0.0.1:0"
+        .parse()
+        .map_err(|_| CliError::Runtime("address".into()))?;
     let running = server::start(&config, Arc::new(SystemClock)).await?;
     let store = running.store.clone();
 
@@ -57,8 +62,18 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
     let seeding = Instant::now();
     let actor = Actor::system("bench");
     for i in existing..wanted {
-        let user = NewUser::parse(&format!("user{i:06}"), Some(&format!("user{i:06}@bench.example")), None)?;
-        let entry = actor.entry("user.create", Target::User { id: user.id, name: user.username.clone() });
+        let user = NewUser::parse(
+            &format!("user{i:06}"),
+            Some(&format!("user{i:06}@bench.example")),
+            None,
+        )?;
+        let entry = actor.entry(
+            "user.create",
+            Target::User {
+                id: user.id,
+                name: user.username.clone(),
+            },
+        );
         store.create_user(&user, None, &[], &entry).await?;
     }
     eprintln!(
@@ -67,9 +82,21 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
         seeding.elapsed().as_secs_f64(),
         store.backend().name()
     );
-    let admin = NewUser::parse(&format!("bench-admin-{}", Uuid::new_v4().simple()), None, None)?;
-    let entry = actor.entry("user.create", Target::User { id: admin.id, name: admin.username.clone() });
-    store.create_user(&admin, None, &[ADMINS_GROUP_ID], &entry).await?;
+    let admin = NewUser::parse(
+        &format!("bench-admin-{}", Uuid::new_v4().simple()),
+        None,
+        None,
+    )?;
+    let entry = actor.entry(
+        "user.create",
+        Target::User {
+            id: admin.id,
+            name: admin.username.clone(),
+        },
+    );
+    store
+        .create_user(&admin, None, &[ADMINS_GROUP_ID], &entry)
+        .await?;
     let token = SecretToken::generate("sgt_")?;
     store
         .create_api_token(Uuid::new_v4(), admin.id, "bench", &token.hash, None, &entry)
@@ -84,9 +111,16 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
             .body(Empty::new())
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         let started = Instant::now();
-        let response = client.request(request).await.map_err(|e| CliError::Runtime(e.to_string()))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
         let status = response.status();
-        let body = response.into_body().collect().await.map_err(|e| CliError::Runtime(e.to_string()))?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
         let elapsed = started.elapsed();
         if status != StatusCode::OK {
             return Err(CliError::Runtime(format!("list answered {status}")));
@@ -101,10 +135,16 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
     }
     let mut samples = Vec::with_capacity(args.requests as usize);
     for _ in 0..args.requests {
-        samples.push(get(client.clone(), url.clone(), authorization.clone()).await?.0);
+        samples.push(
+            get(client.clone(), url.clone(), authorization.clone())
+                .await?
+                .0,
+        );
     }
     report(
-        &format!("GET /api/v1/users?limit=50, page 1 of {wanted} users ({bytes} bytes), sequential"),
+        &format!(
+            "GET /api/v1/users?limit=50, page 1 of {wanted} users ({bytes} bytes), sequential"
+        ),
         samples,
         None,
     );
@@ -118,7 +158,11 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(per_client as usize);
             for _ in 0..per_client {
-                samples.push(get(client.clone(), url.clone(), authorization.clone()).await?.0);
+                samples.push(
+                    get(client.clone(), url.clone(), authorization.clone())
+                        .await?
+                        .0,
+                );
             }
             Ok::<_, CliError>(samples)
         }));

@@ -8,7 +8,13 @@ pub(crate) async fn run(cmd: GroupCommand, store: Store) -> Result<(), CliError>
     match cmd {
         GroupCommand::Add { name, description } => {
             let new = NewGroup::parse(&name, description.as_deref())?;
-            let entry = actor.entry("group.create", Target::Group { id: new.id, name: new.name.clone() });
+            let entry = actor.entry(
+                "group.create",
+                Target::Group {
+                    id: new.id,
+                    name: new.name.clone(),
+                },
+            );
             let group = store.create_group(&new, &entry).await?;
             println!("created group {} ({})", group.name, group.id);
         }
@@ -30,7 +36,13 @@ pub(crate) async fn run(cmd: GroupCommand, store: Store) -> Result<(), CliError>
             let group = find_group(&store, &group).await?;
             let user = find(&store, &username).await?;
             let entry = actor
-                .entry("group.add_member", Target::Group { id: group.id, name: group.name.clone() })
+                .entry(
+                    "group.add_member",
+                    Target::Group {
+                        id: group.id,
+                        name: group.name.clone(),
+                    },
+                )
                 .with_detail(serde_json::json!({ "user": user.username, "user_id": user.id }));
             if store.add_member(group.id, user.id, &entry).await? {
                 println!("{} added to {}", user.username, group.name);
@@ -42,7 +54,13 @@ pub(crate) async fn run(cmd: GroupCommand, store: Store) -> Result<(), CliError>
             let group = find_group(&store, &group).await?;
             let user = find(&store, &username).await?;
             let entry = actor
-                .entry("group.remove_member", Target::Group { id: group.id, name: group.name.clone() })
+                .entry(
+                    "group.remove_member",
+                    Target::Group {
+                        id: group.id,
+                        name: group.name.clone(),
+                    },
+                )
                 .with_detail(serde_json::json!({ "user": user.username, "user_id": user.id }));
             store.remove_member(group.id, user.id, &entry).await?;
             println!("{} removed from {}", user.username, group.name);

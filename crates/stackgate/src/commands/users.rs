@@ -6,7 +6,14 @@ use stackgate_store::{Store, UserFilter};
 pub(crate) async fn run(cmd: UserCommand, store: Store, config: Config) -> Result<(), CliError> {
     let actor = cli_actor();
     match cmd {
-        UserCommand::Add { username, email, display_name, admin, no_password, password } => {
+        UserCommand::Add {
+            username,
+            email,
+            display_name,
+            admin,
+            no_password,
+            password,
+        } => {
             let new = NewUser::parse(&username, email.as_deref(), display_name.as_deref())?;
             let hash = if no_password {
                 None
@@ -17,21 +24,45 @@ pub(crate) async fn run(cmd: UserCommand, store: Store, config: Config) -> Resul
             };
             let groups = if admin { vec![ADMINS_GROUP_ID] } else { vec![] };
             let entry = actor
-                .entry("user.create", Target::User { id: new.id, name: new.username.clone() })
+                .entry(
+                    "user.create",
+                    Target::User {
+                        id: new.id,
+                        name: new.username.clone(),
+                    },
+                )
                 .with_detail(serde_json::json!({ "admin": admin }));
-            let user = store.create_user(&new, hash.as_ref(), &groups, &entry).await?;
-            println!("created user {} ({}){}", user.username, user.id, if admin { " as admin" } else { "" });
+            let user = store
+                .create_user(&new, hash.as_ref(), &groups, &entry)
+                .await?;
+            println!(
+                "created user {} ({}){}",
+                user.username,
+                user.id,
+                if admin { " as admin" } else { "" }
+            );
         }
         UserCommand::List { query } => {
             let mut after = None;
             println!("{:<24} {:<32} {:<8} ID", "USERNAME", "EMAIL", "STATE");
             loop {
                 let page = store
-                    .list_users(&UserFilter { after, query: query.clone(), limit: 500, ..Default::default() })
+                    .list_users(&UserFilter {
+                        after,
+                        query: query.clone(),
+                        limit: 500,
+                        ..Default::default()
+                    })
                     .await?;
                 for u in &page.users {
                     let state = if u.disabled { "disabled" } else { "active" };
-                    println!("{:<24} {:<32} {:<8} {}", u.username, u.email.as_deref().unwrap_or("-"), state, u.id);
+                    println!(
+                        "{:<24} {:<32} {:<8} {}",
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        state,
+                        u.id
+                    );
                 }
                 match page.next_cursor {
                     Some(cursor) => after = Some(cursor),
@@ -44,8 +75,16 @@ pub(crate) async fn run(cmd: UserCommand, store: Store, config: Config) -> Resul
         UserCommand::Passwd { username, password } => {
             let user = find(&store, &username).await?;
             let hasher = hasher(&config)?;
-            let hash = hasher.hash(read_password(&password)?, &user.username).await?;
-            let entry = actor.entry("user.set_password", Target::User { id: user.id, name: user.username.clone() });
+            let hash = hasher
+                .hash(read_password(&password)?, &user.username)
+                .await?;
+            let entry = actor.entry(
+                "user.set_password",
+                Target::User {
+                    id: user.id,
+                    name: user.username.clone(),
+                },
+            );
             store.set_password(user.id, &hash, &entry).await?;
             println!("password of {} changed", user.username);
         }
@@ -62,10 +101,24 @@ pub(crate) async fn find(store: &Store, username: &str) -> Result<User, CliError
 
 async fn set_disabled(store: &Store, username: &str, disabled: bool) -> Result<(), CliError> {
     let user = find(store, username).await?;
-    let action = if disabled { "user.disable" } else { "user.enable" };
-    let entry = cli_actor().entry(action, Target::User { id: user.id, name: user.username.clone() });
+    let action = if disabled {
+        "user.disable"
+    } else {
+        "user.enable"
+    };
+    let entry = cli_actor().entry(
+        action,
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
     let patch = UserPatch::parse(None, None, Some(disabled))?;
     store.update_user(user.id, &patch, &entry).await?;
-    println!("{} {}", user.username, if disabled { "disabled" } else { "enabled" });
+    println!(
+        "{} {}",
+        user.username,
+        if disabled { "disabled" } else { "enabled" }
+    );
     Ok(())
 }

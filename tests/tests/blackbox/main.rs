@@ -1,0 +1,7 @@
+//! Black-box tests: the real server over real HTTP, and the built `stackgate` binary.
+//! One test binary, so the suite links once.
+
+mod admin_api;
+mod cli;
+mod openapi;
+mod pages;

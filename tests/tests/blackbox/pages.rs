@@ -1,0 +1,130 @@
+//! The setup and sign-in pages, as a browser without JavaScript uses them.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use stackgate_testkit::{ADMIN_PASSWORD, TestServer, hidden_field, on_both_backends};
+
+async fn login(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(server.url("/login?return_to=/api/v1/users"))
+        .send()
+        .await
+        .unwrap();
+    let html = page.text().await.unwrap();
+    let csrf = hidden_field(&html, "csrf");
+    browser
+        .post(server.url("/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+            ("return_to", "/api/v1/users"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+on_both_backends! {
+    sign_in_and_out_with_a_password => |server: TestServer| async move {
+        server.bootstrap_admin().await;
+        let browser = server.browser();
+        let wrong = login(&server, &browser, "root", "wrong password!!").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let wrong_body = wrong.text().await.unwrap();
+        let unknown = login(&server, &browser, "nobody", "wrong password!!").await;
+        assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+        let unknown_body = unknown.text().await.unwrap();
+        assert!(wrong_body.contains("Wrong username or password."));
+        assert_eq!(
+            wrong_body.replace("root", "nobody"), unknown_body,
+            "an unknown user gets the same answer as a wrong password"
+        );
+        let ok = login(&server, &browser, "root", ADMIN_PASSWORD).await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        assert_eq!(ok.headers()["location"], "/api/v1/users");
+        let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.starts_with("stackgate_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        let home = browser.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+        assert!(home.contains("Hello, First Admin"));
+        assert_eq!(browser.get(server.url("/api/v1/users")).send().await.unwrap().status(), StatusCode::OK);
+        let csrf = hidden_field(&home, "csrf");
+        let out = browser.post(server.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(out.status(), StatusCode::SEE_OTHER);
+        assert_eq!(browser.get(server.url("/api/v1/users")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    };
+
+    forms_refuse_requests_without_their_csrf_token => |server: TestServer| async move {
+        server.bootstrap_admin().await;
+        let browser = server.browser();
+        browser.get(server.url("/login")).send().await.unwrap();
+        let forged = browser.post(server.url("/login"))
+            .form(&[("csrf", "forged"), ("username", "root"), ("password", ADMIN_PASSWORD)])
+            .send().await.unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let fresh = server.browser();
+        let no_cookie = fresh.post(server.url("/login"))
+            .form(&[("csrf", "x".repeat(43).as_str()), ("username", "root"), ("password", ADMIN_PASSWORD)])
+            .send().await.unwrap();
+        assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
+        // The right token from another site is refused too.
+        let html = browser.get(server.url("/login")).send().await.unwrap().text().await.unwrap();
+        let csrf = hidden_field(&html, "csrf");
+        let cross = browser.post(server.url("/login")).header("origin", "https://evil.example")
+            .form(&[("csrf", csrf.as_str()), ("username", "root"), ("password", ADMIN_PASSWORD)])
+            .send().await.unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    };
+
+    setup_form_explains_bad_input_and_keeps_the_link => |server: TestServer| async move {
+        let link = server.setup_link.clone().unwrap();
+        let token = link.split("token=").nth(1).unwrap().to_owned();
+        let browser = server.browser();
+        let html = browser.get(&link).send().await.unwrap().text().await.unwrap();
+        let csrf = hidden_field(&html, "csrf");
+        let submit = |username: &'static str, password: &'static str, confirm: &'static str| {
+            browser.post(server.url("/setup")).form(&[
+                ("token", token.as_str()), ("csrf", csrf.as_str()), ("username", username),
+                ("email", ""), ("display_name", ""), ("password", password), ("password_confirm", confirm),
+            ]).send()
+        };
+        let bad_name = submit("ana<script>", ADMIN_PASSWORD, ADMIN_PASSWORD).await.unwrap();
+        assert_eq!(bad_name.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = bad_name.text().await.unwrap();
+        assert!(body.contains("username: may contain only"), "{body}");
+        assert!(!body.contains("<script>") && body.contains("ana&lt;script&gt;"), "input is kept, escaped");
+        let mismatch = submit("ana", ADMIN_PASSWORD, "something else entirely").await.unwrap();
+        assert!(mismatch.text().await.unwrap().contains("not the same"));
+        let weak = submit("ana", "short", "short").await.unwrap();
+        assert!(weak.text().await.unwrap().contains("at least 12 characters"));
+        assert_eq!(server.store.count_users().await.unwrap(), 0, "nothing written");
+        let ok = submit("ana", ADMIN_PASSWORD, ADMIN_PASSWORD).await.unwrap();
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        let replay = submit("eve", ADMIN_PASSWORD, ADMIN_PASSWORD).await.unwrap();
+        assert_eq!(replay.status(), StatusCode::GONE);
+        assert_eq!(server.store.count_users().await.unwrap(), 1);
+    };
+
+    pages_carry_security_headers => |server: TestServer| async move {
+        for path in ["/login", "/nowhere", "/api/v1/users", "/healthz"] {
+            let response = reqwest::get(server.url(path)).await.unwrap();
+            let headers = response.headers();
+            let csp = headers["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}");
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            assert_eq!(headers["referrer-policy"], "no-referrer");
+            assert_eq!(headers["x-frame-options"], "DENY");
+        }
+        let missing = reqwest::get(server.url("/nowhere")).await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert!(missing.text().await.unwrap().contains("Page not found"));
+        let api_missing = reqwest::get(server.url("/api/v1/nowhere")).await.unwrap();
+        assert_eq!(api_missing.headers()["content-type"], "application/problem+json");
+        let _ = json!(null);
+    };
+}
