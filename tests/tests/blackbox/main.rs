@@ -5,3 +5,4 @@ mod admin_api;
 mod cli;
 mod openapi;
 mod pages;
+mod shutdown;
