@@ -1,0 +1,314 @@
+//! Relying parties: who may ask for tokens, from where, for what.
+
+use crate::{OidcError, SUPPORTED_SCOPES, SigningAlg};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// Has a secret it can keep (a server-side app).
+    Confidential,
+    /// Cannot keep a secret (a single-page or native app); PKCE is its proof.
+    Public,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub kind: ClientKind,
+    pub auth_method: AuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub id_token_alg: SigningAlg,
+    /// Off only for a confidential legacy client, by an admin's explicit choice.
+    pub require_pkce: bool,
+    /// First-party apps of the organisation skip the consent page.
+    pub first_party: bool,
+}
+
+impl Client {
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// A client as an admin describes it; [`NewClient::validate`] turns it into a [`Client`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NewClient {
+    pub id: Option<String>,
+    pub name: String,
+    pub public: bool,
+    pub auth_method: Option<AuthMethod>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub id_token_alg: Option<SigningAlg>,
+    pub require_pkce: Option<bool>,
+    pub first_party: Option<bool>,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> OidcError {
+    OidcError::InvalidRequest(format!("{field}: {}", message.into()))
+}
+
+impl NewClient {
+    pub fn validate(self, generated_id: String) -> Result<Client, OidcError> {
+        let id = match self.id {
+            Some(id) => check_client_id(&id)?,
+            None => generated_id,
+        };
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(invalid("name", "must be 1 to 100 printable characters"));
+        }
+        let kind = if self.public {
+            ClientKind::Public
+        } else {
+            ClientKind::Confidential
+        };
+        let auth_method = match (kind, self.auth_method) {
+            (ClientKind::Public, None | Some(AuthMethod::None)) => AuthMethod::None,
+            (ClientKind::Public, Some(_)) => {
+                return Err(invalid(
+                    "auth_method",
+                    "a public client has no secret: use none",
+                ));
+            }
+            (ClientKind::Confidential, None) => AuthMethod::ClientSecretBasic,
+            (ClientKind::Confidential, Some(AuthMethod::None)) => {
+                return Err(invalid(
+                    "auth_method",
+                    "a confidential client must authenticate",
+                ));
+            }
+            (ClientKind::Confidential, Some(method)) => method,
+        };
+        let grant_types = self.grant_types.unwrap_or_else(|| match kind {
+            ClientKind::Public => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            ClientKind::Confidential => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        });
+        if grant_types.is_empty() {
+            return Err(invalid("grant_types", "must not be empty"));
+        }
+        if kind == ClientKind::Public && grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(invalid(
+                "grant_types",
+                "a public client cannot use client_credentials",
+            ));
+        }
+        let public = kind == ClientKind::Public;
+        for uri in &self.redirect_uris {
+            check_redirect_uri("redirect_uris", uri, public)?;
+        }
+        for uri in &self.post_logout_redirect_uris {
+            check_redirect_uri("post_logout_redirect_uris", uri, public)?;
+        }
+        if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            return Err(invalid(
+                "redirect_uris",
+                "at least one is needed for the authorization_code grant",
+            ));
+        }
+        let scopes = self
+            .scopes
+            .unwrap_or_else(|| SUPPORTED_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+        for scope in &scopes {
+            if !SUPPORTED_SCOPES.contains(&scope.as_str()) {
+                return Err(invalid(
+                    "scopes",
+                    format!(
+                        "unknown scope {scope:?}; known: {}",
+                        SUPPORTED_SCOPES.join(", ")
+                    ),
+                ));
+            }
+        }
+        let access_token_ttl = self.access_token_ttl.unwrap_or(300);
+        if !(60..=86_400).contains(&access_token_ttl) {
+            return Err(invalid(
+                "access_token_ttl",
+                "must be between 60 and 86400 seconds",
+            ));
+        }
+        let refresh_token_ttl = self.refresh_token_ttl.unwrap_or(30 * 86_400);
+        if !(60..=365 * 86_400).contains(&refresh_token_ttl) {
+            return Err(invalid(
+                "refresh_token_ttl",
+                "must be between 60 seconds and 365 days",
+            ));
+        }
+        let require_pkce = self.require_pkce.unwrap_or(true);
+        if public && !require_pkce {
+            return Err(invalid("require_pkce", "a public client always uses PKCE"));
+        }
+        Ok(Client {
+            id,
+            name,
+            kind,
+            auth_method,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            scopes,
+            grant_types,
+            access_token_ttl,
+            refresh_token_ttl,
+            id_token_alg: self.id_token_alg.unwrap_or(SigningAlg::ES256),
+            require_pkce,
+            first_party: self.first_party.unwrap_or(false),
+        })
+    }
+}
+
+fn check_client_id(id: &str) -> Result<String, OidcError> {
+    let ok = (1..=64).contains(&id.len())
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if !ok {
+        return Err(invalid(
+            "id",
+            "must be 1 to 64 characters of a-z, 0-9, '-', '_', '.'",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// Absolute, no fragment, no credentials; https, or http on a loopback host; a private-use
+/// scheme (`org.example.app:/cb`, RFC 8252 §7.1) only for public (native) clients.
+fn check_redirect_uri(field: &str, uri: &str, public: bool) -> Result<(), OidcError> {
+    let url =
+        Url::parse(uri).map_err(|_| invalid(field, format!("{uri:?} is not an absolute URL")))?;
+    if url.fragment().is_some() {
+        return Err(invalid(field, format!("{uri:?} must not have a fragment")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            field,
+            format!("{uri:?} must not contain credentials"),
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(invalid(
+                    field,
+                    format!("{uri:?} must use https (http only on loopback)"),
+                ))
+            }
+        }
+        scheme if public && scheme.contains('.') => Ok(()),
+        _ => Err(invalid(field, format!("{uri:?} must use https"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(redirect: &str) -> NewClient {
+        NewClient {
+            name: "App".into(),
+            redirect_uris: vec![redirect.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn secure_defaults() {
+        let client = new("https://app.example.org/cb")
+            .validate("gen".into())
+            .unwrap();
+        assert_eq!(client.id, "gen");
+        assert_eq!(client.auth_method, AuthMethod::ClientSecretBasic);
+        assert!(client.require_pkce);
+        assert_eq!(client.id_token_alg, SigningAlg::ES256);
+        assert!(!client.first_party);
+    }
+
+    #[test]
+    fn bad_registrations_are_refused() {
+        for bad in [
+            "http://app.example.org/cb",
+            "https://app.example.org/cb#x",
+            "relative/cb",
+            "https://u:p@app.example.org/cb",
+            "com.example.app:/cb",
+        ] {
+            assert!(new(bad).validate("x".into()).is_err(), "{bad}");
+        }
+        let public_no_pkce = NewClient {
+            public: true,
+            require_pkce: Some(false),
+            ..new("https://a.example/cb")
+        };
+        assert!(public_no_pkce.validate("x".into()).is_err());
+        let public_native = NewClient {
+            public: true,
+            ..new("com.example.app:/cb")
+        };
+        assert!(public_native.validate("x".into()).is_ok());
+        assert!(
+            NewClient {
+                id: Some("Bad Id".into()),
+                ..new("https://a.example/cb")
+            }
+            .validate("x".into())
+            .is_err()
+        );
+    }
+}
