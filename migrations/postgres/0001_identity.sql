@@ -1,8 +1,9 @@
+-- Names sort bytewise (COLLATE "C"), as SQLite's do, so pages come in the same order.
 -- Users, groups, memberships, API tokens, browser sessions, setup links and the audit log.
 
 CREATE TABLE users (
     id            TEXT    NOT NULL PRIMARY KEY,
-    username      TEXT    NOT NULL,
+    username      TEXT    NOT NULL COLLATE "C",
     email         TEXT,
     display_name  TEXT    NOT NULL,
     password_hash TEXT,
@@ -15,7 +16,7 @@ CREATE TABLE users (
 
 CREATE TABLE groups (
     id          TEXT    NOT NULL PRIMARY KEY,
-    name        TEXT    NOT NULL,
+    name        TEXT    NOT NULL COLLATE "C",
     description TEXT    NOT NULL DEFAULT '',
     builtin     BOOLEAN NOT NULL DEFAULT FALSE,
     created_at  BIGINT  NOT NULL,

@@ -34,6 +34,13 @@ pub(crate) fn handle(field: &'static str, raw: &str) -> Result<String, IdentityE
             format!("may contain only letters a-z, digits, '.', '_' and '-' (found {bad:?})"),
         ));
     }
+    // Paths take an id or a name; a name shaped like an id would be read as one.
+    if uuid::Uuid::parse_str(&name).is_ok() {
+        return Err(IdentityError::invalid(
+            field,
+            "must not look like an id (a UUID)",
+        ));
+    }
     Ok(name)
 }
 
@@ -110,6 +117,7 @@ mod tests {
         assert!(handle("username", "al<script>").is_err());
         assert!(handle("username", &"a".repeat(65)).is_err());
         assert!(handle("username", &"a".repeat(64)).is_ok());
+        assert!(handle("name", "00000000-0000-4000-8000-000000000001").is_err());
     }
 
     #[test]

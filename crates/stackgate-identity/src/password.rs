@@ -104,6 +104,9 @@ pub struct PasswordHasher {
 }
 
 struct Inner {
+    /// Bounds concurrent hashes: each holds `memory_kib` of memory, and a flood of sign-in
+    /// attempts must queue rather than exhaust memory and the blocking pool.
+    permits: tokio::sync::Semaphore,
     params: Params,
     policy: PasswordPolicy,
     /// Verified against when the user does not exist, so that an unknown username costs the
@@ -132,6 +135,9 @@ impl PasswordHasher {
         let dummy = hash_with(&params, b"stackgate timing equaliser")?;
         Ok(Self {
             inner: Arc::new(Inner {
+                permits: tokio::sync::Semaphore::new(
+                    std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+                ),
                 params,
                 policy,
                 dummy,
@@ -173,6 +179,12 @@ impl PasswordHasher {
         username: &str,
     ) -> Result<PasswordHash, IdentityError> {
         self.check_policy(&password, username)?;
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| IdentityError::Hashing(e.to_string()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || hash_with(&inner.params, password.as_bytes()))
             .await
@@ -187,6 +199,9 @@ impl PasswordHasher {
     /// Verifies a password. With no stored hash (unknown user, or a user without a password)
     /// it still does the full work and answers `false`.
     pub async fn verify(&self, password: String, stored: Option<PasswordHash>) -> bool {
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return false;
+        };
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let (hash, real) = match &stored {

@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::on_pool,
+    pool::{BeginWrite, on_pool},
     rows::{self, UserRow},
 };
 use stackgate_identity::{AuditEntry, OffsetDateTime, User, Uuid};
@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<ApiToken, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
                 .bind(user.to_string())
                 .fetch_one(&mut *tx)
@@ -138,7 +138,7 @@ impl Store {
     ) -> Result<ApiToken, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let revoked: Option<Option<i64>> =
                 sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = $1")
                     .bind(id.to_string())

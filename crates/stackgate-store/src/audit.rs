@@ -1,6 +1,10 @@
 //! The audit log: written inside the transaction of each change, read back with filters.
 
-use crate::{Store, StoreError, pool::on_pool, rows};
+use crate::{
+    Store, StoreError,
+    pool::{BeginWrite, on_pool},
+    rows,
+};
 use stackgate_identity::{AuditEntry, AuditRecord, Uuid};
 
 /// Writes `$entry` at time `$at` on `$conn` (a transaction), failing the transaction if it fails.
@@ -54,7 +58,7 @@ impl Store {
     pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             write_audit!(&mut *tx, entry, now);
             tx.commit().await?;
         });

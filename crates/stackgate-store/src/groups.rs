@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::on_pool,
+    pool::{BeginWrite, on_pool},
     rows::{self, GroupRow, USER_COLUMNS, UserRow},
     users::{escape_like, guard_last_admin},
 };
@@ -41,7 +41,7 @@ impl Store {
     ) -> Result<Group, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO groups (id, name, description, builtin, created_at, updated_at) \
                  VALUES ($1, $2, $3, FALSE, $4, $4)",
@@ -133,7 +133,7 @@ impl Store {
         }
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), \
                  updated_at = $4 WHERE id = $1",
@@ -158,7 +158,7 @@ impl Store {
     pub async fn delete_group(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let builtin: Option<bool> =
                 sqlx::query_scalar("SELECT builtin FROM groups WHERE id = $1")
                     .bind(id.to_string())
@@ -192,7 +192,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let added = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             require_row!(
                 &mut *tx,
                 "SELECT COUNT(*) FROM groups WHERE id = $1",
@@ -233,7 +233,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             require_row!(
                 &mut *tx,
                 "SELECT COUNT(*) FROM groups WHERE id = $1",
@@ -285,6 +285,15 @@ impl Store {
                 .await?
         });
         rows::users(rows)
+    }
+
+    /// All memberships, of every group: for consistency checks.
+    pub async fn count_memberships(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM memberships")
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     /// The groups a user belongs to, by name.

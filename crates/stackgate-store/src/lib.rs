@@ -12,11 +12,14 @@
 mod api_tokens;
 mod audit;
 mod error;
+mod grants;
 mod groups;
+mod oauth_clients;
 mod pool;
 mod rows;
 mod sessions;
 mod setup;
+mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -24,9 +27,14 @@ mod users;
 pub use api_tokens::{ApiToken, TokenOwner};
 pub use audit::AuditFilter;
 pub use error::StoreError;
+pub use grants::{
+    ActiveGrant, ActiveToken, CodeGrant, NewCode, NewGrant, Redemption, RefreshOutcome,
+};
 pub use groups::GroupListing;
+pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
 pub use sessions::{NewSession, Session};
+pub use signing_keys::StoredKey;
 pub use users::{UserFilter, UserListing};
 
 #[cfg(test)]

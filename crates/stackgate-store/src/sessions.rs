@@ -4,7 +4,7 @@
 use crate::{
     Store, StoreError,
     audit::write_audit,
-    pool::on_pool,
+    pool::{BeginWrite, on_pool},
     rows::{self, UserRow},
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
@@ -44,7 +44,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent) \
                  VALUES ($1, $2, $3, $4, $4, $5, $4, $6, $7, $8)",
@@ -130,7 +130,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = self.now();
         let ended = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
                 .bind(secret_hash)
                 .execute(&mut *tx)

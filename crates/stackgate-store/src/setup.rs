@@ -1,6 +1,11 @@
 //! First-run setup: a one-time link that lets the first person create the admin account.
 
-use crate::{Store, StoreError, audit::write_audit, error::map_unique, pool::on_pool};
+use crate::{
+    Store, StoreError,
+    audit::write_audit,
+    error::map_unique,
+    pool::{BeginWrite, on_pool},
+};
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, NewUser, PasswordHash, User};
 
 impl Store {
@@ -22,7 +27,7 @@ impl Store {
     pub async fn issue_setup_token(&self, secret_hash: &str, ttl: i64) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM setup_tokens")
                 .execute(&mut *tx)
                 .await?;
@@ -63,7 +68,7 @@ impl Store {
     ) -> Result<User, StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let spent = sqlx::query(
                 "UPDATE setup_tokens SET used_at = $2 WHERE secret_hash = $1 AND used_at IS NULL AND expires_at > $2",
             )

@@ -164,6 +164,29 @@ on_both_backends! {
         assert!(matches!(store.get_user(ana).await, Err(StoreError::NotFound("user"))));
     };
 
+    two_admins_removing_each_other_at_once_leave_one => |store: Store, _| async move {
+        let entry = cli().entry("x", Target::System);
+        let mut survivor: Option<Uuid> = None;
+        for round in 0..5 {
+            let ana = add_user(&store, &format!("ana{round}")).await;
+            let bea = add_user(&store, &format!("bea{round}")).await;
+            store.add_member(ADMINS_GROUP_ID, ana, &entry).await.unwrap();
+            store.add_member(ADMINS_GROUP_ID, bea, &entry).await.unwrap();
+            if let Some(previous) = survivor {
+                store.remove_member(ADMINS_GROUP_ID, previous, &entry).await.unwrap();
+            }
+            // Now exactly ana and bea are admins, and each is removed at the same time.
+            let (a, b) = tokio::join!(
+                store.remove_member(ADMINS_GROUP_ID, ana, &entry),
+                store.remove_member(ADMINS_GROUP_ID, bea, &entry),
+            );
+            let refused = [&a, &b].iter().filter(|r| matches!(r, Err(StoreError::Refused(_)))).count();
+            assert_eq!(refused, 1, "round {round}: {a:?} {b:?}");
+            assert!(store.admin_exists().await.unwrap());
+            survivor = Some(if a.is_ok() { bea } else { ana });
+        }
+    };
+
     listing_pages_and_filters => |store: Store, _| async move {
         for name in ["carla", "ana", "bea", "dario", "emil"] {
             add_user(&store, name).await;

@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::on_pool,
+    pool::{BeginWrite, on_pool},
     rows::{self, USER_COLUMNS, UserRow},
 };
 use stackgate_identity::{
@@ -15,6 +15,12 @@ use stackgate_identity::{
 macro_rules! guard_last_admin {
     ($conn:expr, $user:expr) => {{
         let user: Uuid = $user;
+        // Lock the admins group's row first: concurrent guarded changes then run one after the
+        // other on PostgreSQL, so two admins removing each other cannot both pass the count.
+        sqlx::query("UPDATE groups SET updated_at = updated_at WHERE id = $1")
+            .bind(ADMINS_GROUP_ID.to_string())
+            .execute(&mut *$conn)
+            .await?;
         let is_admin: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM memberships WHERE group_id = $1 AND user_id = $2",
         )
@@ -85,7 +91,7 @@ impl Store {
     ) -> Result<User, StoreError> {
         let now = self.now();
         let row: UserRow = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row: UserRow = sqlx::query_as(
                 "INSERT INTO users (id, username, email, display_name, password_hash, disabled, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, FALSE, $6, $6) \
@@ -100,7 +106,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(map_unique)?;
-            for group in groups {
+            let mut seen = Vec::with_capacity(groups.len());
+            for group in groups.iter().filter(|g| {
+                let new = !seen.contains(*g);
+                seen.push(**g);
+                new
+            }) {
                 let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM groups WHERE id = $1")
                     .bind(group.to_string())
                     .fetch_one(&mut *tx)
@@ -223,7 +234,7 @@ impl Store {
             None => (false, None),
         };
         let row: Option<UserRow> = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             if patch.disabled == Some(true) {
                 guard_last_admin!(&mut *tx, id);
             }
@@ -262,7 +273,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done =
                 sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.to_string())
@@ -283,7 +294,7 @@ impl Store {
     pub async fn delete_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             guard_last_admin!(&mut *tx, id);
             let done = sqlx::query("DELETE FROM users WHERE id = $1")
                 .bind(id.to_string())

@@ -12,7 +12,7 @@
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stackgate::{Config, server};
-use stackgate_identity::SystemClock;
+use stackgate_identity::{Clock, SystemClock};
 use stackgate_store::testing::TestDatabase;
 use std::{path::PathBuf, sync::Arc};
 
@@ -59,6 +59,15 @@ impl TestServer {
 
     /// Starts a server with extra `STACKGATE_*` settings.
     pub async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Option<Self> {
+        Self::start_with_clock(backend, settings, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a server whose time is `clock` (a `FixedClock` lets tests expire things at once).
+    pub async fn start_with_clock(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> Option<Self> {
         let db = TestDatabase::create(backend)
             .await
             .expect("test database")?;
@@ -86,7 +95,7 @@ impl TestServer {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         let config = Config::load(None, env).expect("test config");
-        let running = server::start_on(&config, Arc::new(SystemClock), listener)
+        let running = server::start_on(&config, clock, listener)
             .await
             .expect("server starts");
         Some(Self {

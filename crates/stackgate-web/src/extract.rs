@@ -48,10 +48,22 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         let inner = e.into_inner();
         // A syntax error is about the text, not a field, even if it happens inside one.
         let syntax = inner.is_syntax() || inner.is_eof();
-        let field = (path != "." && !syntax).then_some(path);
+        // serde reports a missing field at the parent's path; name the field itself.
+        let missing = inner
+            .to_string()
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(|name| {
+                if path == "." {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
+            });
+        let field = missing.or_else(|| (path != "." && !syntax).then_some(path));
         let detail = match &field {
-            Some(field) => format!("{field}: {inner}"),
-            None => format!("malformed JSON: {inner}"),
+            Some(field) if !syntax => format!("{field}: {inner}"),
+            _ => format!("malformed JSON: {inner}"),
         };
         ApiError::BadRequest { detail, field }
     })?;

@@ -4,13 +4,15 @@ use crate::metrics::Metrics;
 use stackgate_identity::{Clock, PasswordHasher};
 use stackgate_store::Store;
 use std::sync::Arc;
-use url::Url;
 
 /// The web settings, already validated by the binary's config loader.
 #[derive(Debug, Clone)]
 pub struct WebConfig {
-    /// The public base URL (the OIDC issuer): decides cookie security and allowed origins.
-    pub issuer: Url,
+    /// The public base URL, exactly as `iss` carries it (no trailing slash): decides cookie
+    /// security and the origin browsers must send.
+    pub issuer: String,
+    /// `scheme://host[:port]` of the issuer.
+    pub origin: String,
     pub organisation_name: String,
     /// Seconds a session may stay unused.
     pub session_idle_timeout: i64,
@@ -21,16 +23,17 @@ pub struct WebConfig {
 impl WebConfig {
     /// Cookies are `Secure` and `__Host-`-prefixed when served over HTTPS.
     pub fn secure_cookies(&self) -> bool {
-        self.issuer.scheme() == "https"
+        self.issuer.starts_with("https://")
     }
 
-    /// The origin browsers send for our own pages (`scheme://host[:port]`).
-    pub fn origin(&self) -> String {
-        self.issuer.origin().ascii_serialization()
+    /// The origin browsers send for our own pages.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
+    /// An absolute URL of ours.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.issuer.as_str().trim_end_matches('/'), path)
+        format!("{}{path}", self.issuer)
     }
 }
 

@@ -57,7 +57,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
     println!(
         "Stackgate is listening on http://{} (issuer {})",
         running.local_addr,
-        config.issuer.as_str().trim_end_matches('/')
+        config.issuer_str()
     );
     server::shutdown_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");

@@ -287,8 +287,9 @@ impl Config {
             stackgate_identity::IdentityError::Invalid { field, message } => err(field, message),
             other => err("argon2", other.to_string()),
         })?;
+        // At least 5 minutes: sessions note activity once a minute, so shorter would end busy ones.
         let session_idle_timeout = v
-            .int("session_idle_timeout", 60, 31_536_000)?
+            .int("session_idle_timeout", 300, 31_536_000)?
             .unwrap_or(28_800);
         let session_lifetime = v
             .int("session_lifetime", 60, 31_536_000)?
@@ -306,7 +307,7 @@ impl Config {
             listen,
             issuer,
             organisation_name,
-            log: v.text("log")?.unwrap_or_else(|| "info,sqlx=warn".into()),
+            log: check_log_filter(v.text("log")?.unwrap_or_else(|| "info,sqlx=warn".into()))?,
             log_format,
             password: PasswordPolicy {
                 min_length: v.u32("password_min_length", 8, 128)?.unwrap_or(12) as usize,
@@ -320,6 +321,12 @@ impl Config {
                 .unwrap_or(30)
                 .unsigned_abs(),
         })
+    }
+
+    /// The issuer exactly as tokens carry it: no trailing slash (a URL parser adds one to a
+    /// bare host, and `iss` must compare equal to what relying parties configure).
+    pub fn issuer_str(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
     }
 
     /// The effective settings as `key = value` lines, with the database password hidden.
@@ -339,7 +346,7 @@ impl Config {
                 self.database_max_connections
             ),
             format!("listen = \"{}\"", self.listen),
-            format!("issuer = \"{}\"", self.issuer),
+            format!("issuer = \"{}\"", self.issuer_str()),
             format!("organisation_name = {:?}", self.organisation_name),
             format!("log = {:?}", self.log),
             format!(
@@ -360,6 +367,12 @@ impl Config {
         ]
         .join("\n")
     }
+}
+
+fn check_log_filter(filter: String) -> Result<String, ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| err("log", format!("not a valid filter ({e}): {filter:?}")))?;
+    Ok(filter)
 }
 
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
@@ -400,9 +413,7 @@ fn check_issuer(raw: &str) -> Result<Url, ConfigError> {
             "must use https:// unless the host is localhost: sessions and tokens would cross the network in clear text",
         ));
     }
-    // A trailing slash would make `iss` differ from what relying parties compare against.
-    let trimmed = url.as_str().trim_end_matches('/').to_owned();
-    Url::parse(&trimmed).map_err(|e| err("issuer", e.to_string()))
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -420,7 +431,7 @@ mod tests {
     fn defaults_need_no_configuration() {
         let config = Config::load(None, env(&[])).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.issuer.as_str(), "http://localhost:8080/");
+        assert_eq!(config.issuer_str(), "http://localhost:8080");
         assert_eq!(
             config.database_url,
             "sqlite://./stackgate-data/stackgate.db"
@@ -445,10 +456,16 @@ mod tests {
         assert_eq!(config.organisation_name, "Env Org");
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(
-            config.issuer.as_str(),
-            "http://localhost:9000/",
+            config.issuer_str(),
+            "http://localhost:9000",
             "issuer follows the port"
         );
+        let with_path = Config::load(
+            None,
+            env(&[("STACKGATE_ISSUER", "https://example.org/sso/")]),
+        )
+        .unwrap();
+        assert_eq!(with_path.issuer_str(), "https://example.org/sso");
     }
 
     #[test]
@@ -485,6 +502,11 @@ mod tests {
             (
                 &[("STACKGATE_LOG_FORMAT", "xml")],
                 "log_format: expected \"human\" or \"json\"",
+            ),
+            (&[("STACKGATE_LOG", "info,[=")], "log: not a valid filter"),
+            (
+                &[("STACKGATE_SESSION_IDLE_TIMEOUT", "60")],
+                "session_idle_timeout: must be between 300",
             ),
             (
                 &[("STACKGATE_LSITEN", "127.0.0.1:1")],

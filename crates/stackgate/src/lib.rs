@@ -18,7 +18,12 @@ use cli::Cli;
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let config = config::Config::load(
         cli.config.as_deref(),
-        std::env::vars().filter(|(k, _)| k.starts_with(config::ENV_PREFIX)),
+        // vars_os: a variable that is not UTF-8 must not crash us unless it is one of ours.
+        std::env::vars_os().filter_map(|(k, v)| {
+            let key = k.to_str()?.to_owned();
+            key.starts_with(config::ENV_PREFIX)
+                .then(|| (key, v.to_string_lossy().into_owned()))
+        }),
     )?;
     logging::init(&config, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,7 +11,8 @@ pub enum LogFormat {
 
 pub(crate) fn init(config: &Config, flag: Option<LogFormat>) -> Result<(), CliError> {
     let filter =
-        EnvFilter::try_new(&config.log).map_err(|e| CliError::Usage(format!("log: {e}")))?;
+        // Validated when the config was loaded.
+        EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let result = match flag.unwrap_or(config.log_format) {
         LogFormat::Human => builder.try_init(),

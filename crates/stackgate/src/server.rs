@@ -80,7 +80,7 @@ pub async fn start_on(
             .await?;
         Some(format!(
             "{}/setup?token={}",
-            config.issuer.as_str().trim_end_matches('/'),
+            config.issuer_str(),
             link.plaintext
         ))
     };
@@ -89,7 +89,8 @@ pub async fn start_on(
         hasher,
         clock,
         config: Arc::new(WebConfig {
-            issuer: config.issuer.clone(),
+            issuer: config.issuer_str().to_owned(),
+            origin: config.issuer.origin().ascii_serialization(),
             organisation_name: config.organisation_name.clone(),
             session_idle_timeout: config.session_idle_timeout,
             session_lifetime: config.session_lifetime,

@@ -124,6 +124,9 @@ on_both_backends! {
     malformed_input_is_400_with_the_field_named => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
         let api = Api::new(&server, &admin);
+        let (status, problem) = api.post("/users", json!({ "email": "bea@example.org" })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem["field"], "username", "a missing field is named");
         let (status, problem) = api.post("/users", json!({ "username": 5 })).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(problem["field"], "username");
@@ -180,10 +183,14 @@ on_both_backends! {
         assert_eq!(api.call("DELETE", &format!("/tokens/{id}"), None).await.0, StatusCode::NO_CONTENT);
         assert_eq!(api.with_token(bea_token).get("/users").await.0, StatusCode::UNAUTHORIZED);
         assert_eq!(api.call("DELETE", &format!("/tokens/{id}"), None).await.0, StatusCode::CONFLICT);
-        // Making bea an admin makes a new token of hers an admin token; disabling her stops it.
-        api.call("PUT", "/groups/admins/members/bea", None).await;
+        // Rights follow membership: making bea an admin makes her token an admin token ...
         let (_, created) = api.post("/tokens", json!({ "name": "second", "user": "bea", "expires_in_days": 30 })).await;
         let second = created["token"].as_str().unwrap();
+        assert_eq!(api.with_token(second).get("/users").await.0, StatusCode::FORBIDDEN);
+        api.call("PUT", "/groups/admins/members/bea", None).await;
+        // ... and no admin can mint a token that acts as another admin.
+        let (status, _) = api.post("/tokens", json!({ "name": "third", "user": "bea" })).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(api.with_token(second).get("/users").await.0, StatusCode::OK);
         assert_eq!(api.call("PATCH", "/users/bea", Some(json!({ "disabled": true }))).await.0, StatusCode::OK);
         assert_eq!(api.with_token(second).get("/users").await.0, StatusCode::UNAUTHORIZED);
@@ -194,7 +201,9 @@ on_both_backends! {
         let api = Api::new(&server, &admin);
         let (status, group) = api.post("/groups", json!({ "name": "editors", "description": "Newsroom" })).await;
         assert_eq!(status, StatusCode::CREATED);
-        api.post("/users", json!({ "username": "bea", "groups": ["editors"] })).await;
+        let memberships_before = server.store.count_memberships().await.unwrap();
+        let (status, _) = api.post("/users", json!({ "username": "bea", "groups": ["editors", "editors"] })).await;
+        assert_eq!(status, StatusCode::CREATED, "a group named twice is joined once");
         api.post("/users", json!({ "username": "carla" })).await;
         assert_eq!(api.call("PUT", "/groups/editors/members/carla", None).await.0, StatusCode::NO_CONTENT);
         let (_, members) = api.get("/groups/editors/members").await;
@@ -204,6 +213,7 @@ on_both_backends! {
         let id = group["id"].as_str().unwrap();
         assert_eq!(api.call("DELETE", &format!("/groups/{id}"), None).await.0, StatusCode::NO_CONTENT);
         assert_eq!(api.get("/groups/editors").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(server.store.count_memberships().await.unwrap(), memberships_before, "no orphaned memberships");
         for user in ["bea", "carla"] {
             let (_, shown) = api.get(&format!("/users/{user}")).await;
             assert_eq!(shown["groups"], json!([]), "{user} keeps no membership");

@@ -169,6 +169,18 @@ fn zero_config_serve_prints_a_setup_link_and_stops_cleanly_on_sigterm() {
         dir.path().join("stackgate-data/stackgate.db").exists(),
         "SQLite in ./stackgate-data"
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("stackgate-data"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o700,
+            "the data directory is its owner's only"
+        );
+    }
     let link = link.expect("a setup link is printed when no admin exists");
     let port = addr.rsplit(':').next().unwrap();
     let link = link.replace("localhost:0", &format!("127.0.0.1:{port}"));

@@ -81,4 +81,37 @@ fn api_routes_are_only_added_through_the_documenting_macro() {
         "api.rs adds a route outside routes!()"
     );
     assert!(handlers >= 18);
+    // Nor may any other module of the web crate serve something under /api.
+    let src = api.parent().unwrap();
+    let mut stack = vec![src.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != api {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for pattern in [
+                ".route(\"/api",
+                ".nest_service(\"/api",
+                ".route_service(\"/api",
+            ] {
+                assert!(
+                    !source.contains(pattern),
+                    "{} serves /api outside the documented router",
+                    path.display()
+                );
+            }
+            if source.contains(".nest(\"/api") {
+                assert!(
+                    source.contains(".nest(\"/api/v1\", api)"),
+                    "{} nests something else under /api",
+                    path.display()
+                );
+            }
+        }
+    }
 }

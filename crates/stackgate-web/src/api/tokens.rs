@@ -71,6 +71,12 @@ pub async fn create(
         Some(key) => lookup::user(&state, key).await?,
         None => admin.user.clone(),
     };
+    // A token for another admin would let one admin act, and be audited, as another.
+    if owner.id != admin.user.id && state.store.is_admin(owner.id).await? {
+        return Err(ApiError::Forbidden(
+            "tokens for another admin can only be created by that admin".into(),
+        ));
+    }
     let expires_at = match body.expires_in_days {
         None => None,
         Some(days @ 1..=3650) => Some(state.clock.unix() + i64::from(days) * 86_400),

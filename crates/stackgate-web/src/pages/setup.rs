@@ -105,6 +105,10 @@ pub(crate) async fn submit(
         ));
     }
     let secret_hash = hash_secret(&form.token);
+    // Checked before any hashing, so a spent or forged link costs the server nothing.
+    if !state.store.setup_token_live(&secret_hash).await? {
+        return Err(PageError::Gone(LINK_SPENT.into()));
+    }
     let redo = |error: String, field: &str| -> Result<Response, PageError> {
         let page = render(
             &state,
