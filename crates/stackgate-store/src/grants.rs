@@ -194,6 +194,18 @@ impl Store {
         Ok(())
     }
 
+    /// The user a code was issued to, without spending it.
+    pub async fn code_owner(&self, code_hash: &str) -> Result<Option<Uuid>, StoreError> {
+        let user: Option<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT user_id FROM authorization_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        user.map(|u| rows::uuid(&u, "authorization_codes.user_id"))
+            .transpose()
+    }
+
     /// Spends a code and, if `plan` accepts the request, writes the grant and tokens it plans,
     /// all in one transaction.
     pub async fn exchange_code<T, E>(

@@ -212,4 +212,9 @@ impl Store {
     pub(crate) fn now(&self) -> i64 {
         self.clock.unix()
     }
+
+    /// The store's notion of now, for callers computing expiries to hand back to it.
+    pub fn now_unix(&self) -> i64 {
+        self.clock.unix()
+    }
 }

@@ -28,6 +28,7 @@ pub struct TestServer {
     pub setup_link: Option<String>,
     pub store: Store,
     pub config: Config,
+    pub keyring: Arc<stackgate_web::oidc::keyring::Keyring>,
     running: Option<server::Running>,
     _db: TestDatabase,
     _dir: tempfile::TempDir,
@@ -104,6 +105,7 @@ impl TestServer {
             setup_link: running.setup_link.clone(),
             store: running.store.clone(),
             config,
+            keyring: running.keyring.clone(),
             running: Some(running),
             _db: db,
             _dir: dir,
@@ -179,6 +181,106 @@ impl TestServer {
             running.shutdown().await.expect("clean shutdown");
         }
     }
+}
+
+/// Plays the person's browser through an authorization request: follows it to the sign-in page
+/// (when there is no session yet), signs in, and returns where Stackgate finally redirects —
+/// the client's redirect URI with `code`, `state` and `iss` (or `error`). Consent pages are
+/// answered with "allow".
+pub async fn authorize_in_browser(
+    server: &TestServer,
+    authorize_url: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Url {
+    let browser = server.browser();
+    sign_in_and_authorize(server, &browser, authorize_url, username, password).await
+}
+
+/// Like [`authorize_in_browser`], with a browser of the caller's (so its session carries over).
+pub async fn sign_in_and_authorize(
+    server: &TestServer,
+    browser: &Client,
+    authorize_url: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Url {
+    let base = reqwest::Url::parse(&server.base_url).expect("base url");
+    let mut next = reqwest::Url::parse(authorize_url).expect("authorize url");
+    for _ in 0..6 {
+        if !next.as_str().starts_with(&server.base_url) {
+            return next;
+        }
+        let response = browser.get(next.clone()).send().await.expect("request");
+        if response.status() == StatusCode::OK {
+            let html = response.text().await.expect("page");
+            if html.contains("action=\"/authorize/consent\"") {
+                let consent = browser
+                    .post(server.url("/authorize/consent"))
+                    .header("origin", server.base_url.as_str())
+                    .form(&[
+                        ("csrf", hidden_field(&html, "csrf").as_str()),
+                        ("request", &decode_entities(&hidden_field(&html, "request"))),
+                        ("decision", "allow"),
+                    ])
+                    .send()
+                    .await
+                    .expect("consent");
+                next = location(&base, &consent);
+                continue;
+            }
+            assert!(
+                html.contains("action=\"/login\""),
+                "expected the sign-in page at {next}"
+            );
+            let signed_in = browser
+                .post(server.url("/login"))
+                .header("origin", server.base_url.as_str())
+                .form(&[
+                    ("csrf", hidden_field(&html, "csrf").as_str()),
+                    ("username", username),
+                    ("password", password),
+                    (
+                        "return_to",
+                        &decode_entities(&hidden_field(&html, "return_to")),
+                    ),
+                ])
+                .send()
+                .await
+                .expect("sign in");
+            assert_eq!(
+                signed_in.status(),
+                StatusCode::SEE_OTHER,
+                "sign-in failed for {username}"
+            );
+            next = location(&base, &signed_in);
+            continue;
+        }
+        assert!(
+            response.status().is_redirection(),
+            "{next} answered {}",
+            response.status()
+        );
+        next = location(&base, &response);
+    }
+    panic!("too many redirects from {authorize_url}");
+}
+
+fn location(base: &reqwest::Url, response: &reqwest::Response) -> reqwest::Url {
+    let target = response.headers()["location"].to_str().expect("location");
+    base.join(target).expect("location url")
+}
+
+/// Undoes the HTML escaping of an attribute value.
+pub fn decode_entities(value: &str) -> String {
+    value
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#x2f;", "/")
 }
 
 /// The value of `<input ... name="NAME" value="...">` in a page.

@@ -2,6 +2,7 @@
 //! the router and the OpenAPI document are built from the same list and cannot drift apart.
 
 mod audit;
+pub mod clients;
 mod groups;
 mod lookup;
 mod tokens;
@@ -30,7 +31,7 @@ pub use views::*;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
     tags(
-        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "meta")
+        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "meta")
     )
 )]
 struct ApiDoc;
@@ -70,6 +71,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(clients::list, clients::create))
+        .routes(routes!(clients::show, clients::delete))
+        .routes(routes!(clients::rotate_secret))
         .routes(routes!(openapi_json))
 }
 

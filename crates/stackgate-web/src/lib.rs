@@ -13,6 +13,7 @@ mod csrf;
 pub mod error;
 mod extract;
 mod metrics;
+pub mod oidc;
 mod ops;
 mod pages;
 mod security_headers;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(pages::router())
+        .merge(oidc::router())
         .nest("/api/v1", api)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

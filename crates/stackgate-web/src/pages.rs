@@ -35,6 +35,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("setup.html", include_str!("../templates/setup.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("home.html", include_str!("../templates/home.html")),
+        ("consent.html", include_str!("../templates/consent.html")),
     ] {
         if let Err(err) = env.add_template(name, source) {
             tracing::error!(%err, name, "template does not compile");

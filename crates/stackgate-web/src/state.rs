@@ -44,6 +44,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<WebConfig>,
     pub metrics: Arc<Metrics>,
+    pub keyring: Arc<crate::oidc::keyring::Keyring>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -47,6 +47,12 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage OpenID Connect clients (the apps that sign in through Stackgate).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage the token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Measure password hashing and the admin API on this machine.
     Bench(BenchArgs),
 }
@@ -133,6 +139,46 @@ pub enum TokenCommand {
     /// Revoke a token by id.
     Revoke { id: String },
     /// List tokens.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its secret once.
+    Add {
+        /// Client id (a-z, 0-9, '-', '_', '.').
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Allowed redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Allowed post-logout redirect URI (repeat for several).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// A public client (single-page or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// The organisation's own app: no consent page.
+        #[arg(long)]
+        first_party: bool,
+        /// ID token algorithm: ES256 (default), RS256 or EdDSA.
+        #[arg(long)]
+        id_token_alg: Option<String>,
+    },
+    /// List clients.
+    List,
+    /// Replace a client's secret; prints the new one once.
+    RotateSecret { id: String },
+    /// Remove a client with its grants and tokens.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create new signing keys now; the old ones stay published until their tokens expire.
+    Rotate,
+    /// List the published signing keys.
     List,
 }
 

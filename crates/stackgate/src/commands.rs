@@ -1,6 +1,7 @@
 //! One function per command; each opens what it needs and reports in plain lines.
 
 mod bench;
+mod clients;
 mod groups;
 mod tokens;
 mod users;
@@ -37,6 +38,10 @@ pub(crate) async fn dispatch(command: Command, config: Config) -> Result<(), Cli
         }
         Command::Group(cmd) => with_store(&config, |store| groups::run(cmd, store)).await,
         Command::Token(cmd) => with_store(&config, |store| tokens::run(cmd, store)).await,
+        Command::Client(cmd) => with_store(&config, |store| clients::run(cmd, store)).await,
+        Command::Keys(cmd) => {
+            with_store(&config, |store| clients::keys(cmd, store, config.clone())).await
+        }
         Command::Bench(args) => bench::run(args, config).await,
     }
 }

@@ -78,6 +78,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "shutdown_grace",
         "seconds in-flight requests get to finish at shutdown (default 30)",
     ),
+    (
+        "master_key",
+        "base64 of 32 random bytes sealing keys at rest (default: data_dir/master.key, created once)",
+    ),
+    (
+        "signing_key_rotation",
+        "seconds between automatic signing key rotations, 3600-31536000 (default 2592000 = 30 days)",
+    ),
 ];
 
 /// A configuration value that cannot be used. Displays as one line: `key: what is wrong`.
@@ -118,6 +126,9 @@ pub struct Config {
     pub session_lifetime: i64,
     pub setup_link_ttl: i64,
     pub shutdown_grace: u64,
+    /// From config; when absent the key file in `data_dir` is used (and created).
+    pub master_key: Option<String>,
+    pub signing_key_rotation: i64,
 }
 
 /// A raw value: from the file (typed by TOML) or the environment (always text).
@@ -320,6 +331,17 @@ impl Config {
                 .int("shutdown_grace", 0, 3600)?
                 .unwrap_or(30)
                 .unsigned_abs(),
+            master_key: match v.text("master_key")? {
+                Some(key) => {
+                    stackgate_oidc::MasterKey::from_base64(&key)
+                        .map_err(|e| err("master_key", e.to_string()))?;
+                    Some(key)
+                }
+                None => None,
+            },
+            signing_key_rotation: v
+                .int("signing_key_rotation", 3600, 31_536_000)?
+                .unwrap_or(2_592_000),
         })
     }
 
@@ -364,6 +386,15 @@ impl Config {
             format!("session_lifetime = {}", self.session_lifetime),
             format!("setup_link_ttl = {}", self.setup_link_ttl),
             format!("shutdown_grace = {}", self.shutdown_grace),
+            format!(
+                "master_key = {}",
+                if self.master_key.is_some() {
+                    "\"(set, hidden)\""
+                } else {
+                    "\"(data_dir/master.key)\""
+                }
+            ),
+            format!("signing_key_rotation = {}", self.signing_key_rotation),
         ]
         .join("\n")
     }

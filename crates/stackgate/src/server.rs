@@ -3,8 +3,9 @@
 
 use crate::{CliError, config::Config};
 use stackgate_identity::{Clock, PasswordHasher, SecretToken};
+use stackgate_oidc::MasterKey;
 use stackgate_store::{Backend, Store, StoreOptions};
-use stackgate_web::{AppState, Metrics, WebConfig};
+use stackgate_web::{AppState, Metrics, WebConfig, oidc::keyring::Keyring};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
@@ -36,12 +37,59 @@ fn create_data_dir(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The master key: from config, or from `data_dir/master.key`, created (mode 0600) on first start.
+pub fn master_key(config: &Config) -> Result<MasterKey, CliError> {
+    let encoded = match &config.master_key {
+        Some(key) => key.clone(),
+        None => {
+            create_data_dir(config)?;
+            let path = config.data_dir.join("master.key");
+            if path.exists() {
+                std::fs::read_to_string(&path).map_err(|e| {
+                    CliError::Usage(format!("master_key: cannot read {}: {e}", path.display()))
+                })?
+            } else {
+                let key = MasterKey::generate().map_err(|e| CliError::Runtime(e.to_string()))?;
+                write_private(&path, &key)?;
+                tracing::info!(path = %path.display(), "created the master key file; back it up with the database");
+                key
+            }
+        }
+    };
+    MasterKey::from_base64(&encoded).map_err(|e| CliError::Usage(format!("master_key: {e}")))
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        CliError::Usage(format!("master_key: cannot create {}: {e}", path.display()))
+    })?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Opens the signing keys (creating the first ones).
+pub async fn keyring(config: &Config, store: &Store) -> Result<Keyring, CliError> {
+    Keyring::open(store.clone(), master_key(config)?)
+        .await
+        .map_err(|e| CliError::Runtime(format!("signing keys: {e}")))
+}
+
 /// A server running in this process.
 pub struct Running {
     pub local_addr: SocketAddr,
     /// The one-time link that creates the first admin, when none exists yet.
     pub setup_link: Option<String>,
     pub store: Store,
+    pub keyring: Arc<Keyring>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -71,6 +119,8 @@ pub async fn start_on(
 ) -> Result<Running, CliError> {
     let store = open_store(config, clock.clone()).await?;
     let hasher = PasswordHasher::new(config.argon2, config.password)?;
+    let keyring = Arc::new(keyring(config, &store).await?);
+    let maintenance_clock = clock.clone();
     let setup_link = if store.admin_exists().await? {
         None
     } else {
@@ -96,10 +146,17 @@ pub async fn start_on(
             session_lifetime: config.session_lifetime,
         }),
         metrics: Arc::new(Metrics::new()),
+        keyring: keyring.clone(),
     };
     let local_addr = listener.local_addr()?;
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(maintain_keys(
+        keyring.clone(),
+        maintenance_clock,
+        config.signing_key_rotation,
+        stop.subscribe(),
+    ));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -116,10 +173,45 @@ pub async fn start_on(
         local_addr,
         setup_link,
         store,
+        keyring,
         stop,
         task,
         grace: Duration::from_secs(config.shutdown_grace),
     })
+}
+
+/// Every minute: picks up keys another replica rotated, and rotates when the current key is
+/// older than `rotation` seconds.
+async fn maintain_keys(
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    rotation: i64,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let due = match keyring.current_key_created_at().await {
+            Ok(Some(created)) => created + rotation <= clock.unix(),
+            Ok(None) => true,
+            Err(err) => {
+                tracing::warn!(%err, "cannot check signing key age");
+                continue;
+            }
+        };
+        let result = if due {
+            keyring.rotate().await.map(|_| ())
+        } else {
+            keyring.reload().await
+        };
+        if let Err(err) = result {
+            tracing::warn!(%err, "signing key maintenance failed");
+        }
+    }
 }
 
 impl Running {

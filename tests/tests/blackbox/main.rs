@@ -3,6 +3,8 @@
 
 mod admin_api;
 mod cli;
+mod oidc;
+mod oidc_interop;
 mod openapi;
 mod pages;
 mod shutdown;

@@ -16,6 +16,8 @@ use stackgate_identity::{Actor, Target};
 #[derive(Deserialize)]
 pub(crate) struct LoginQuery {
     return_to: Option<String>,
+    /// From an app's `login_hint`: fills in the username.
+    login_hint: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +39,12 @@ pub(crate) async fn form(
         "login.html",
         LoginPage {
             csrf,
-            username: String::new(),
+            username: query
+                .login_hint
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect(),
             return_to: safe_return_path(query.return_to.as_deref()),
             error: None,
         },

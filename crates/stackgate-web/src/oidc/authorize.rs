@@ -1,0 +1,405 @@
+//! The authorization endpoint (OpenID Connect Core §3.1.2): validates the request, sends the
+//! person to sign in or to consent when needed, and issues a single-use code.
+//!
+//! Until the client and its redirect URI are known to be valid, errors are shown as a page and
+//! never redirected anywhere: an open redirector is the first thing phishers look for.
+
+use super::{CODE_LIFETIME, params::Params};
+use crate::{
+    auth::session_from_cookies,
+    csrf,
+    pages::{PageError, render},
+    state::AppState,
+};
+use axum::{
+    Form,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, Uri, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+use stackgate_identity::SecretToken;
+use stackgate_oidc::{Client, GrantType, OidcError, Scopes, check_challenge, redirect_uri_matches};
+use stackgate_store::{NewCode, Session};
+
+/// Sends protocol errors and codes back to a validated redirect URI.
+struct Reply<'a> {
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+    issuer: &'a str,
+}
+
+impl Reply<'_> {
+    fn to(&self, pairs: &[(&str, &str)]) -> Response {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in pairs {
+            query.append_pair(key, value);
+        }
+        if let Some(state) = self.state {
+            query.append_pair("state", state);
+        }
+        // RFC 9207: lets the client check which issuer answered (mix-up defence).
+        query.append_pair("iss", self.issuer);
+        let separator = if self.redirect_uri.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        Redirect::to(&format!(
+            "{}{separator}{}",
+            self.redirect_uri,
+            query.finish()
+        ))
+        .into_response()
+    }
+
+    fn error(&self, err: &OidcError) -> Response {
+        self.to(&[
+            ("error", err.code()),
+            ("error_description", &err.to_string()),
+        ])
+    }
+}
+
+pub(crate) async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    uri: Uri,
+) -> Response {
+    let params = Params::parse(uri.query().unwrap_or_default().as_bytes());
+    authorize(&state, &headers, jar, params, false).await
+}
+
+/// OpenID Connect allows the request as a form POST too.
+pub(crate) async fn start_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
+    authorize(&state, &headers, jar, Params::parse(&body), false).await
+}
+
+const SCOPE_TEXT: &[(&str, &str)] = &[
+    ("openid", "Know who you are when you sign in"),
+    ("profile", "See your name and username"),
+    ("email", "See your email address"),
+    ("groups", "See which groups you belong to"),
+    ("offline_access", "Stay connected while you are away"),
+];
+
+#[derive(Serialize)]
+struct ConsentPage<'a> {
+    csrf: String,
+    request: String,
+    client_name: &'a str,
+    username: &'a str,
+    scopes: Vec<&'static str>,
+}
+
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    params: Result<Params, OidcError>,
+    consent_given: bool,
+) -> Response {
+    let params = match params {
+        Ok(params) => params,
+        Err(err) => {
+            return PageError::BadRequest(format!("This sign-in link is malformed: {err}."))
+                .into_response();
+        }
+    };
+    // 1. The client and redirect URI, or an error page.
+    let Some(client_id) = params.get("client_id") else {
+        return PageError::BadRequest(
+            "This sign-in link does not say which app it is for (client_id is missing).".into(),
+        )
+        .into_response();
+    };
+    let client = match state.store.get_client(client_id).await {
+        Ok(Some(stored)) => stored.client,
+        Ok(None) => {
+            return PageError::BadRequest(format!("No app called {client_id:?} is registered here. Ask the app's admin to check its settings.")).into_response();
+        }
+        Err(err) => return PageError::from(err).into_response(),
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return PageError::BadRequest(
+            "This sign-in link does not say where to return (redirect_uri is missing).".into(),
+        )
+        .into_response();
+    };
+    if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
+        tracing::warn!(client = %client.id, "authorization request with an unregistered redirect_uri");
+        return PageError::BadRequest(format!(
+            "This sign-in link would send you to an address that {} has not registered. You have not been signed in anywhere.",
+            client.name
+        ))
+        .into_response();
+    }
+    let reply = Reply {
+        redirect_uri,
+        state: params.get("state"),
+        issuer: &state.config.issuer,
+    };
+
+    // 2. The request itself; errors now go back to the client.
+    let checked = match check_request(&params, &client) {
+        Ok(checked) => checked,
+        Err(err) => return reply.error(&err),
+    };
+
+    // 3. A session fresh enough for the request, or a trip to the sign-in page.
+    let session = match session_from_cookies(state, headers).await {
+        Ok(session) => session,
+        Err(err) => return PageError::from(err).into_response(),
+    };
+    let now = state.clock.unix();
+    let fresh = |s: &Session| match checked.max_age {
+        Some(max_age) => s.auth_time.unix_timestamp() + max_age >= now,
+        None => true,
+    };
+    let session = match session {
+        Some(s) if !checked.prompt_login && fresh(&s) => s,
+        _ => {
+            if checked.prompt_none {
+                return reply.error(&OidcError::LoginRequired(
+                    "the user is not signed in".into(),
+                ));
+            }
+            // Coming back, the request must not ask for a new sign-in again.
+            let again = format!(
+                "/authorize?{}",
+                params.encode_without(&["prompt", "max_age"])
+            );
+            let mut login = url::form_urlencoded::Serializer::new(String::new());
+            login.append_pair("return_to", &again);
+            if let Some(hint) = params.get("login_hint") {
+                login.append_pair("login_hint", hint);
+            }
+            return Redirect::to(&format!("/login?{}", login.finish())).into_response();
+        }
+    };
+
+    // 4. Consent, unless the app is the organisation's own.
+    if !client.first_party && !consent_given {
+        let granted = match state.store.consent(session.user.id, &client.id).await {
+            Ok(granted) => granted,
+            Err(err) => return PageError::from(err).into_response(),
+        };
+        let covered = granted.is_some_and(|g| {
+            let granted: Vec<&str> = g.split(' ').collect();
+            checked
+                .scopes
+                .as_string()
+                .split(' ')
+                .all(|s| granted.contains(&s))
+        });
+        if !covered || checked.prompt_consent {
+            if checked.prompt_none {
+                return reply.error(&OidcError::ConsentRequired(
+                    "the user has not consented to this app".into(),
+                ));
+            }
+            let Ok((jar, csrf)) = csrf::issue(state, jar) else {
+                return PageError::Internal("csrf".into()).into_response();
+            };
+            let scope_string = checked.scopes.as_string();
+            let page = render(
+                state,
+                "consent.html",
+                ConsentPage {
+                    csrf,
+                    request: params.encode_without(&["prompt"]),
+                    client_name: &client.name,
+                    username: &session.user.username,
+                    scopes: SCOPE_TEXT
+                        .iter()
+                        .filter(|(s, _)| scope_string.split(' ').any(|x| x == *s))
+                        .map(|(_, t)| *t)
+                        .collect(),
+                },
+            );
+            return match page {
+                Ok(page) => (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response(),
+                Err(err) => err.into_response(),
+            };
+        }
+    }
+
+    // 5. The code.
+    let Ok(code) = SecretToken::generate("") else {
+        return PageError::Internal("random".into()).into_response();
+    };
+    let new_code = NewCode {
+        code_hash: code.hash.clone(),
+        client_id: client.id.clone(),
+        user_id: session.user.id,
+        session_id: session.id,
+        redirect_uri: redirect_uri.to_owned(),
+        scope: checked.scopes.as_string(),
+        nonce: params.get("nonce").map(str::to_owned),
+        code_challenge: params.get("code_challenge").map(str::to_owned),
+        auth_time: session.auth_time.unix_timestamp(),
+        // Level 1: one factor. The MFA work raises it when a second factor was used.
+        acr: Some("1".to_owned()),
+        amr: session.amr.clone(),
+        lifetime: CODE_LIFETIME,
+    };
+    if let Err(err) = state.store.insert_code(&new_code).await {
+        return PageError::from(err).into_response();
+    }
+    reply.to(&[("code", &code.plaintext)])
+}
+
+struct Checked {
+    scopes: Scopes,
+    prompt_none: bool,
+    prompt_login: bool,
+    prompt_consent: bool,
+    max_age: Option<i64>,
+}
+
+fn check_request(params: &Params, client: &Client) -> Result<Checked, OidcError> {
+    if params.get("request").is_some() || params.get("request_uri").is_some() {
+        return Err(OidcError::InvalidRequest(
+            "request objects are not supported".into(),
+        ));
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(OidcError::UnsupportedResponseType(format!(
+                "response_type {other:?} is not supported; use code"
+            )));
+        }
+        None => {
+            return Err(OidcError::InvalidRequest(
+                "response_type is required".into(),
+            ));
+        }
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(OidcError::InvalidRequest(
+            "only response_mode=query is supported".into(),
+        ));
+    }
+    if !client.allows(GrantType::AuthorizationCode) {
+        return Err(OidcError::UnauthorizedClient(
+            "this client may not use the authorization code flow".into(),
+        ));
+    }
+    let scopes = Scopes::parse(params.get("scope").unwrap_or_default(), &client.scopes)?;
+    if !scopes.contains("openid") {
+        return Err(OidcError::InvalidScope(
+            "the openid scope is required".into(),
+        ));
+    }
+    match params.get("code_challenge") {
+        Some(challenge) => check_challenge(challenge, params.get("code_challenge_method"))?,
+        None if client.require_pkce => {
+            return Err(OidcError::InvalidRequest(
+                "code_challenge is required (PKCE with S256)".into(),
+            ));
+        }
+        None => {}
+    }
+    let prompts: Vec<&str> = params
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .collect();
+    for prompt in &prompts {
+        if !matches!(*prompt, "none" | "login" | "consent" | "select_account") {
+            return Err(OidcError::InvalidRequest(format!(
+                "unsupported prompt value {prompt:?}"
+            )));
+        }
+    }
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return Err(OidcError::InvalidRequest(
+            "prompt=none cannot be combined with other values".into(),
+        ));
+    }
+    let max_age = params
+        .get("max_age")
+        .map(|m| {
+            m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| {
+                OidcError::InvalidRequest("max_age must be a number of seconds".into())
+            })
+        })
+        .transpose()?;
+    Ok(Checked {
+        scopes,
+        prompt_none,
+        prompt_login: prompts.contains(&"login"),
+        prompt_consent: prompts.contains(&"consent"),
+        max_age,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConsentForm {
+    csrf: String,
+    request: String,
+    decision: String,
+}
+
+/// The consent form's answer: remembered when allowed, an `access_denied` when not.
+pub(crate) async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<ConsentForm>,
+) -> Response {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return PageError::Forbidden(
+            "This form expired or was sent from another site. Go back to the app and try again."
+                .into(),
+        )
+        .into_response();
+    }
+    let params = Params::parse(form.request.as_bytes());
+    let Ok(parsed) = &params else {
+        return PageError::BadRequest("The consent form was malformed.".into()).into_response();
+    };
+    let session = match session_from_cookies(&state, &headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return Redirect::to("/login").into_response(),
+        Err(err) => return PageError::from(err).into_response(),
+    };
+    let client_id = parsed.get("client_id").unwrap_or_default().to_owned();
+    if form.decision == "allow" {
+        let scope = parsed.get("scope").unwrap_or_default().to_owned();
+        if let Err(err) = state
+            .store
+            .save_consent(session.user.id, &client_id, &scope)
+            .await
+        {
+            return PageError::from(err).into_response();
+        }
+        return authorize(&state, &headers, jar, params, true).await;
+    }
+    // Denied: answer the client, but only at a redirect URI it registered.
+    let Ok(Some(stored)) = state.store.get_client(&client_id).await else {
+        return PageError::BadRequest("Unknown app.".into()).into_response();
+    };
+    let redirect_uri = parsed.get("redirect_uri").unwrap_or_default();
+    if !redirect_uri_matches(&stored.client.redirect_uris, redirect_uri) {
+        return PageError::BadRequest("This app's return address is not registered.".into())
+            .into_response();
+    }
+    let reply = Reply {
+        redirect_uri,
+        state: parsed.get("state"),
+        issuer: &state.config.issuer,
+    };
+    reply.error(&OidcError::AccessDenied("the user declined".into()))
+}

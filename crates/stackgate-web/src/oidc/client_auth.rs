@@ -1,0 +1,94 @@
+//! Client authentication at the token, introspection and revocation endpoints: HTTP Basic
+//! (`client_secret_basic`), form fields (`client_secret_post`), or none for public clients.
+//! Each client must use the method it registered.
+
+use super::{errors::OAuthError, params::Params};
+use crate::state::AppState;
+use axum::http::{HeaderMap, header};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use stackgate_identity::{hash_secret, secrets_equal};
+use stackgate_oidc::{AuthMethod, Client};
+
+fn refuse(description: &str, basic: bool) -> OAuthError {
+    OAuthError::Client {
+        description: description.to_owned(),
+        basic,
+    }
+}
+
+/// `(client_id, secret)` from `Authorization: Basic`, form-decoded as RFC 6749 §2.3.1 asks.
+fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decode = || -> Option<(String, String)> {
+        let raw = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+        let (id, secret) = raw.split_once(':')?;
+        let unescape = |s: &str| {
+            url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        };
+        Some((unescape(id)?, unescape(secret)?))
+    };
+    Some(decode().ok_or(()))
+}
+
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Client, OAuthError> {
+    let (client_id, secret, method) = match basic_credentials(headers) {
+        Some(Ok((id, secret))) => {
+            if params.get("client_secret").is_some() {
+                return Err(refuse(
+                    "use one client authentication method, not two",
+                    true,
+                ));
+            }
+            (id, Some(secret), AuthMethod::ClientSecretBasic)
+        }
+        Some(Err(())) => return Err(refuse("malformed Basic credentials", true)),
+        None => match (params.get("client_id"), params.get("client_secret")) {
+            (Some(id), Some(secret)) => (
+                id.to_owned(),
+                Some(secret.to_owned()),
+                AuthMethod::ClientSecretPost,
+            ),
+            (Some(id), None) => (id.to_owned(), None, AuthMethod::None),
+            (None, _) => return Err(refuse("client authentication is required", false)),
+        },
+    };
+    let basic = method == AuthMethod::ClientSecretBasic;
+    if let Some(body_id) = params.get("client_id")
+        && body_id != client_id
+    {
+        return Err(refuse(
+            "client_id does not match the authenticated client",
+            basic,
+        ));
+    }
+    let Some(stored) = state.store.get_client(&client_id).await? else {
+        return Err(refuse("unknown client or wrong secret", basic));
+    };
+    if stored.client.auth_method != method {
+        return Err(refuse(
+            &format!(
+                "this client must authenticate with {}",
+                stored.client.auth_method.as_str()
+            ),
+            basic,
+        ));
+    }
+    if let Some(secret) = secret {
+        let presented = hash_secret(&secret);
+        let expected = stored.secret_hash.as_deref().unwrap_or_default();
+        if !secrets_equal(presented.as_bytes(), expected.as_bytes()) {
+            return Err(refuse("unknown client or wrong secret", basic));
+        }
+    }
+    Ok(stored.client)
+}

@@ -1,0 +1,170 @@
+//! The signing keys in use: loaded from the store, opened with the master key, and swapped as a
+//! whole on rotation, so a request never waits on a lock held across I/O.
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use stackgate_oidc::{
+    Jwk, Jwks, KeyMaterial, KeySet, MasterKey, OidcError, SigningAlg, SigningKey,
+};
+use stackgate_store::{Store, StoreError, StoredKey};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+/// How long a retired key stays published: the longest an access token (24 h) or ID token
+/// it signed can live, plus a margin for clock skew.
+pub const RETIRED_KEY_PUBLISHED_FOR: i64 = 86_400 + 3_600 + 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] OidcError),
+}
+
+/// One consistent view of the keys.
+pub struct Keys {
+    signers: HashMap<SigningAlg, Arc<SigningKey>>,
+    pub keyset: KeySet,
+    pub jwks: Jwks,
+}
+
+impl Keys {
+    /// The current key for `alg`.
+    pub fn signer(&self, alg: SigningAlg) -> Result<&SigningKey, OidcError> {
+        self.signers
+            .get(&alg)
+            .map(Arc::as_ref)
+            .ok_or_else(|| OidcError::Key(format!("no current {} key", alg.as_str())))
+    }
+}
+
+pub struct Keyring {
+    store: Store,
+    master: MasterKey,
+    current: RwLock<Arc<Keys>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// Loads the keys, creating a first key for any algorithm that has none.
+    pub async fn open(store: Store, master: MasterKey) -> Result<Self, KeyringError> {
+        let keys = load(&store, &master).await?;
+        let keyring = Self {
+            store,
+            master,
+            current: RwLock::new(Arc::new(keys)),
+        };
+        let missing: Vec<SigningAlg> = SigningAlg::ALL
+            .into_iter()
+            .filter(|alg| keyring.keys().signer(*alg).is_err())
+            .collect();
+        for alg in missing {
+            keyring.add(alg).await?;
+        }
+        keyring.reload().await?;
+        Ok(keyring)
+    }
+
+    pub fn keys(&self) -> Arc<Keys> {
+        match self.current.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the keys (another replica may have rotated them).
+    pub async fn reload(&self) -> Result<(), KeyringError> {
+        let keys = Arc::new(load(&self.store, &self.master).await?);
+        match self.current.write() {
+            Ok(mut current) => *current = keys,
+            Err(poisoned) => *poisoned.into_inner() = keys,
+        }
+        Ok(())
+    }
+
+    /// A new key for every algorithm; the previous ones stay published until what they signed
+    /// has expired.
+    pub async fn rotate(&self) -> Result<Vec<String>, KeyringError> {
+        let mut kids = Vec::new();
+        for alg in SigningAlg::ALL {
+            kids.push(self.add(alg).await?);
+        }
+        self.reload().await?;
+        Ok(kids)
+    }
+
+    /// When the current ES256 key was created, for scheduled rotation.
+    pub async fn current_key_created_at(&self) -> Result<Option<i64>, KeyringError> {
+        Ok(self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.retired_at.is_none() && k.alg == SigningAlg::ES256.as_str())
+            .map(|k| k.created_at)
+            .max())
+    }
+
+    async fn add(&self, alg: SigningAlg) -> Result<String, KeyringError> {
+        let material = KeyMaterial::generate(alg)?;
+        let sealed = self.master.seal(&label(&material.kid), &material.pkcs8)?;
+        let stored = StoredKey {
+            kid: material.kid.clone(),
+            alg: alg.as_str().to_owned(),
+            private_key: STANDARD.encode(sealed),
+            public_jwk: serde_json::to_string(&material.jwk)
+                .map_err(|e| OidcError::Key(e.to_string()))?,
+            master_key_id: self.master.id().to_owned(),
+            created_at: 0,
+            retired_at: None,
+            publish_until: None,
+        };
+        let now = self.store.now_unix();
+        self.store
+            .add_signing_key(&stored, now + RETIRED_KEY_PUBLISHED_FOR)
+            .await?;
+        tracing::info!(kid = %material.kid, alg = alg.as_str(), "new signing key");
+        Ok(material.kid)
+    }
+}
+
+fn label(kid: &str) -> String {
+    format!("signing-key:{kid}")
+}
+
+async fn load(store: &Store, master: &MasterKey) -> Result<Keys, KeyringError> {
+    let mut signers = HashMap::new();
+    let mut jwks = Jwks::default();
+    for stored in store.signing_keys().await? {
+        let alg = SigningAlg::parse(&stored.alg).ok_or_else(|| {
+            OidcError::Key(format!(
+                "unknown algorithm {} for key {}",
+                stored.alg, stored.kid
+            ))
+        })?;
+        let jwk: Jwk =
+            serde_json::from_str(&stored.public_jwk).map_err(|e| OidcError::Key(e.to_string()))?;
+        if stored.retired_at.is_none() {
+            let sealed = STANDARD
+                .decode(&stored.private_key)
+                .map_err(|_| OidcError::Key(format!("key {} is not valid base64", stored.kid)))?;
+            let pkcs8 = master.open(&label(&stored.kid), &sealed)?;
+            signers.insert(alg, Arc::new(SigningKey::from_pkcs8(alg, &pkcs8)?));
+        }
+        jwks.keys.push(jwk);
+    }
+    Ok(Keys {
+        signers,
+        keyset: KeySet::from_jwks(&jwks)?,
+        jwks,
+    })
+}
