@@ -5,6 +5,7 @@ mod admin_api;
 mod cli;
 mod oidc;
 mod oidc_interop;
+mod oidc_node;
 mod openapi;
 mod pages;
 mod shutdown;
