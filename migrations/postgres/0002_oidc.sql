@@ -84,3 +84,10 @@ CREATE TABLE consents (
     created_at BIGINT  NOT NULL,
     PRIMARY KEY (user_id, client_id)
 );
+
+-- Client assertions (private_key_jwt) already used, kept until they expire: a replay is refused.
+CREATE TABLE client_assertions (
+    jti_hash   TEXT    NOT NULL PRIMARY KEY,
+    client_id  TEXT    NOT NULL REFERENCES oauth_clients (id) ON DELETE CASCADE,
+    expires_at BIGINT  NOT NULL
+);

@@ -18,6 +18,8 @@ pub enum ClientKind {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with a key the client registered (RFC 7523): no shared secret at all.
+    PrivateKeyJwt,
     None,
 }
 
@@ -26,6 +28,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -67,9 +70,20 @@ pub struct Client {
     pub require_pkce: bool,
     /// First-party apps of the organisation skip the consent page.
     pub first_party: bool,
+    /// Public keys for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<crate::Jwks>,
 }
 
 impl Client {
+    /// Whether a secret is generated for this client.
+    pub fn uses_secret(&self) -> bool {
+        matches!(
+            self.auth_method,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+    }
+
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
@@ -91,6 +105,7 @@ pub struct NewClient {
     pub id_token_alg: Option<SigningAlg>,
     pub require_pkce: Option<bool>,
     pub first_party: Option<bool>,
+    pub jwks: Option<crate::Jwks>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> OidcError {
@@ -183,6 +198,33 @@ impl NewClient {
                 "must be between 60 seconds and 365 days",
             ));
         }
+        let jwks = match (auth_method, self.jwks) {
+            (AuthMethod::PrivateKeyJwt, Some(jwks)) if !jwks.keys.is_empty() => {
+                for key in &jwks.keys {
+                    if crate::SigningAlg::parse(&key.alg).is_none() || key.kid.is_empty() {
+                        return Err(invalid(
+                            "jwks",
+                            "every key needs a kid and an alg of ES256, RS256 or EdDSA",
+                        ));
+                    }
+                }
+                crate::KeySet::from_jwks(&jwks).map_err(|e| invalid("jwks", e.to_string()))?;
+                Some(jwks)
+            }
+            (AuthMethod::PrivateKeyJwt, _) => {
+                return Err(invalid(
+                    "jwks",
+                    "private_key_jwt needs the client's public keys",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(invalid(
+                    "jwks",
+                    "only private_key_jwt clients register keys",
+                ));
+            }
+            (_, None) => None,
+        };
         let require_pkce = self.require_pkce.unwrap_or(true);
         if public && !require_pkce {
             return Err(invalid("require_pkce", "a public client always uses PKCE"));
@@ -201,6 +243,7 @@ impl NewClient {
             id_token_alg: self.id_token_alg.unwrap_or(SigningAlg::ES256),
             require_pkce,
             first_party: self.first_party.unwrap_or(false),
+            jwks,
         })
     }
 }

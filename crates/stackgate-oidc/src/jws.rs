@@ -116,6 +116,71 @@ pub fn verify<T: DeserializeOwned>(
         .map_err(|_| invalid("token signature or claims are not valid"))
 }
 
+/// The claims of a client assertion (RFC 7523 §3) that matter for authentication.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ClientAssertion {
+    pub iss: String,
+    pub sub: String,
+    pub jti: String,
+    pub exp: i64,
+    #[serde(default)]
+    pub iat: Option<i64>,
+}
+
+/// Verifies a `private_key_jwt` client assertion: signed by one of the client's keys, issued
+/// by and about the client, for this provider (`aud` is the token endpoint or the issuer),
+/// unexpired and short-lived. The caller keeps `jti` to refuse replays.
+pub fn verify_client_assertion(
+    keys: &KeySet,
+    token: &str,
+    client_id: &str,
+    audiences: &[&str],
+    now: i64,
+) -> Result<ClientAssertion, OidcError> {
+    let invalid = |why: &str| OidcError::InvalidClient(why.to_owned());
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed client assertion"))?;
+    let candidates: Vec<&(String, SigningAlg, DecodingKey)> = keys
+        .keys
+        .iter()
+        .filter(|(kid, _, _)| header.kid.as_deref().is_none_or(|k| k == kid))
+        .collect();
+    for (_, alg, key) in candidates {
+        let algorithm = match alg {
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::RS256 => Algorithm::RS256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+        };
+        if header.alg != algorithm {
+            continue;
+        }
+        let mut validation = Validation::new(algorithm);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.set_audience(audiences);
+        validation.set_issuer(&[client_id]);
+        validation.sub = Some(client_id.to_owned());
+        if let Ok(data) = jsonwebtoken::decode::<ClientAssertion>(token, key, &validation) {
+            let claims = data.claims;
+            if claims.exp <= now {
+                return Err(invalid("the client assertion has expired"));
+            }
+            if claims.exp > now + 600 {
+                return Err(invalid(
+                    "the client assertion must expire within 10 minutes",
+                ));
+            }
+            if claims.jti.is_empty() {
+                return Err(invalid("the client assertion needs a jti"));
+            }
+            return Ok(claims);
+        }
+    }
+    Err(invalid(
+        "the client assertion is not signed by a registered key of this client, or its claims are wrong",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

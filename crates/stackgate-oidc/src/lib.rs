@@ -18,7 +18,7 @@ mod scope;
 pub use claims::{AccessTokenClaims, IdTokenClaims, UserClaims, at_hash};
 pub use client::{AuthMethod, Client, ClientKind, GrantType, NewClient};
 pub use error::OidcError;
-pub use jws::{KeySet, sign, verify};
+pub use jws::{ClientAssertion, KeySet, sign, verify, verify_client_assertion};
 pub use keys::{Jwk, Jwks, KeyMaterial, SigningAlg, SigningKey};
 pub use master_key::MasterKey;
 pub use pkce::{check_challenge, verify_s256};

@@ -86,6 +86,34 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
+    /// Records a client assertion's `jti` until it expires; `false` when it was seen before.
+    pub async fn record_client_assertion(
+        &self,
+        client_id: &str,
+        jti_hash: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let fresh = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM client_assertions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO client_assertions (jti_hash, client_id, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (jti_hash) DO NOTHING",
+            )
+            .bind(jti_hash)
+            .bind(client_id)
+            .bind(expires_at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0
+        });
+        Ok(fresh)
+    }
+
     /// Replaces a confidential client's secret; the old one stops working at once.
     pub async fn set_client_secret(
         &self,

@@ -404,6 +404,46 @@ on_both_backends! {
         assert_eq!(body["active"], true, "another client cannot revoke this client's refresh token");
     };
 
+    private_key_jwt_clients_prove_themselves_with_a_signed_assertion => |server: TestServer| async move {
+        use stackgate_oidc::{Jwks, KeyMaterial, SigningAlg, SigningKey, sign};
+        let admin = server.bootstrap_admin().await;
+        let material = KeyMaterial::generate(SigningAlg::ES256).unwrap();
+        let key = SigningKey::from_pkcs8(SigningAlg::ES256, &material.pkcs8).unwrap();
+        let jwks = Jwks { keys: vec![material.jwk.clone()] };
+        let rp = register(&server, &admin, "keyed", json!({
+            "auth_method": "private_key_jwt", "jwks": jwks, "grant_types": ["client_credentials"], "redirect_uris": []
+        })).await;
+        assert!(rp.secret.is_empty(), "no secret is generated for a private_key_jwt client");
+        let now = SystemClock.unix();
+        let assertion = |key: &SigningKey, aud: &str, exp: i64, jti: &str| {
+            sign(key, "JWT", &json!({ "iss": "keyed", "sub": "keyed", "aud": aud, "exp": exp, "iat": now, "jti": jti })).unwrap()
+        };
+        let token_endpoint = server.url("/token");
+        let call = |assertion: String| {
+            let server = &server;
+            async move {
+                post_form(server, "/token", None, &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    ("client_assertion", &assertion),
+                ]).await
+            }
+        };
+        let good = assertion(&key, &token_endpoint, now + 60, "one");
+        let (status, body) = call(good.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = call(good).await;
+        assert_eq!((status, error_of(&body)), (StatusCode::UNAUTHORIZED, "invalid_client"), "a replayed assertion");
+        let stranger = SigningKey::from_pkcs8(SigningAlg::ES256, &KeyMaterial::generate(SigningAlg::ES256).unwrap().pkcs8).unwrap();
+        assert_eq!(call(assertion(&stranger, &token_endpoint, now + 60, "two")).await.0, StatusCode::UNAUTHORIZED, "signed by another key");
+        assert_eq!(call(assertion(&key, &token_endpoint, now - 1, "three")).await.0, StatusCode::UNAUTHORIZED, "expired");
+        assert_eq!(call(assertion(&key, "https://elsewhere.example/token", now + 60, "four")).await.0, StatusCode::UNAUTHORIZED, "for another provider");
+        assert_eq!(call(assertion(&key, &token_endpoint, now + 3600, "five")).await.0, StatusCode::UNAUTHORIZED, "too long-lived");
+        assert_eq!(call(assertion(&key, &server.base_url, now + 60, "six")).await.0, StatusCode::OK, "the issuer is an accepted audience");
+        let (status, _) = post_form(&server, "/token", Some(("keyed", "guess")), &[("grant_type", "client_credentials")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "no secret works for it");
+    };
+
     client_credentials_tokens_act_for_the_client => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
         let rp = register(&server, &admin, "service", json!({ "grant_types": ["client_credentials"], "redirect_uris": [] })).await;

@@ -27,7 +27,7 @@ pub struct ClientView {
     pub name: String,
     /// Public clients (single-page and native apps) have no secret and must use PKCE.
     pub public: bool,
-    /// `client_secret_basic`, `client_secret_post` or `none`.
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
     pub auth_method: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
@@ -69,7 +69,7 @@ impl From<Client> for ClientView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreatedClient {
     pub client: ClientView,
-    /// Shown this once; absent for public clients.
+    /// Shown this once; absent for public and private_key_jwt clients.
     pub client_secret: Option<String>,
 }
 
@@ -98,6 +98,9 @@ pub struct CreateClient {
     id_token_alg: Option<String>,
     require_pkce: Option<bool>,
     first_party: Option<bool>,
+    /// The client's public keys, for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<stackgate_oidc::Jwks>,
 }
 
 fn invalid(field: &str, detail: String) -> ApiError {
@@ -130,6 +133,7 @@ impl CreateClient {
             .map(|m| match m.as_str() {
                 "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
                 "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+                "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
                 "none" => Ok(AuthMethod::None),
                 other => Err(invalid("auth_method", format!("unknown method {other:?}"))),
             })
@@ -176,6 +180,7 @@ impl CreateClient {
             id_token_alg,
             require_pkce: self.require_pkce,
             first_party: self.first_party,
+            jwks: self.jwks,
         })
     }
 }
@@ -188,9 +193,10 @@ pub async fn register(
     actor: &stackgate_identity::Actor,
 ) -> Result<(Client, Option<String>), ApiError> {
     let client = new.validate(format!("client-{}", Uuid::new_v4().simple()))?;
-    let secret = match client.kind {
-        ClientKind::Confidential => Some(SecretToken::generate(CLIENT_SECRET_PREFIX)?),
-        ClientKind::Public => None,
+    let secret = if client.uses_secret() {
+        Some(SecretToken::generate(CLIENT_SECRET_PREFIX)?)
+    } else {
+        None
     };
     let entry = actor.entry("client.create", Target::System).with_detail(
         serde_json::json!({ "client": client.id, "redirect_uris": client.redirect_uris }),

@@ -7,7 +7,7 @@ use crate::state::AppState;
 use axum::http::{HeaderMap, header};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use stackgate_identity::{hash_secret, secrets_equal};
-use stackgate_oidc::{AuthMethod, Client};
+use stackgate_oidc::{AuthMethod, Client, KeySet, verify_client_assertion};
 
 fn refuse(description: &str, basic: bool) -> OAuthError {
     OAuthError::Client {
@@ -36,11 +36,88 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>
     Some(decode().ok_or(()))
 }
 
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// `private_key_jwt` (RFC 7523 §2.2): the client proves itself with a JWT signed by its key.
+async fn by_assertion(
+    state: &AppState,
+    params: &Params,
+    assertion: &str,
+) -> Result<Client, OAuthError> {
+    if params.get("client_assertion_type") != Some(JWT_BEARER) {
+        return Err(refuse("client_assertion_type must be jwt-bearer", false));
+    }
+    // The client is named by client_id or, failing that, by the assertion's own (unverified)
+    // subject; the signature check against that client's keys then decides.
+    let named = match params.get("client_id") {
+        Some(id) => id.to_owned(),
+        None => unverified_subject(assertion)
+            .ok_or_else(|| refuse("the client assertion names no client", false))?,
+    };
+    let Some(stored) = state.store.get_client(&named).await? else {
+        return Err(refuse("unknown client", false));
+    };
+    let client = stored.client;
+    if client.auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(refuse(
+            &format!(
+                "this client must authenticate with {}",
+                client.auth_method.as_str()
+            ),
+            false,
+        ));
+    }
+    let jwks = client
+        .jwks
+        .as_ref()
+        .ok_or_else(|| refuse("this client has no registered keys", false))?;
+    let keys = KeySet::from_jwks(jwks)
+        .map_err(|_| refuse("this client's registered keys are unusable", false))?;
+    let issuer = &state.config.issuer;
+    let endpoints = [
+        format!("{issuer}/token"),
+        format!("{issuer}/introspect"),
+        format!("{issuer}/revoke"),
+    ];
+    let mut audiences: Vec<&str> = endpoints.iter().map(String::as_str).collect();
+    audiences.push(issuer);
+    let now = state.clock.unix();
+    let claims = verify_client_assertion(&keys, assertion, &client.id, &audiences, now)
+        .map_err(|e| refuse(&e.to_string(), false))?;
+    let jti = hash_secret(&format!("{}:{}", client.id, claims.jti));
+    if !state
+        .store
+        .record_client_assertion(&client.id, &jti, claims.exp)
+        .await?
+    {
+        return Err(refuse("this client assertion was already used", false));
+    }
+    Ok(client)
+}
+
+fn unverified_subject(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
+}
+
 pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
 ) -> Result<Client, OAuthError> {
+    if let Some(assertion) = params.get("client_assertion") {
+        if basic_credentials(headers).is_some() || params.get("client_secret").is_some() {
+            return Err(refuse(
+                "use one client authentication method, not two",
+                false,
+            ));
+        }
+        return by_assertion(state, params, assertion).await;
+    }
     let (client_id, secret, method) = match basic_credentials(headers) {
         Some(Ok((id, secret))) => {
             if params.get("client_secret").is_some() {

@@ -8,7 +8,12 @@ use stackgate_oidc::{SUPPORTED_SCOPES, SigningAlg};
 pub(crate) async fn configuration(State(state): State<AppState>) -> impl IntoResponse {
     let issuer = &state.config.issuer;
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let client_auth = ["client_secret_basic", "client_secret_post", "none"];
+    let client_auth = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
     let document = serde_json::json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -25,7 +30,8 @@ pub(crate) async fn configuration(State(state): State<AppState>) -> impl IntoRes
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": [],
         "token_endpoint_auth_methods_supported": client_auth,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "revocation_endpoint_auth_methods_supported": client_auth,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
