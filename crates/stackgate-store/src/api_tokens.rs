@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, UserRow},
 };
 use stackgate_identity::{AuditEntry, OffsetDateTime, User, Uuid};
@@ -77,7 +77,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<ApiToken, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = $1")
                 .bind(user.to_string())
@@ -137,7 +137,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<ApiToken, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let revoked: Option<Option<i64>> =
                 sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE id = $1")
@@ -198,7 +198,7 @@ impl Store {
             .last_used_at
             .is_none_or(|t| t < now - LAST_USED_GRANULARITY)
         {
-            on_pool!(self, |pool| {
+            on_pool_write!(self, |pool| {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
                     .bind(&row.token_id)
                     .bind(now)

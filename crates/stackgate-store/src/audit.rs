@@ -2,7 +2,7 @@
 
 use crate::{
     Store, StoreError,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows,
 };
 use stackgate_identity::{AuditEntry, AuditRecord, Uuid};
@@ -57,7 +57,7 @@ impl Store {
     /// Records one entry on its own; for events that change nothing else (a refused login).
     pub async fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             write_audit!(&mut *tx, entry, now);
             tx.commit().await?;

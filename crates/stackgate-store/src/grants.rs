@@ -8,7 +8,7 @@
 
 use crate::{
     Store, StoreError,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows,
 };
 use stackgate_identity::Uuid;
@@ -169,7 +169,7 @@ macro_rules! insert_tokens {
 impl Store {
     pub async fn insert_code(&self, code: &NewCode) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, scope, nonce, \
                    code_challenge, auth_time, acr, amr, created_at, expires_at) \
@@ -214,7 +214,7 @@ impl Store {
         plan: impl FnOnce(&CodeGrant) -> Result<(NewGrant, T), E>,
     ) -> Result<Redemption<T, E>, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let fresh: Option<CodeGrant> = sqlx::query_as(
                 "UPDATE authorization_codes SET used_at = $2 \
@@ -262,7 +262,7 @@ impl Store {
     /// Writes a grant that comes from no code (client credentials).
     pub async fn create_grant(&self, grant: &NewGrant) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             insert_grant!(&mut *tx, grant, None::<&str>, now);
             tx.commit().await?;
@@ -278,7 +278,7 @@ impl Store {
         plan: impl FnOnce(&ActiveGrant) -> Result<(NewGrant, T), E>,
     ) -> Result<RefreshOutcome<T, E>, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let grant_id: Option<String> = sqlx::query_scalar(
                 "UPDATE refresh_tokens SET used_at = $2 \
@@ -395,7 +395,7 @@ impl Store {
         access_jti: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let grant: Option<String> = sqlx::query_scalar(
                 "SELECT g.id FROM refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id \
@@ -435,6 +435,46 @@ impl Store {
         }))
     }
 
+    /// The apps a user has consented to: `(client_id, scope, when)`.
+    pub async fn consents_of(&self, user: Uuid) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT client_id, scope, created_at FROM consents WHERE user_id = $1 ORDER BY client_id")
+                .bind(user.to_string())
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Withdraws a consent and revokes the user's grants to that app, so its tokens stop too.
+    pub async fn revoke_consent(
+        &self,
+        user: Uuid,
+        client_id: &str,
+        audit: &stackgate_identity::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user.to_string())
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("consent"));
+            }
+            sqlx::query("UPDATE oauth_grants SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL")
+                .bind(user.to_string())
+                .bind(client_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            crate::audit::write_audit!(&mut *tx, audit, now);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     pub async fn save_consent(
         &self,
         user: Uuid,
@@ -442,7 +482,7 @@ impl Store {
         scope: &str,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (user_id, client_id) DO UPDATE SET scope = $3, created_at = $4",

@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, GroupRow, USER_COLUMNS, UserRow},
     users::{escape_like, guard_last_admin},
 };
@@ -40,7 +40,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<Group, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO groups (id, name, description, builtin, created_at, updated_at) \
@@ -132,7 +132,7 @@ impl Store {
             )));
         }
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), \
@@ -157,7 +157,7 @@ impl Store {
     /// Deletes a group; its memberships go with it (ON DELETE CASCADE on both backends).
     pub async fn delete_group(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let builtin: Option<bool> =
                 sqlx::query_scalar("SELECT builtin FROM groups WHERE id = $1")
@@ -191,7 +191,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let added = on_pool!(self, |pool| {
+        let added = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             require_row!(
                 &mut *tx,
@@ -232,7 +232,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             require_row!(
                 &mut *tx,

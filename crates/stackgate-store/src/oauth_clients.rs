@@ -3,7 +3,7 @@
 use crate::{
     Store, StoreError,
     audit::write_audit,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
 };
 use stackgate_identity::AuditEntry;
 use stackgate_oidc::Client;
@@ -42,7 +42,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = self.now();
         let settings = encode(client)?;
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "INSERT INTO oauth_clients (id, name, secret_hash, settings, created_at, updated_at) \
@@ -94,7 +94,7 @@ impl Store {
         expires_at: i64,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let fresh = on_pool!(self, |pool| {
+        let fresh = on_pool_write!(self, |pool| {
             sqlx::query("DELETE FROM client_assertions WHERE expires_at <= $1")
                 .bind(now)
                 .execute(pool)
@@ -122,7 +122,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("UPDATE oauth_clients SET secret_hash = $2, updated_at = $3 WHERE id = $1 AND secret_hash IS NOT NULL")
                 .bind(id)
@@ -142,7 +142,7 @@ impl Store {
     /// Removes a client with its codes, grants, tokens and consents.
     pub async fn delete_client(&self, id: &str, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("DELETE FROM oauth_clients WHERE id = $1")
                 .bind(id)

@@ -77,6 +77,22 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Like [`on_pool!`], for code that writes. On SQLite, writers from this process queue on a
+/// mutex before asking the database for its single write lock: SQLite's own busy handler
+/// sleeps and retries, which under load turns into long, unfair waits.
+macro_rules! on_pool_write {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &*$store.pool {
+            $crate::pool::Pool::Sqlite($pool) => {
+                let _writer = $store.sqlite_writer.lock().await;
+                $body
+            }
+            $crate::pool::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool_write;
+
 /// Starts a transaction that will write. On SQLite it takes the write lock up front
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
 /// SQLITE_BUSY when another writer got in between, where waiting is what we want.
@@ -112,6 +128,8 @@ impl BeginWrite for PgPool {
 pub struct Store {
     pub(crate) pool: Arc<Pool>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Serialises this process's SQLite writers (unused on PostgreSQL).
+    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +187,7 @@ impl Store {
         Ok(Self {
             pool: Arc::new(pool),
             clock,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 

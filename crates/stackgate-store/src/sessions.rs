@@ -4,7 +4,7 @@
 use crate::{
     Store, StoreError,
     audit::write_audit,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, UserRow},
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
@@ -43,7 +43,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, expires_at, auth_time, amr, ip, user_agent) \
@@ -103,7 +103,7 @@ impl Store {
         });
         let Some(row) = row else { return Ok(None) };
         if row.last_seen_at < now - TOUCH_GRANULARITY {
-            on_pool!(self, |pool| {
+            on_pool_write!(self, |pool| {
                 sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
                     .bind(&row.session_id)
                     .bind(now)
@@ -129,7 +129,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
         let now = self.now();
-        let ended = on_pool!(self, |pool| {
+        let ended = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
                 .bind(secret_hash)

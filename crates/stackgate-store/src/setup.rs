@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, NewUser, PasswordHash, User};
 
@@ -26,7 +26,7 @@ impl Store {
     /// Replaces any earlier setup link with a new one valid for `ttl` seconds.
     pub async fn issue_setup_token(&self, secret_hash: &str, ttl: i64) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM setup_tokens")
                 .execute(&mut *tx)
@@ -67,7 +67,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<User, StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let spent = sqlx::query(
                 "UPDATE setup_tokens SET used_at = $2 WHERE secret_hash = $1 AND used_at IS NULL AND expires_at > $2",

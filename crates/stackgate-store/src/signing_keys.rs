@@ -3,7 +3,7 @@
 
 use crate::{
     Store, StoreError,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool_write},
 };
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,7 +28,7 @@ impl Store {
         publish_old_until: i64,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE signing_keys SET retired_at = $2, publish_until = $3 WHERE alg = $1 AND retired_at IS NULL")
                 .bind(&key.alg)
@@ -57,7 +57,7 @@ impl Store {
     /// ones are deleted on the way.
     pub async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let now = self.now();
-        Ok(on_pool!(self, |pool| {
+        Ok(on_pool_write!(self, |pool| {
             sqlx::query(
                 "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until <= $1",
             )

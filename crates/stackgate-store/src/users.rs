@@ -4,7 +4,7 @@ use crate::{
     Store, StoreError,
     audit::write_audit,
     error::map_unique,
-    pool::{BeginWrite, on_pool},
+    pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, USER_COLUMNS, UserRow},
 };
 use stackgate_identity::{
@@ -90,7 +90,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<User, StoreError> {
         let now = self.now();
-        let row: UserRow = on_pool!(self, |pool| {
+        let row: UserRow = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let row: UserRow = sqlx::query_as(
                 "INSERT INTO users (id, username, email, display_name, password_hash, disabled, created_at, updated_at) \
@@ -233,7 +233,7 @@ impl Store {
             Some(email) => (true, email.clone()),
             None => (false, None),
         };
-        let row: Option<UserRow> = on_pool!(self, |pool| {
+        let row: Option<UserRow> = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             if patch.disabled == Some(true) {
                 guard_last_admin!(&mut *tx, id);
@@ -272,7 +272,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let done =
                 sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
@@ -293,7 +293,7 @@ impl Store {
     /// Deletes a user with its memberships, tokens and sessions. The last admin cannot go.
     pub async fn delete_user(&self, id: Uuid, audit: &AuditEntry) -> Result<(), StoreError> {
         let now = self.now();
-        on_pool!(self, |pool| {
+        on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             guard_last_admin!(&mut *tx, id);
             let done = sqlx::query("DELETE FROM users WHERE id = $1")

@@ -3,6 +3,7 @@
 
 mod audit;
 pub mod clients;
+mod consents;
 mod groups;
 mod lookup;
 mod tokens;
@@ -74,6 +75,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clients::list, clients::create))
         .routes(routes!(clients::show, clients::delete))
         .routes(routes!(clients::rotate_secret))
+        .routes(routes!(consents::list))
+        .routes(routes!(consents::revoke))
         .routes(routes!(openapi_json))
 }
 

@@ -199,4 +199,10 @@ pub struct BenchArgs {
     /// Database to benchmark on (default: a temporary SQLite file).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Operations per OpenID Connect measurement (code exchanges, refreshes, userinfo, JWKS).
+    #[arg(long, default_value_t = 20_000)]
+    pub oidc_requests: u32,
+    /// Only this part: hash, list or oidc (default: all).
+    #[arg(long)]
+    pub only: Option<String>,
 }

@@ -360,6 +360,16 @@ on_both_backends! {
             .send().await.unwrap();
         let location = reqwest::Url::parse(denied.headers()["location"].to_str().unwrap()).unwrap();
         assert_eq!(query(&location, "error").as_deref(), Some("access_denied"));
+        // An admin withdraws the consent: the app's tokens stop and it must ask again.
+        let (c, v) = code(&server, &browser, &rp).await;
+        let (_, tokens) = exchange(&server, &rp, &c, &v).await;
+        let api = reqwest::Client::new();
+        let consents: Value = api.get(server.url("/api/v1/users/root/consents")).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
+        assert_eq!(consents[0]["client_id"], "thirdparty");
+        let revoked = api.delete(server.url("/api/v1/users/root/consents/thirdparty")).bearer_auth(&admin.token).send().await.unwrap();
+        assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+        assert_eq!(userinfo(&server, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(browser.get(&url).send().await.unwrap().status(), StatusCode::OK, "the consent page again");
     };
 
     forged_tokens_are_refused_at_userinfo_and_introspection => |server: TestServer| async move {

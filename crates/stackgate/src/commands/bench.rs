@@ -14,8 +14,17 @@ use std::{
 };
 
 pub(crate) async fn run(args: BenchArgs, config: Config) -> Result<(), CliError> {
-    hashing(&args, &config).await?;
-    listing(&args, config).await
+    let part = |name: &str| args.only.as_deref().is_none_or(|only| only == name);
+    if part("hash") {
+        hashing(&args, &config).await?;
+    }
+    if part("list") {
+        listing(&args, config.clone()).await?;
+    }
+    if part("oidc") {
+        super::bench_oidc::run(&args, config).await?;
+    }
+    Ok(())
 }
 
 async fn hashing(args: &BenchArgs, config: &Config) -> Result<(), CliError> {
@@ -44,17 +53,27 @@ async fn hashing(args: &BenchArgs, config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
-    let dir = tempfile::tempdir()?;
-    config.data_dir = dir.path().to_path_buf();
+/// A server on a free port over a temporary SQLite file, or over `--database-url`.
+pub(crate) async fn bench_server(
+    args: &BenchArgs,
+    mut config: Config,
+    dir: &std::path::Path,
+) -> Result<server::Running, CliError> {
+    config.data_dir = dir.to_path_buf();
     config.database_url = args
         .database_url
         .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+        .unwrap_or_else(|| format!("sqlite://{}", dir.join("bench.db").display()));
     config.listen = "127.0.0.1:0"
         .parse()
         .map_err(|_| CliError::Runtime("address".into()))?;
-    let running = server::start(&config, Arc::new(SystemClock)).await?;
+    config.log = "warn".into();
+    server::start(&config, Arc::new(SystemClock)).await
+}
+
+async fn listing(args: &BenchArgs, config: Config) -> Result<(), CliError> {
+    let dir = tempfile::tempdir()?;
+    let running = bench_server(args, config, dir.path()).await?;
     let store = running.store.clone();
 
     let existing = store.count_users().await?;
@@ -180,7 +199,7 @@ async fn listing(args: &BenchArgs, mut config: Config) -> Result<(), CliError> {
     running.shutdown().await
 }
 
-fn report(what: &str, mut samples: Vec<Duration>, wall: Option<Duration>) {
+pub(crate) fn report(what: &str, mut samples: Vec<Duration>, wall: Option<Duration>) {
     samples.sort();
     let n = samples.len().max(1);
     let at = |q: f64| {
