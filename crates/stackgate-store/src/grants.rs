@@ -332,34 +332,30 @@ impl Store {
 
     /// The grant of a live access token: not expired, not revoked, its grant not revoked.
     pub async fn active_access_token(&self, jti: &str) -> Result<Option<ActiveToken>, StoreError> {
-        #[derive(sqlx::FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            grant: ActiveGrant,
-            expires_at: i64,
-        }
-        let now = self.now();
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS}, a.expires_at FROM access_tokens a JOIN oauth_grants g ON g.id = a.grant_id \
-             WHERE a.jti = $1 AND a.revoked_at IS NULL AND g.revoked_at IS NULL AND a.expires_at > $2"
-        );
-        let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(jti)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(row.map(|r| ActiveToken {
-            grant: r.grant,
-            expires_at: r.expires_at,
-        }))
+        self.active_token(
+            "access_tokens t ON t.jti = $1 AND t.revoked_at IS NULL",
+            jti,
+        )
+        .await
     }
 
-    /// The grant of a live refresh token, and the token's expiry.
+    /// The grant of a live refresh token (not yet rotated), and the token's expiry.
     pub async fn active_refresh_token(
         &self,
         token_hash: &str,
+    ) -> Result<Option<ActiveToken>, StoreError> {
+        self.active_token(
+            "refresh_tokens t ON t.token_hash = $1 AND t.used_at IS NULL",
+            token_hash,
+        )
+        .await
+    }
+
+    /// `token` (from the table and condition in `join`) with its grant, both live.
+    async fn active_token(
+        &self,
+        join: &'static str,
+        key: &str,
     ) -> Result<Option<ActiveToken>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
@@ -369,12 +365,12 @@ impl Store {
         }
         let now = self.now();
         let sql = format!(
-            "SELECT {GRANT_COLUMNS}, r.expires_at FROM refresh_tokens r JOIN oauth_grants g ON g.id = r.grant_id \
-             WHERE r.token_hash = $1 AND r.used_at IS NULL AND g.revoked_at IS NULL AND r.expires_at > $2"
+            "SELECT {GRANT_COLUMNS}, t.expires_at FROM oauth_grants g JOIN {join} \
+             WHERE t.grant_id = g.id AND g.revoked_at IS NULL AND t.expires_at > $2"
         );
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(token_hash)
+                .bind(key)
                 .bind(now)
                 .fetch_optional(pool)
                 .await?

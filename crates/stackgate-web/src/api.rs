@@ -6,7 +6,7 @@ pub mod clients;
 mod consents;
 mod groups;
 mod lookup;
-mod tokens;
+pub mod tokens;
 mod users;
 mod views;
 

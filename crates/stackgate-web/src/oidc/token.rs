@@ -94,6 +94,15 @@ async fn user_and_groups(
     Ok(Some((user, groups)))
 }
 
+/// Authentication methods as stored (space-separated) to the `amr` claim's list.
+fn amr_list(stored: &str) -> Vec<String> {
+    stored
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 fn invalid_grant(why: &str) -> OidcError {
     OidcError::InvalidGrant(why.to_owned())
 }
@@ -155,12 +164,7 @@ async fn code_grant(
                 return Err(invalid_grant("the user of this code can no longer sign in"));
             };
             let scopes = Scopes::parse(&code.scope, &client.scopes)?;
-            let amr: Vec<String> = code
-                .amr
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let amr = amr_list(&code.amr);
             let auth = Authentication {
                 user,
                 groups,
@@ -241,14 +245,7 @@ async fn refresh_grant(
             };
             let granted = Scopes::parse(&grant.scope, &client.scopes)?;
             let scopes = granted.narrow(params.get("scope"))?;
-            let amr: Vec<String> = grant
-                .amr
-                .as_deref()
-                .unwrap_or_default()
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
+            let amr = amr_list(grant.amr.as_deref().unwrap_or_default());
             let auth = Authentication {
                 user,
                 groups,

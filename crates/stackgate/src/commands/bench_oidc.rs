@@ -39,19 +39,63 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-async fn send(http: &Http, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), CliError> {
-    let response = http
-        .request(request)
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| CliError::Runtime(e.to_string()))?
-        .to_bytes();
-    Ok((status, body))
+/// The server under test, and how this client authenticates to its token endpoint.
+#[derive(Clone)]
+struct Server {
+    http: Http,
+    base: String,
+    basic: String,
+}
+
+impl Server {
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Bytes, CliError> {
+        let what = request.uri().path().to_owned();
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| CliError::Runtime(e.to_string()))?
+            .to_bytes();
+        if status != StatusCode::OK {
+            return Err(CliError::Runtime(format!(
+                "{what} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(body)
+    }
+
+    async fn post_token(&self, form: &[(&str, &str)]) -> Result<serde_json::Value, CliError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}/token", self.base))
+            .header("authorization", &self.basic)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        let body = self.send(request).await?;
+        serde_json::from_slice(&body).map_err(|e| CliError::Runtime(e.to_string()))
+    }
+
+    async fn get(&self, path: &str, bearer: Option<&str>) -> Result<(), CliError> {
+        let mut request = Request::builder().uri(format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| CliError::Runtime(e.to_string()))?;
+        self.send(request).await.map(|_| ())
+    }
 }
 
 /// Runs `work(i)` for i in 0..n on CONCURRENCY tasks; returns latencies and wall time.
@@ -178,49 +222,27 @@ pub(crate) async fn run(args: &BenchArgs, config: Config) -> Result<(), CliError
         store.backend().name()
     );
 
-    let http: Http = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build_http();
+    let target = Server {
+        http: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(CONCURRENCY)
+            .build_http(),
+        base: base.clone(),
+        basic,
+    };
     let codes = Arc::new(codes);
     let exchange = {
-        let (http, base, basic, verifier, codes) = (
-            http.clone(),
-            base.clone(),
-            basic.clone(),
-            verifier.clone(),
-            codes.clone(),
-        );
+        let (target, codes) = (target.clone(), codes.clone());
         move |i: usize| {
-            let (http, base, basic, verifier, codes) = (
-                http.clone(),
-                base.clone(),
-                basic.clone(),
-                verifier.clone(),
-                codes.clone(),
-            );
+            let (target, codes, verifier) = (target.clone(), codes.clone(), verifier.clone());
             async move {
-                let body = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("grant_type", "authorization_code")
-                    .append_pair("code", &codes[i])
-                    .append_pair("redirect_uri", REDIRECT)
-                    .append_pair("code_verifier", &verifier)
-                    .finish();
-                let request = Request::builder()
-                    .method(Method::POST)
-                    .uri(format!("{base}/token"))
-                    .header("authorization", basic)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let (status, body) = send(&http, request).await?;
-                if status != StatusCode::OK {
-                    return Err(CliError::Runtime(format!(
-                        "code exchange answered {status}: {}",
-                        String::from_utf8_lossy(&body)
-                    )));
-                }
-                let tokens: serde_json::Value =
-                    serde_json::from_slice(&body).map_err(|e| CliError::Runtime(e.to_string()))?;
+                let tokens = target
+                    .post_token(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", &codes[i]),
+                        ("redirect_uri", REDIRECT),
+                        ("code_verifier", &verifier),
+                    ])
+                    .await?;
                 Ok((
                     tokens["access_token"]
                         .as_str()
@@ -246,31 +268,17 @@ pub(crate) async fn run(args: &BenchArgs, config: Config) -> Result<(), CliError
 
     let tokens = Arc::new(tokens);
     let refresh = {
-        let (http, base, basic, tokens) =
-            (http.clone(), base.clone(), basic.clone(), tokens.clone());
+        let (target, tokens) = (target.clone(), tokens.clone());
         move |i: usize| {
-            let (http, base, basic, tokens) =
-                (http.clone(), base.clone(), basic.clone(), tokens.clone());
+            let (target, tokens) = (target.clone(), tokens.clone());
             async move {
-                let body = url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("grant_type", "refresh_token")
-                    .append_pair("refresh_token", &tokens[i].1)
-                    .finish();
-                let request = Request::builder()
-                    .method(Method::POST)
-                    .uri(format!("{base}/token"))
-                    .header("authorization", basic)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let (status, body) = send(&http, request).await?;
-                if status != StatusCode::OK {
-                    return Err(CliError::Runtime(format!(
-                        "refresh answered {status}: {}",
-                        String::from_utf8_lossy(&body)
-                    )));
-                }
-                Ok(())
+                target
+                    .post_token(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", &tokens[i].1),
+                    ])
+                    .await
+                    .map(|_| ())
             }
         }
     };
@@ -281,26 +289,15 @@ pub(crate) async fn run(args: &BenchArgs, config: Config) -> Result<(), CliError
         Some(wall),
     );
 
-    // Userinfo with the refreshed grants' first access tokens is refused (rotated grants keep
-    // their access tokens, so they are still valid); use them round-robin.
+    // Rotation keeps a grant's earlier access tokens valid until they expire: use them in turn.
     let userinfo = {
-        let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+        let (target, tokens) = (target.clone(), tokens.clone());
         move |i: usize| {
-            let (http, base, tokens) = (http.clone(), base.clone(), tokens.clone());
+            let (target, tokens) = (target.clone(), tokens.clone());
             async move {
-                let request = Request::builder()
-                    .uri(format!("{base}/userinfo"))
-                    .header(
-                        "authorization",
-                        format!("Bearer {}", tokens[i % tokens.len()].0),
-                    )
-                    .body(Full::new(Bytes::new()))
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let (status, _) = send(&http, request).await?;
-                if status != StatusCode::OK {
-                    return Err(CliError::Runtime(format!("userinfo answered {status}")));
-                }
-                Ok(())
+                target
+                    .get("/userinfo", Some(&tokens[i % tokens.len()].0))
+                    .await
             }
         }
     };
@@ -312,20 +309,10 @@ pub(crate) async fn run(args: &BenchArgs, config: Config) -> Result<(), CliError
     );
 
     let jwks = {
-        let (http, base) = (http.clone(), base.clone());
+        let target = target.clone();
         move |_: usize| {
-            let (http, base) = (http.clone(), base.clone());
-            async move {
-                let request = Request::builder()
-                    .uri(format!("{base}/jwks.json"))
-                    .body(Full::new(Bytes::new()))
-                    .map_err(|e| CliError::Runtime(e.to_string()))?;
-                let (status, _) = send(&http, request).await?;
-                if status != StatusCode::OK {
-                    return Err(CliError::Runtime(format!("jwks answered {status}")));
-                }
-                Ok(())
-            }
+            let target = target.clone();
+            async move { target.get("/jwks.json", None).await }
         }
     };
     let (samples, wall, _) = load(n, jwks).await?;

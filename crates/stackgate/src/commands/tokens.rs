@@ -3,8 +3,7 @@ use crate::{CliError, cli::TokenCommand};
 use stackgate_identity::{Clock, SecretToken, SystemClock, Target, Uuid};
 use stackgate_store::Store;
 
-/// Same prefix as tokens created through the API.
-const TOKEN_PREFIX: &str = "sgt_";
+use stackgate_web::api::tokens::{TOKEN_PREFIX, token_name};
 
 pub(crate) async fn run(cmd: TokenCommand, store: Store) -> Result<(), CliError> {
     let actor = cli_actor();
@@ -15,12 +14,7 @@ pub(crate) async fn run(cmd: TokenCommand, store: Store) -> Result<(), CliError>
             expires_in_days,
         } => {
             let owner = find(&store, &user).await?;
-            let name = name.trim().to_owned();
-            if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-                return Err(CliError::Usage(
-                    "name: must be 1 to 64 printable characters".into(),
-                ));
-            }
+            let name = token_name(&name).map_err(|e| CliError::Usage(e.to_string()))?;
             let expires_at = match expires_in_days {
                 None => None,
                 Some(days @ 1..=3650) => Some(SystemClock.unix() + i64::from(days) * 86_400),
