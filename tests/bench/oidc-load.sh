@@ -42,7 +42,7 @@ rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$server_pid/status"; }
 echo "backend: $backend; server RSS idle: $(rss)"
 
 # The sign-in, done once; then codes and refresh tokens made ahead of the timed runs.
-wanted=$((seconds * 6000))
+wanted=$((seconds * 4500))
 python3 tests/bench/prepare.py "http://127.0.0.1:$port" bench "$password" "$secret" "$wanted" "$work" >&2
 
 basic=$(printf 'bench:%s' "$secret" | base64 -w0)
@@ -71,12 +71,13 @@ lua refresh refresh.txt "grant_type=refresh_token&refresh_token=%s"
 
 run() { # name, wrk args...
   local name=$1; shift
-  wrk -t$threads -c$connections -d${seconds}s --latency "$@" >"$work/$name.out" 2>&1
+  local out; out="$work/$(printf '%s' "$name" | tr -c 'a-z0-9' '_').out"
+  wrk -t$threads -c$connections -d${seconds}s --latency "$@" >"$out" 2>&1
   local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.out")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.out")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.out")
-  errors=$(awk '/Non-2xx/ {print $5}' "$work/$name.out")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$out")
+  p50=$(awk '$1 == "50%" {print $2}' "$out")
+  p99=$(awk '$1 == "99%" {print $2}' "$out")
+  errors=$(awk '/Non-2xx/ {print $5}' "$out")
   printf '%-34s %10s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 url=http://127.0.0.1:$port
@@ -88,6 +89,7 @@ echo "server RSS after load: $(rss)"
 
 # Baseline: nginx serving the same JWKS document as a static file.
 nginx_prefix=$work/nginx
+chmod 755 "$work"
 mkdir -p "$nginx_prefix/logs" "$nginx_prefix/html"
 curl -s "$url/jwks.json" >"$nginx_prefix/html/jwks.json"
 nport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

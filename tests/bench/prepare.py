@@ -47,9 +47,7 @@ def exchange(c):
     assert resp.status == 200, data
     return json.loads(data)
 
-with open(f"{out}/codes.txt", "w") as f:
-    for _ in range(wanted):
-        f.write(code() + "\n")
+# Refresh tokens first: codes live 60 s, so they are made last, just before the timed runs.
 tokens = [exchange(code()) for _ in range(wanted)]
 with open(f"{out}/refresh.txt", "w") as f:
     for t in tokens:
@@ -58,4 +56,7 @@ with open(f"{out}/access.txt", "w") as f:
     f.write(tokens[-1]["access_token"])
 with open(f"{out}/verifier.txt", "w") as f:
     f.write(verifier)
+with open(f"{out}/codes.txt", "w") as f:
+    for _ in range(wanted):
+        f.write(code() + "\n")
 print(f"prepared {wanted} codes and {wanted} refresh tokens", file=sys.stderr)
