@@ -67,6 +67,36 @@ pub struct AccessTokenClaims {
     pub sid: Option<String>,
 }
 
+/// A logout token (Back-Channel Logout 1.0 §2.4): never a `nonce`, always the logout event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub events: serde_json::Value,
+    pub sid: String,
+}
+
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+impl LogoutTokenClaims {
+    pub fn new(issuer: &str, client_id: &str, sub: &str, sid: &str, jti: String, now: i64) -> Self {
+        Self {
+            iss: issuer.to_owned(),
+            sub: sub.to_owned(),
+            aud: client_id.to_owned(),
+            iat: now,
+            exp: now + 120,
+            jti,
+            events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+            sid: sid.to_owned(),
+        }
+    }
+}
+
 /// `at_hash`: the left half of the hash of the access token, with the hash of the ID token's
 /// algorithm (SHA-256 for ES256 and RS256, SHA-512 for EdDSA with Ed25519).
 pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {

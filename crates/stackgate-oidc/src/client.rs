@@ -73,6 +73,15 @@ pub struct Client {
     /// Public keys for `private_key_jwt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks: Option<crate::Jwks>,
+    /// Where signed logout tokens are POSTed when a session ends (Back-Channel Logout 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// The app needs `sid` in logout tokens (it always gets one from Stackgate).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+    /// Loaded in an iframe on the signed-out page (Front-Channel Logout 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
 }
 
 impl Client {
@@ -106,6 +115,9 @@ pub struct NewClient {
     pub require_pkce: Option<bool>,
     pub first_party: Option<bool>,
     pub jwks: Option<crate::Jwks>,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: Option<bool>,
+    pub frontchannel_logout_uri: Option<String>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> OidcError {
@@ -225,6 +237,14 @@ impl NewClient {
             }
             (_, None) => None,
         };
+        for (field, uri) in [
+            ("backchannel_logout_uri", &self.backchannel_logout_uri),
+            ("frontchannel_logout_uri", &self.frontchannel_logout_uri),
+        ] {
+            if let Some(uri) = uri {
+                check_redirect_uri(field, uri, false)?;
+            }
+        }
         let require_pkce = self.require_pkce.unwrap_or(true);
         if public && !require_pkce {
             return Err(invalid("require_pkce", "a public client always uses PKCE"));
@@ -244,6 +264,11 @@ impl NewClient {
             require_pkce,
             first_party: self.first_party.unwrap_or(false),
             jwks,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self
+                .backchannel_logout_session_required
+                .unwrap_or(true),
+            frontchannel_logout_uri: self.frontchannel_logout_uri,
         })
     }
 }

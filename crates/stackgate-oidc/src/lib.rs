@@ -15,7 +15,10 @@ mod pkce;
 mod redirect;
 mod scope;
 
-pub use claims::{AccessTokenClaims, IdTokenClaims, UserClaims, at_hash};
+pub use claims::{
+    AccessTokenClaims, BACKCHANNEL_LOGOUT_EVENT, IdTokenClaims, LogoutTokenClaims, UserClaims,
+    at_hash,
+};
 pub use client::{AuthMethod, Client, ClientKind, GrantType, NewClient};
 pub use error::OidcError;
 pub use jws::{ClientAssertion, KeySet, sign, verify, verify_client_assertion};

@@ -19,6 +19,7 @@ mod pool;
 mod rows;
 mod sessions;
 mod setup;
+mod sign_off;
 mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -34,6 +35,7 @@ pub use groups::GroupListing;
 pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
 pub use sessions::{NewSession, Session};
+pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};
 pub use signing_keys::StoredKey;
 pub use users::{UserFilter, UserListing};
 

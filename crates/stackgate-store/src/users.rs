@@ -309,6 +309,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether an enabled admin other than `user` exists.
+    pub async fn other_enabled_admin_exists(&self, user: Uuid) -> Result<bool, StoreError> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(ENABLED_ADMINS_OTHER_THAN)
+                .bind(ADMINS_GROUP_ID.to_string())
+                .bind(user.to_string())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count > 0)
+    }
+
     /// Whether the user is an enabled member of `admins`.
     pub async fn is_admin(&self, user: Uuid) -> Result<bool, StoreError> {
         let count: i64 = on_pool!(self, |pool| {

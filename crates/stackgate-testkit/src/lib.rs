@@ -9,6 +9,9 @@
 
 #![forbid(unsafe_code)]
 
+mod relying_party;
+
+pub use relying_party::LogoutReceiver;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stackgate::{Config, server};

@@ -4,6 +4,7 @@
 mod audit;
 pub mod clients;
 mod consents;
+mod deliveries;
 mod groups;
 mod lookup;
 pub mod tokens;
@@ -65,6 +66,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::set_password))
+        .routes(routes!(users::sign_out))
+        .routes(routes!(deliveries::list))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::show, groups::update, groups::delete))
         .routes(routes!(groups::members))

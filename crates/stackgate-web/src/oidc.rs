@@ -5,9 +5,11 @@
 mod authorize;
 mod client_auth;
 mod discovery;
+pub(crate) mod end_session;
 mod errors;
 pub mod keyring;
 mod params;
+pub mod sign_off;
 mod token;
 mod tokens_issued;
 mod userinfo;
@@ -34,6 +36,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/introspect", post(token::introspect))
         .route("/revoke", post(token::revoke))
+        .route(
+            "/end_session",
+            get(end_session::start).post(end_session::start_post),
+        )
+        .route("/end_session/confirm", post(end_session::confirm))
 }
 
 /// How long an ID token is valid. Relying parties check it once, at sign-in.

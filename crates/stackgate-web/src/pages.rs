@@ -36,6 +36,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("../templates/login.html")),
         ("home.html", include_str!("../templates/home.html")),
         ("consent.html", include_str!("../templates/consent.html")),
+        (
+            "signed_out.html",
+            include_str!("../templates/signed_out.html"),
+        ),
+        (
+            "confirm_sign_out.html",
+            include_str!("../templates/confirm_sign_out.html"),
+        ),
     ] {
         if let Err(err) = env.add_template(name, source) {
             tracing::error!(%err, name, "template does not compile");

@@ -45,6 +45,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     pub metrics: Arc<Metrics>,
     pub keyring: Arc<crate::oidc::keyring::Keyring>,
+    /// For logout tokens to relying parties.
+    pub http: reqwest::Client,
 }
 
 impl std::fmt::Debug for AppState {

@@ -147,10 +147,13 @@ pub async fn start_on(
         }),
         metrics: Arc::new(Metrics::new()),
         keyring: keyring.clone(),
+        http: stackgate_web::oidc::sign_off::http_client(),
     };
+    let sweeper_state = state.clone();
     let local_addr = listener.local_addr()?;
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
+    tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
     tokio::spawn(maintain_keys(
         keyring.clone(),
         maintenance_clock,
@@ -178,6 +181,20 @@ pub async fn start_on(
         task,
         grace: Duration::from_secs(config.shutdown_grace),
     })
+}
+
+/// Every minute: ends sessions past their limits, with the same fan-out as a sign-out.
+async fn end_expired_sessions(state: AppState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        if let Err(err) = stackgate_web::oidc::sign_off::end_expired(&state).await {
+            tracing::warn!(%err, "cannot end expired sessions");
+        }
+    }
 }
 
 /// Every minute: picks up keys another replica rotated, and rotates when the current key is

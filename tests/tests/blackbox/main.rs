@@ -9,3 +9,4 @@ mod oidc_node;
 mod openapi;
 mod pages;
 mod shutdown;
+mod sign_off;

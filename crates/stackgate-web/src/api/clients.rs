@@ -40,6 +40,8 @@ pub struct ClientView {
     pub require_pkce: bool,
     /// First-party apps skip the consent page.
     pub first_party: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub frontchannel_logout_uri: Option<String>,
 }
 
 impl From<Client> for ClientView {
@@ -62,6 +64,8 @@ impl From<Client> for ClientView {
             id_token_alg: c.id_token_alg.as_str().to_owned(),
             require_pkce: c.require_pkce,
             first_party: c.first_party,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            frontchannel_logout_uri: c.frontchannel_logout_uri,
         }
     }
 }
@@ -101,6 +105,11 @@ pub struct CreateClient {
     /// The client's public keys, for `private_key_jwt`.
     #[schema(value_type = Option<Object>)]
     jwks: Option<stackgate_oidc::Jwks>,
+    /// Where logout tokens are POSTed when a session of this app's user ends.
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: Option<bool>,
+    /// Loaded in a hidden iframe on the signed-out page.
+    frontchannel_logout_uri: Option<String>,
 }
 
 fn invalid(field: &str, detail: String) -> ApiError {
@@ -181,6 +190,9 @@ impl CreateClient {
             require_pkce: self.require_pkce,
             first_party: self.first_party,
             jwks: self.jwks,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
+            frontchannel_logout_uri: self.frontchannel_logout_uri,
         })
     }
 }

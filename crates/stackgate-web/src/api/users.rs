@@ -195,13 +195,11 @@ pub async fn update(
             },
         )
         .with_detail(json!({ "changed": changed }));
-    Ok(Json(
-        state
-            .store
-            .update_user(user.id, &patch, &entry)
-            .await?
-            .into(),
-    ))
+    let updated = state.store.update_user(user.id, &patch, &entry).await?;
+    if action == "user.disable" {
+        end_all_sessions(&state, &admin, &updated, "account disabled").await?;
+    }
+    Ok(Json(updated.into()))
 }
 
 /// Delete a user, with their memberships, tokens and sessions.
@@ -221,6 +219,17 @@ pub async fn delete(
             name: user.username.clone(),
         },
     );
+    // Sessions end (and apps are told) before the account goes; a refused delete (the last
+    // admin) is checked first so it does not sign anyone out.
+    if state.store.is_admin(user.id).await?
+        && !state.store.other_enabled_admin_exists(user.id).await?
+    {
+        return Err(ApiError::Conflict {
+            detail: "this is the last enabled admin; make another user an admin first".into(),
+            field: None,
+        });
+    }
+    end_all_sessions(&state, &admin, &user, "account deleted").await?;
     state.store.delete_user(user.id, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -252,4 +261,66 @@ pub async fn set_password(
     );
     state.store.set_password(user.id, &hash, &entry).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct SignedOffView {
+    /// Sessions ended.
+    pub sessions_ended: usize,
+    /// Apps sent a logout token.
+    pub apps_notified: Vec<String>,
+}
+
+/// Sign a user out everywhere: every session ends, every app that holds one is told.
+#[utoipa::path(post, path = "/users/{user}/sign-out", tag = "users",
+    params(("user" = String, Path, description = "User id or username")),
+    responses((status = 200, body = SignedOffView), (status = 404, body = Problem)))]
+pub async fn sign_out(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<SignedOffView>, ApiError> {
+    let user = lookup::user(&state, &key).await?;
+    let entry = admin.actor.entry(
+        "user.sign_out",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
+    let done = crate::oidc::sign_off::end(
+        &state,
+        stackgate_store::Sessions::OfUser(user.id),
+        "signed out by an admin",
+        &entry,
+    )
+    .await?;
+    Ok(Json(SignedOffView {
+        sessions_ended: done.sessions.len(),
+        apps_notified: done.back_channel.into_iter().map(|d| d.client_id).collect(),
+    }))
+}
+
+/// Ends a user's sessions with fan-out when their account is disabled or deleted.
+async fn end_all_sessions(
+    state: &AppState,
+    admin: &Admin,
+    user: &stackgate_identity::User,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let entry = admin.actor.entry(
+        "user.sign_out",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
+    crate::oidc::sign_off::end(
+        state,
+        stackgate_store::Sessions::OfUser(user.id),
+        reason,
+        &entry,
+    )
+    .await?;
+    Ok(())
 }

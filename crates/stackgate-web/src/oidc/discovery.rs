@@ -43,6 +43,11 @@ pub(crate) async fn configuration(State(state): State<AppState>) -> impl IntoRes
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "end_session_endpoint": format!("{issuer}/end_session"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     });
     (
         [

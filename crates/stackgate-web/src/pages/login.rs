@@ -2,7 +2,7 @@
 //! method choice; the session it ends with is the same.
 
 use super::{PageError, render, safe_return_path, session_cookie, setup::ClientInfo};
-use crate::{auth::session_from_cookies, csrf, state::AppState};
+use crate::{csrf, state::AppState};
 use axum::{
     Form,
     extract::{Query, State},
@@ -121,7 +121,7 @@ pub(crate) struct LogoutForm {
 
 pub(crate) async fn logout(
     State(state): State<AppState>,
-    client: ClientInfo,
+    _client: ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
@@ -131,10 +131,5 @@ pub(crate) async fn logout(
             "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
         ));
     }
-    let actor = match session_from_cookies(&state, &headers).await? {
-        Some(session) => Actor::user(session.user.id, &session.user.username, client.ip),
-        None => Actor::system("logout"),
-    };
-    let jar = session_cookie::end(&state, jar, actor).await?;
-    Ok((jar, Redirect::to("/login")).into_response())
+    Ok(crate::oidc::end_session::sign_out(&state, &headers, jar, None).await)
 }

@@ -5,7 +5,7 @@ use axum_extra::extract::{
     CookieJar,
     cookie::{Cookie, SameSite},
 };
-use stackgate_identity::{Actor, SecretToken, Target, User, Uuid, hash_secret};
+use stackgate_identity::{Actor, SecretToken, Target, User, Uuid};
 use stackgate_store::NewSession;
 
 /// Creates a session for `user` and returns the jar with its cookie. A new secret every time:
@@ -46,21 +46,4 @@ pub(crate) async fn start(
         .max_age(time::Duration::seconds(state.config.session_lifetime))
         .build();
     Ok(jar.add(cookie))
-}
-
-/// Ends the session named by the cookie (if any) and removes the cookie.
-pub(crate) async fn end(
-    state: &AppState,
-    jar: CookieJar,
-    actor: Actor,
-) -> Result<CookieJar, PageError> {
-    let name = session_cookie_name(state);
-    if let Some(cookie) = jar.get(name) {
-        let entry = actor.entry("session.end", Target::System);
-        state
-            .store
-            .end_session(&hash_secret(cookie.value()), &entry)
-            .await?;
-    }
-    Ok(jar.remove(Cookie::build(name).path("/")))
 }
