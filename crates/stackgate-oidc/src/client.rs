@@ -284,6 +284,10 @@ fn check_client_id(id: &str) -> Result<String, OidcError> {
             "must be 1 to 64 characters of a-z, 0-9, '-', '_', '.'",
         ));
     }
+    // Client-credentials tokens carry the client id as `sub`; it must never look like a user's.
+    if stackgate_identity::Uuid::parse_str(id).is_ok() {
+        return Err(invalid("id", "must not look like a user id (a UUID)"));
+    }
     Ok(id.to_owned())
 }
 

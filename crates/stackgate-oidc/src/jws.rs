@@ -156,7 +156,7 @@ pub fn verify_client_assertion(
         }
         let mut validation = Validation::new(algorithm);
         validation.validate_exp = false;
-        validation.required_spec_claims.clear();
+        validation.set_required_spec_claims(&["aud", "iss", "sub", "exp"]);
         validation.set_audience(audiences);
         validation.set_issuer(&[client_id]);
         validation.sub = Some(client_id.to_owned());

@@ -90,6 +90,8 @@ pub enum Redemption<T, E> {
     Rejected(E),
     /// The code was used before: everything issued from it is now revoked.
     Replayed,
+    /// The sign-in the code came from has ended (signed out since): the code is spent.
+    SessionEnded,
     /// No such code, or it expired.
     Invalid,
 }
@@ -245,6 +247,17 @@ impl Store {
                 tx.commit().await?;
                 return Ok(outcome);
             };
+            // Touching the session row locks it on PostgreSQL: a sign-out deletes that row first,
+            // so it either waits for this exchange (and then revokes its grant) or has already
+            // happened (and the code is refused here).
+            let live = sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at WHERE id = $1")
+                .bind(&code.session_id)
+                .execute(&mut *tx)
+                .await?;
+            if live.rows_affected() == 0 {
+                tx.commit().await?;
+                return Ok(Redemption::SessionEnded);
+            }
             match plan(&code) {
                 Ok((grant, value)) => {
                     insert_grant!(&mut *tx, &grant, Some(code_hash), now);
@@ -323,7 +336,8 @@ impl Store {
                     Ok(RefreshOutcome::Issued(value))
                 }
                 Err(rejection) => {
-                    tx.commit().await?;
+                    // Not a sign of theft (a narrower scope asked wrongly): the token stays usable.
+                    tx.rollback().await?;
                     Ok(RefreshOutcome::Rejected(rejection))
                 }
             }
@@ -451,6 +465,11 @@ impl Store {
         let now = self.now();
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            sqlx::query("DELETE FROM authorization_codes WHERE user_id = $1 AND client_id = $2")
+                .bind(user.to_string())
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
             let done = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
                 .bind(user.to_string())
                 .bind(client_id)

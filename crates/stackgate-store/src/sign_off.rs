@@ -27,6 +27,8 @@ pub enum Sessions<'a> {
 pub struct LogoutDelivery {
     pub id: Uuid,
     pub client_id: String,
+    /// The app's ID token algorithm, which its logout tokens use too.
+    pub alg: String,
     pub uri: String,
     pub session_id: String,
     pub user_id: String,
@@ -90,6 +92,12 @@ impl Store {
             };
             let mut result = SignedOff::default();
             for (session_id, user_id) in &sessions {
+                // The session row goes first: an exchange holding it (see exchange_code) finishes
+                // before this continues, so the grant it writes is revoked just below.
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(session_id)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query("UPDATE oauth_grants SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL")
                     .bind(session_id)
                     .bind(now)
@@ -118,6 +126,7 @@ impl Store {
                     let delivery = LogoutDelivery {
                         id: Uuid::new_v4(),
                         client_id: client.id.clone(),
+                        alg: client.id_token_alg.as_str().to_owned(),
                         uri,
                         session_id: session_id.clone(),
                         user_id: user_id.clone(),
@@ -136,10 +145,7 @@ impl Store {
                     .await?;
                     result.back_channel.push(delivery);
                 }
-                sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(session_id)
-                    .execute(&mut *tx)
-                    .await?;
+
                 result.sessions.push(session_id.clone());
             }
             if !sessions.is_empty() {

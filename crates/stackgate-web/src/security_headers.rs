@@ -17,8 +17,11 @@ type Layer = Stack<
     >,
 >;
 
+/// No `form-action`: Chrome and Safari apply it to the redirects after a form is submitted, and
+/// the sign-in and consent forms end in a redirect to the app (already validated) — the
+/// directive would block exactly the flow it is meant to protect.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+                   object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 pub(crate) fn layer() -> ServiceBuilder<Layer> {
     let set = |name: HeaderName, value: &'static str| {

@@ -197,6 +197,25 @@ async fn end_expired_sessions(state: AppState, mut stopped: watch::Receiver<bool
     }
 }
 
+/// Rotates the signing keys when the current ones are `rotation` seconds old; otherwise picks up
+/// keys another replica may have rotated. Returns whether it rotated.
+pub async fn rotate_keys_if_due(
+    keyring: &Keyring,
+    clock: &dyn Clock,
+    rotation: i64,
+) -> Result<bool, stackgate_web::oidc::keyring::KeyringError> {
+    let due = match keyring.current_key_created_at().await? {
+        Some(created) => created + rotation <= clock.unix(),
+        None => true,
+    };
+    if due {
+        keyring.rotate().await?;
+    } else {
+        keyring.reload().await?;
+    }
+    Ok(due)
+}
+
 /// Every minute: picks up keys another replica rotated, and rotates when the current key is
 /// older than `rotation` seconds.
 async fn maintain_keys(
@@ -212,20 +231,7 @@ async fn maintain_keys(
             _ = tick.tick() => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
-        let due = match keyring.current_key_created_at().await {
-            Ok(Some(created)) => created + rotation <= clock.unix(),
-            Ok(None) => true,
-            Err(err) => {
-                tracing::warn!(%err, "cannot check signing key age");
-                continue;
-            }
-        };
-        let result = if due {
-            keyring.rotate().await.map(|_| ())
-        } else {
-            keyring.reload().await
-        };
-        if let Err(err) = result {
+        if let Err(err) = rotate_keys_if_due(&keyring, clock.as_ref(), rotation).await {
             tracing::warn!(%err, "signing key maintenance failed");
         }
     }

@@ -277,6 +277,10 @@ on_both_backends! {
         // Narrowing works; widening does not.
         let (_, narrow) = post_form(&server, "/token", Some((&rp.id, &rp.secret)), &[("grant_type", "refresh_token"), ("refresh_token", &new), ("scope", "openid offline_access")]).await;
         assert_eq!(error_of(&narrow), "invalid_scope", "offline_access was not granted, so it cannot be asked for now");
+        // A refused refresh does not spend the token: the app can retry correctly.
+        let (status, third) = refresh(new).await;
+        assert_eq!(status, StatusCode::OK, "{third}");
+        let new = third["refresh_token"].as_str().unwrap().to_owned();
         let (_, reused) = refresh(old).await;
         assert_eq!(error_of(&reused), "invalid_grant");
         let (_, after) = refresh(new).await;
@@ -450,12 +454,18 @@ on_both_backends! {
         assert_eq!(call(assertion(&key, "https://elsewhere.example/token", now + 60, "four")).await.0, StatusCode::UNAUTHORIZED, "for another provider");
         assert_eq!(call(assertion(&key, &token_endpoint, now + 3600, "five")).await.0, StatusCode::UNAUTHORIZED, "too long-lived");
         assert_eq!(call(assertion(&key, &server.base_url, now + 60, "six")).await.0, StatusCode::OK, "the issuer is an accepted audience");
+        let no_aud = sign(&key, "JWT", &json!({ "iss": "keyed", "sub": "keyed", "exp": now + 60, "jti": "seven" })).unwrap();
+        assert_eq!(call(no_aud).await.0, StatusCode::UNAUTHORIZED, "an assertion without aud could be replayed from anywhere");
         let (status, _) = post_form(&server, "/token", Some(("keyed", "guess")), &[("grant_type", "client_credentials")]).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "no secret works for it");
     };
 
     client_credentials_tokens_act_for_the_client => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
+        let uuid_like = reqwest::Client::new().post(server.url("/api/v1/clients")).bearer_auth(&admin.token)
+            .json(&json!({ "id": "00000000-0000-4000-8000-000000000001", "name": "x", "grant_types": ["client_credentials"] }))
+            .send().await.unwrap();
+        assert_eq!(uuid_like.status(), StatusCode::UNPROCESSABLE_ENTITY, "a client id must not pass for a user's sub");
         let rp = register(&server, &admin, "service", json!({ "grant_types": ["client_credentials"], "redirect_uris": [] })).await;
         let (status, body) = post_form(&server, "/token", Some((&rp.id, &rp.secret)), &[("grant_type", "client_credentials"), ("scope", "groups")]).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -550,6 +560,58 @@ async fn expiry_and_rotation(backend: Backend) {
     );
     assert_eq!(userinfo(&server, &access).await, StatusCode::UNAUTHORIZED);
     server.stop().await;
+}
+
+async fn scheduled_rotation(backend: Backend) {
+    let clock = FixedClock::at(SystemClock.unix());
+    let Some(server) = TestServer::start_with_clock(backend, &[], Arc::new(clock.clone())).await
+    else {
+        return;
+    };
+    let rotation = server.config.signing_key_rotation;
+    let jwks = || async {
+        reqwest::get(server.url("/jwks.json"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert!(
+        !stackgate::server::rotate_keys_if_due(&server.keyring, &clock, rotation)
+            .await
+            .unwrap(),
+        "fresh keys are not rotated"
+    );
+    assert_eq!(jwks().await, 3);
+    clock.advance(rotation - 10);
+    assert!(
+        !stackgate::server::rotate_keys_if_due(&server.keyring, &clock, rotation)
+            .await
+            .unwrap()
+    );
+    clock.advance(10);
+    assert!(
+        stackgate::server::rotate_keys_if_due(&server.keyring, &clock, rotation)
+            .await
+            .unwrap(),
+        "due after the interval"
+    );
+    assert_eq!(jwks().await, 6, "the previous keys stay published");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_key_rotation_on_sqlite() {
+    scheduled_rotation(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_key_rotation_on_postgres() {
+    scheduled_rotation(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

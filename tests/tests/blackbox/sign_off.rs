@@ -146,8 +146,10 @@ on_both_backends! {
         let receiver = LogoutReceiver::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let mut apps = Vec::new();
-        for name in ["chat", "files", "board"] {
-            let extra = json!({ "backchannel_logout_uri": receiver.uri(name), "frontchannel_logout_uri": format!("https://{name}.example.org/frontchannel") });
+        // Logout tokens use each app's ID token algorithm.
+        for (name, alg) in [("chat", "ES256"), ("files", "EdDSA"), ("board", "RS256")] {
+            let extra = json!({ "backchannel_logout_uri": receiver.uri(name), "id_token_alg": alg,
+                                "frontchannel_logout_uri": format!("https://{name}.example.org/frontchannel") });
             apps.push(register(&server, &admin, name, extra).await);
         }
         let browser = server.browser();
@@ -267,6 +269,45 @@ on_both_backends! {
         assert_eq!(discovery["end_session_endpoint"], server.url("/end_session"));
         assert_eq!(discovery["backchannel_logout_supported"], true);
         assert_eq!(discovery["backchannel_logout_session_supported"], true);
+    };
+
+    signing_in_again_ends_the_previous_session => |server: TestServer| async move {
+        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let admin = server.bootstrap_admin().await;
+        let app = register(&server, &admin, "mail", json!({ "backchannel_logout_uri": receiver.uri("mail") })).await;
+        let browser = server.browser();
+        let first = tokens(&server, &browser, &app, "root", ADMIN_PASSWORD).await;
+        // The app asks for a fresh sign-in: the old session must not live on beside the new one.
+        let url = format!("{}/authorize?response_type=code&client_id=mail&redirect_uri={}&scope=openid&prompt=login&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            server.base_url, app.redirect);
+        sign_in_and_authorize(&server, &browser, &url, "root", ADMIN_PASSWORD).await;
+        assert_eq!(refresh_error(&server, &app, &first).await, "invalid_grant");
+        assert!(receiver.wait_for(&["mail"], Duration::from_secs(1)).await, "the app hears of the ended session");
+    };
+
+    a_code_from_an_ended_sign_in_is_refused => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let app = register(&server, &admin, "late", json!({})).await;
+        let browser = server.browser();
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let url = format!("{}/authorize?response_type=code&client_id=late&redirect_uri={}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            server.base_url, app.redirect);
+        let back = sign_in_and_authorize(&server, &browser, &url, "root", ADMIN_PASSWORD).await;
+        let code = back.query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        sign_out_page(&server, &browser).await;
+        let body: Value = reqwest::Client::new().post(server.url("/token")).basic_auth(&app.id, Some(&app.secret))
+            .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", &app.redirect), ("code_verifier", verifier)])
+            .send().await.unwrap().json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    };
+
+    a_cross_site_post_cannot_fake_a_sign_out => |server: TestServer| async move {
+        server.bootstrap_admin().await;
+        // A cross-site form POST arrives without the Lax session cookie: it is sent on as a GET.
+        let no_cookie = server.browser();
+        let posted = no_cookie.post(server.url("/end_session")).form(&[("client_id", "x")]).send().await.unwrap();
+        assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+        assert_eq!(posted.headers()["location"], "/end_session?client_id=x");
     };
 
     admins_sign_users_out_and_disabling_signs_out => |server: TestServer| async move {

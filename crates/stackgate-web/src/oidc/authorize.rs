@@ -73,13 +73,17 @@ pub(crate) async fn start(
     authorize(&state, &headers, jar, params, false).await
 }
 
-/// OpenID Connect allows the request as a form POST too.
+/// As for sign-out: a cross-site POST lacks the session cookie, so it continues as a GET.
 pub(crate) async fn start_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
 ) -> Response {
+    if jar.get(crate::auth::session_cookie_name(&state)).is_none() {
+        return Redirect::to(&format!("/authorize?{}", String::from_utf8_lossy(&body)))
+            .into_response();
+    }
     authorize(&state, &headers, jar, Params::parse(&body), false).await
 }
 
@@ -161,7 +165,7 @@ async fn authorize(
     };
     let now = state.clock.unix();
     let fresh = |s: &Session| match checked.max_age {
-        Some(max_age) => s.auth_time.unix_timestamp() + max_age >= now,
+        Some(max_age) => s.auth_time.unix_timestamp().saturating_add(max_age) >= now,
         None => true,
     };
     let session = match session {

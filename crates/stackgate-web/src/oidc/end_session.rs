@@ -37,12 +37,21 @@ pub(crate) async fn start(
     .await
 }
 
+/// A cross-site form POST arrives without the (SameSite=Lax) session cookie: answering it would
+/// claim a sign-out that did not happen. Such requests are sent on as a GET, which carries it.
 pub(crate) async fn start_post(
     State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
 ) -> Response {
+    if jar.get(session_cookie_name(&state)).is_none() {
+        return axum::response::Redirect::to(&format!(
+            "/end_session?{}",
+            String::from_utf8_lossy(&body)
+        ))
+        .into_response();
+    }
     request(&state, &headers, jar, Params::parse(&body)).await
 }
 
@@ -245,7 +254,7 @@ fn signed_out(
     };
     let csp = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'; frame-src {frame_src}"
+         base-uri 'none'; frame-ancestors 'none'; frame-src {frame_src}"
     );
     let page = render(
         state,

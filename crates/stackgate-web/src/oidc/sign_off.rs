@@ -89,7 +89,8 @@ async fn post(state: &AppState, delivery: &LogoutDelivery) -> Result<(), String>
         state.clock.unix(),
     );
     let keys = state.keyring.keys();
-    let signer = keys.signer(SigningAlg::ES256).map_err(|e| e.to_string())?;
+    let alg = SigningAlg::parse(&delivery.alg).unwrap_or(SigningAlg::ES256);
+    let signer = keys.signer(alg).map_err(|e| e.to_string())?;
     let token = sign(signer, "logout+jwt", &claims).map_err(|e| e.to_string())?;
     let response = state
         .http

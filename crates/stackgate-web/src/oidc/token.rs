@@ -192,6 +192,9 @@ async fn code_grant(
             )
             .into())
         }
+        Redemption::SessionEnded => {
+            Err(invalid_grant("the sign-in this code came from has ended").into())
+        }
         Redemption::Invalid => {
             Err(invalid_grant("the authorization code is invalid or expired").into())
         }

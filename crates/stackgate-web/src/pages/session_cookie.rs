@@ -18,6 +18,19 @@ pub(crate) async fn start(
     ip: Option<String>,
     user_agent: Option<String>,
 ) -> Result<CookieJar, PageError> {
+    // A browser holds one session: signing in again (prompt=login, max_age, another account)
+    // ends the previous one everywhere first, so nothing of it outlives the new sign-in.
+    if let Some(previous) = jar.get(session_cookie_name(state)) {
+        let entry =
+            Actor::user(user.id, &user.username, ip.clone()).entry("session.end", Target::System);
+        crate::oidc::sign_off::end(
+            state,
+            stackgate_store::Sessions::BySecret(&stackgate_identity::hash_secret(previous.value())),
+            "signed in again",
+            &entry,
+        )
+        .await?;
+    }
     let secret = SecretToken::generate("")?;
     let session = NewSession {
         id: Uuid::new_v4(),
