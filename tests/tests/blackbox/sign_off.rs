@@ -301,6 +301,47 @@ on_both_backends! {
         assert_eq!(body["error"], "invalid_grant", "{body}");
     };
 
+    keys_rotated_by_another_replica_are_picked_up_at_once => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let app = register(&server, &admin, "notes", json!({})).await;
+        let browser = server.browser();
+        let held = tokens(&server, &browser, &app, "root", ADMIN_PASSWORD).await;
+        // Another replica (its own keyring on the same database) rotates the keys ...
+        let master = stackgate::server::master_key(&server.config).unwrap();
+        let replica = stackgate_web::oidc::keyring::Keyring::open(server.store.clone(), master).await.unwrap();
+        replica.rotate().await.unwrap();
+        // ... and signs with the new key: this server must verify it without waiting a minute.
+        let payload = held["id_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let hint = sign(replica.keys().signer(SigningAlg::ES256).unwrap(), "JWT", &claims).unwrap();
+        let done = browser.get(server.url(&format!("/end_session?id_token_hint={hint}"))).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::OK);
+        assert!(done.text().await.unwrap().contains("You are signed out"), "the hint verified and matched the session");
+    };
+
+    the_confirmation_keeps_the_return_address_of_the_hinted_app => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let app = register(&server, &admin, "notes", json!({})).await;
+        let browser = server.browser();
+        let old = tokens(&server, &browser, &app, "root", ADMIN_PASSWORD).await;
+        // A new sign-in: the old ID token no longer names this browser's session.
+        tokens(&server, &server.browser(), &app, "root", ADMIN_PASSWORD).await;
+        let url = format!("{}/authorize?response_type=code&client_id=notes&redirect_uri={}&scope=openid&prompt=login&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            server.base_url, app.redirect);
+        sign_in_and_authorize(&server, &browser, &url, "root", ADMIN_PASSWORD).await;
+        let asked = browser.get(server.url(&format!(
+            "/end_session?id_token_hint={}&post_logout_redirect_uri=https://notes.example.org/bye&state=s1",
+            old["id_token"].as_str().unwrap()
+        ))).send().await.unwrap();
+        let html = asked.text().await.unwrap();
+        assert!(html.contains("Sign out everywhere?"));
+        let done = browser.post(server.url("/end_session/confirm")).header("origin", server.base_url.as_str())
+            .form(&[("csrf", hidden_field(&html, "csrf")), ("request", stackgate_testkit::decode_entities(&hidden_field(&html, "request")))])
+            .send().await.unwrap();
+        let page = stackgate_testkit::decode_entities(&done.text().await.unwrap());
+        assert!(page.contains("url=https://notes.example.org/bye?state=s1"), "{page}");
+    };
+
     a_cross_site_post_cannot_fake_a_sign_out => |server: TestServer| async move {
         server.bootstrap_admin().await;
         // A cross-site form POST arrives without the Lax session cookie: it is sent on as a GET.

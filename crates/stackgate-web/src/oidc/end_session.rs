@@ -73,7 +73,7 @@ async fn request(
     // The ID token hint names the app and the session; expired hints are fine (§2).
     let hint: Option<IdTokenClaims> = match params.get("id_token_hint") {
         Some(token) => match verify(
-            &state.keyring.keys().keyset,
+            &state.keyring.keys_for(token).await.keyset,
             token,
             "JWT",
             &state.config.issuer,
@@ -147,7 +147,7 @@ async fn request(
         "confirm_sign_out.html",
         minijinja::context! {
             csrf,
-            request => params.encode_without(&[]),
+            request => confirmation_request(&params, client_id.as_deref()),
             username => session.user.username,
         },
     );
@@ -155,6 +155,22 @@ async fn request(
         Ok(page) => (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// The request to carry through the confirmation page, naming the app even when only the ID
+/// token hint did (so the return address can still be checked against it afterwards).
+fn confirmation_request(params: &Params, client_id: Option<&str>) -> String {
+    let mut encoded = params.encode_without(&["id_token_hint", "client_id"]);
+    if let Some(id) = client_id {
+        let pair = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", id)
+            .finish();
+        if !encoded.is_empty() {
+            encoded.push('&');
+        }
+        encoded.push_str(&pair);
+    }
+    encoded
 }
 
 #[derive(Deserialize)]

@@ -44,6 +44,8 @@ pub struct Keyring {
     store: Store,
     master: MasterKey,
     current: RwLock<Arc<Keys>>,
+    /// When a reload for an unknown key last ran, so forged `kid`s cannot make us hammer the store.
+    last_unknown_kid_reload: tokio::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -62,6 +64,7 @@ impl Keyring {
             store,
             master,
             current: RwLock::new(Arc::new(keys)),
+            last_unknown_kid_reload: tokio::sync::Mutex::new(None),
         };
         let missing: Vec<SigningAlg> = SigningAlg::ALL
             .into_iter()
@@ -89,6 +92,28 @@ impl Keyring {
             Err(poisoned) => *poisoned.into_inner() = keys,
         }
         Ok(())
+    }
+
+    /// The keys for verifying `token`: when it names a key we do not know (another replica has
+    /// just rotated), reload once — at most every few seconds — before answering.
+    pub async fn keys_for(&self, token: &str) -> Arc<Keys> {
+        let keys = self.keys();
+        let Some(kid) = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid) else {
+            return keys;
+        };
+        if keys.jwks.keys.iter().any(|k| k.kid == kid) {
+            return keys;
+        }
+        let mut last = self.last_unknown_kid_reload.lock().await;
+        let now = tokio::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(5)) {
+            return keys;
+        }
+        *last = Some(now);
+        if let Err(err) = self.reload().await {
+            tracing::warn!(%err, "cannot reload signing keys");
+        }
+        self.keys()
     }
 
     /// A new key for every algorithm; the previous ones stay published until what they signed

@@ -307,8 +307,11 @@ async fn client_credentials(
 }
 
 /// The claims of a well-signed, unexpired access token of ours, without asking the store.
-pub(crate) fn decode_access_token(state: &AppState, token: &str) -> Option<AccessTokenClaims> {
-    let keys = state.keyring.keys();
+pub(crate) async fn decode_access_token(
+    state: &AppState,
+    token: &str,
+) -> Option<AccessTokenClaims> {
+    let keys = state.keyring.keys_for(token).await;
     let issuer = &state.config.issuer;
     let claims: AccessTokenClaims =
         verify(&keys.keyset, token, "at+jwt", issuer, Some(issuer)).ok()?;
@@ -331,7 +334,7 @@ pub(crate) async fn introspect(
         }
         let token = params.require("token")?;
         let inactive = serde_json::json!({ "active": false });
-        if let Some(claims) = decode_access_token(&state, token)
+        if let Some(claims) = decode_access_token(&state, token).await
             && let Some(active) = state.store.active_access_token(&claims.jti).await?
             && active.grant.client_id == client.id
         {
@@ -386,7 +389,7 @@ pub(crate) async fn revoke(
         let params = form_params(&headers, &body)?;
         let client = authenticate(&state, &headers, &params).await?;
         let token = params.require("token")?;
-        let jti = decode_access_token(&state, token).map(|c| c.jti);
+        let jti = decode_access_token(&state, token).await.map(|c| c.jti);
         state
             .store
             .revoke_token(&client.id, &hash_secret(token), jti.as_deref())

@@ -56,7 +56,7 @@ async fn answer(state: &AppState, token: Option<String>) -> Response {
             "the access token is invalid, expired or revoked",
         )
     };
-    let Some(claims) = decode_access_token(state, &token) else {
+    let Some(claims) = decode_access_token(state, &token).await else {
         return invalid();
     };
     let active = match state.store.active_access_token(&claims.jti).await {
