@@ -186,6 +186,27 @@ on_both_backends! {
         assert_eq!(browser.get(server.url("/")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "the browser is signed out too");
     };
 
+    fan_out_to_a_hundred_apps => |server: TestServer| async move {
+        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let admin = server.bootstrap_admin().await;
+        let names: Vec<String> = (0..100).map(|i| format!("app{i:03}")).collect();
+        let browser = server.browser();
+        for name in &names {
+            let app = register(&server, &admin, name, json!({ "backchannel_logout_uri": receiver.uri(name) })).await;
+            tokens(&server, &browser, &app, "root", ADMIN_PASSWORD).await;
+        }
+        let started = Instant::now();
+        assert_eq!(sign_out_page(&server, &browser).await.status(), StatusCode::OK);
+        let answered = started.elapsed();
+        let all: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert!(receiver.wait_for(&all, Duration::from_secs(5)).await, "rejected: {:?}", receiver.rejected());
+        let last = started.elapsed();
+        eprintln!("fan-out to 100 apps ({:?}): sign-out answered in {answered:?}, last valid logout token received after {last:?}", server.backend);
+        // The target is 1 s (measured ~0.25 s); the bound leaves room for a loaded CI machine.
+        assert!(last < Duration::from_secs(2), "sign-out to the last of 100 logout tokens took {last:?}");
+        assert!(receiver.rejected().is_empty());
+    };
+
     the_fixture_refuses_bad_logout_tokens => |server: TestServer| async move {
         let receiver = LogoutReceiver::start(&server.base_url).await;
         let keys = server.keyring.keys();
