@@ -29,6 +29,17 @@ impl Scopes {
         Ok(Self(scopes))
     }
 
+    /// A scope as stored with a grant: it was validated when granted, so it is only split.
+    pub fn granted(stored: &str) -> Self {
+        Self(
+            stored
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
     pub fn contains(&self, scope: &str) -> bool {
         self.0.iter().any(|s| s == scope)
     }

@@ -79,6 +79,13 @@ pub(crate) enum PageError {
 }
 
 impl PageError {
+    /// A form whose CSRF token or origin does not check out: stale, or sent from another site.
+    pub(crate) fn forged_form() -> Self {
+        PageError::Forbidden(
+            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
+        )
+    }
+
     fn parts(&self) -> (StatusCode, &str, &str) {
         match self {
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),

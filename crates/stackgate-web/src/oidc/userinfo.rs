@@ -64,14 +64,7 @@ async fn answer(state: &AppState, token: Option<String>) -> Response {
         Ok(None) => return invalid(),
         Err(err) => return super::errors::OAuthError::from(err).into_response(),
     };
-    let scopes = Scopes::parse(
-        &active.grant.scope,
-        &stackgate_oidc::SUPPORTED_SCOPES
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
+    let scopes = Scopes::granted(&active.grant.scope);
     if !scopes.contains("openid") {
         return bearer_error(
             StatusCode::FORBIDDEN,

@@ -70,9 +70,7 @@ pub(crate) async fn submit(
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
-        return Err(PageError::Forbidden(
-            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-        ));
+        return Err(PageError::forged_form());
     }
     let return_to = safe_return_path(form.return_to.as_deref());
     let candidate = state.store.login_candidate(&form.username).await?;
@@ -127,9 +125,7 @@ pub(crate) async fn logout(
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, PageError> {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
-        return Err(PageError::Forbidden(
-            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-        ));
+        return Err(PageError::forged_form());
     }
     Ok(crate::oidc::end_session::sign_out(&state, &headers, jar, None).await)
 }

@@ -100,9 +100,7 @@ pub(crate) async fn submit(
     Form(form): Form<SetupForm>,
 ) -> Result<Response, PageError> {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
-        return Err(PageError::Forbidden(
-            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-        ));
+        return Err(PageError::forged_form());
     }
     let secret_hash = hash_secret(&form.token);
     // Checked before any hashing, so a spent or forged link costs the server nothing.
