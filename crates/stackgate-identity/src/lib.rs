@@ -12,6 +12,7 @@ mod error;
 mod group;
 mod names;
 mod password;
+mod second_factor;
 mod secret;
 mod user;
 
@@ -20,6 +21,10 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::IdentityError;
 pub use group::{ADMINS_GROUP_ID, ADMINS_GROUP_NAME, Group, GroupPatch, NewGroup};
 pub use password::{Argon2Params, PasswordHash, PasswordHasher, PasswordPolicy};
+pub use second_factor::{
+    RECOVERY_CODE_COUNT, new_recovery_codes, new_totp_secret, recovery_code_digest,
+    totp_secret_text, totp_step, totp_url,
+};
 pub use secret::{SecretToken, hash_secret, random_bytes, secrets_equal};
 pub use user::{NewUser, User, UserPatch};
 

@@ -180,6 +180,8 @@ impl Store {
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });
+        // Cached sessions carry their user's admin flag.
+        self.sessions.evict_all();
         Ok(())
     }
 
@@ -221,6 +223,7 @@ impl Store {
             tx.commit().await?;
             added
         });
+        self.sessions.evict_user(user);
         Ok(added)
     }
 
@@ -260,6 +263,7 @@ impl Store {
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });
+        self.sessions.evict_user(user);
         Ok(())
     }
 

@@ -17,6 +17,9 @@ mod groups;
 mod oauth_clients;
 mod pool;
 mod rows;
+mod second_factors;
+mod session_cache;
+mod session_watch;
 mod sessions;
 mod setup;
 mod sign_off;
@@ -34,6 +37,8 @@ pub use grants::{
 pub use groups::GroupListing;
 pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
+pub use second_factors::{LoginFlow, SecondFactors, StoredTotp};
+pub use session_cache::WatchStatus;
 pub use sessions::{NewSession, Session};
 pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};
 pub use signing_keys::StoredKey;

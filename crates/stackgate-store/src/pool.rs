@@ -130,6 +130,7 @@ pub struct Store {
     pub(crate) clock: Arc<dyn Clock>,
     /// Serialises this process's SQLite writers (unused on PostgreSQL).
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) sessions: Arc<crate::session_cache::SessionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -188,6 +189,7 @@ impl Store {
             pool: Arc::new(pool),
             clock,
             sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            sessions: Arc::new(crate::session_cache::SessionCache::new()),
         })
     }
 

@@ -6,6 +6,7 @@ use crate::{
     audit::write_audit,
     pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, UserRow},
+    session_cache::Cached,
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
 
@@ -66,12 +67,68 @@ impl Store {
     }
 
     /// The live session for a cookie secret's digest: not expired, not idle longer than
-    /// `idle_timeout` seconds, its user enabled.
+    /// `idle_timeout` seconds, its user enabled. Answered from this process's cache when it can
+    /// vouch for the session (see [`crate::session_cache`]).
     pub async fn session_by_secret(
         &self,
         secret_hash: &str,
         idle_timeout: i64,
     ) -> Result<Option<Session>, StoreError> {
+        let now = self.now();
+        let epoch = match self.sessions.get(secret_hash) {
+            Cached::Hit {
+                session,
+                last_seen_at,
+            } => {
+                if session.expires_at.unix_timestamp() <= now || last_seen_at <= now - idle_timeout
+                {
+                    self.sessions.evict_secret(secret_hash);
+                    return Ok(None);
+                }
+                if last_seen_at < now - TOUCH_GRANULARITY {
+                    // The touch doubles as a re-check that the session still exists.
+                    if !self.touch_session(session.id, now).await? {
+                        self.sessions.evict_secret(secret_hash);
+                        return Ok(None);
+                    }
+                    self.sessions.touched(secret_hash, now);
+                }
+                return Ok(Some(*session));
+            }
+            Cached::Miss { epoch } => epoch,
+        };
+        let found = self.read_session(secret_hash, idle_timeout, now).await?;
+        let Some((session, mut last_seen_at)) = found else {
+            return Ok(None);
+        };
+        if last_seen_at < now - TOUCH_GRANULARITY {
+            self.touch_session(session.id, now).await?;
+            last_seen_at = now;
+        }
+        self.sessions
+            .put(secret_hash, session.clone(), last_seen_at, epoch);
+        Ok(Some(session))
+    }
+
+    /// Records activity on a session; returns whether it still exists.
+    async fn touch_session(&self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        let touched = on_pool_write!(self, |pool| {
+            sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                .bind(id.to_string())
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(touched > 0)
+    }
+
+    async fn read_session(
+        &self,
+        secret_hash: &str,
+        idle_timeout: i64,
+        now: i64,
+    ) -> Result<Option<(Session, i64)>, StoreError> {
         #[derive(sqlx::FromRow)]
         struct Row {
             session_id: String,
@@ -84,7 +141,6 @@ impl Store {
             #[sqlx(flatten)]
             user: UserRow,
         }
-        let now = self.now();
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT s.id AS session_id, s.created_at AS session_created_at, s.auth_time, s.expires_at, \
@@ -102,16 +158,7 @@ impl Store {
             .await?
         });
         let Some(row) = row else { return Ok(None) };
-        if row.last_seen_at < now - TOUCH_GRANULARITY {
-            on_pool_write!(self, |pool| {
-                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
-                    .bind(&row.session_id)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            });
-        }
-        Ok(Some(Session {
+        let session = Session {
             id: rows::uuid(&row.session_id, "sessions.id")?,
             user: row.user.try_into()?,
             is_admin: row.admin > 0,
@@ -119,7 +166,8 @@ impl Store {
             auth_time: rows::time(row.auth_time, "sessions.auth_time")?,
             expires_at: rows::time(row.expires_at, "sessions.expires_at")?,
             amr: row.amr,
-        }))
+        };
+        Ok(Some((session, row.last_seen_at)))
     }
 
     /// Ends one session; returns whether it existed.
@@ -142,6 +190,7 @@ impl Store {
             tx.commit().await?;
             ended
         });
+        self.sessions.evict_secret(secret_hash);
         Ok(ended)
     }
 }

@@ -157,6 +157,12 @@ impl Store {
                 write_audit!(&mut *tx, &entry, now);
             }
             tx.commit().await?;
+            for id in &result.sessions {
+                match Uuid::parse_str(id) {
+                    Ok(id) => self.sessions.evict_session(id),
+                    Err(_) => self.sessions.evict_all(),
+                }
+            }
             Ok(result)
         })
     }

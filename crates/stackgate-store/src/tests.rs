@@ -285,3 +285,141 @@ on_both_backends! {
         assert_eq!(older[0].actor, "test");
     };
 }
+
+/// Two stores on one PostgreSQL database stand for two replicas. While its notification channel
+/// vouches, the second answers from memory (a change the triggers do not announce stays unseen);
+/// a session the first ends is dropped at once; without the channel, entries are re-checked.
+#[tokio::test]
+async fn replicas_hear_of_ended_sessions() {
+    use crate::Sessions;
+    use std::time::{Duration, Instant};
+    let Some(db) = TestDatabase::create(Backend::Postgres).await.unwrap() else {
+        return;
+    };
+    let clock: Arc<dyn Clock> = Arc::new(stackgate_identity::SystemClock);
+    let a = db.store(clock.clone()).await.unwrap();
+    let b = db.store(clock).await.unwrap();
+    let watching = b.clone();
+    let watch = tokio::spawn(async move { watching.watch_sessions().await });
+    let until = |what: &'static str, done: Box<dyn Fn() -> bool>| async move {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let status = b.clone();
+    until(
+        "channel up",
+        Box::new(move || status.session_watch_status().connected),
+    )
+    .await;
+
+    let ana = add_user(&a, "ana").await;
+    let secret = SecretToken::generate("").unwrap();
+    let entry = cli().entry("session.create", Target::System);
+    let id = Uuid::new_v4();
+    let new = NewSession {
+        id,
+        user_id: ana,
+        secret_hash: secret.hash.clone(),
+        lifetime: 3600,
+        amr: "pwd".into(),
+        ip: None,
+        user_agent: None,
+    };
+    a.create_session(&new, &entry).await.unwrap();
+    assert!(
+        b.session_by_secret(&secret.hash, 600)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // An update no trigger announces: the database now says expired, the cache does not know.
+    let hide = |expires: i64| {
+        let a = a.clone();
+        async move {
+            crate::pool::on_pool!(a, |pool| sqlx::query(
+                "UPDATE sessions SET expires_at = $2 WHERE id = $1"
+            )
+            .bind(id.to_string())
+            .bind(expires)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected());
+        }
+    };
+    hide(0).await;
+    tokio::time::sleep(crate::session_cache::UNWATCHED_TTL + Duration::from_millis(100)).await;
+    assert!(
+        b.session_by_secret(&secret.hash, 600)
+            .await
+            .unwrap()
+            .is_some(),
+        "a vouched entry is served from memory"
+    );
+    hide(a.now() + 3600).await;
+
+    let started = Instant::now();
+    a.end_sessions(Sessions::OfUser(ana), "test", &entry)
+        .await
+        .unwrap();
+    while b
+        .session_by_secret(&secret.hash, 600)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "replica still serves the ended session"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // Without the channel, what the database says wins after a short while.
+    watch.abort();
+    let status = b.clone();
+    until(
+        "channel counted lost",
+        Box::new(move || !status.session_watch_status().connected),
+    )
+    .await;
+    let other = SecretToken::generate("").unwrap();
+    a.create_session(
+        &NewSession {
+            id: Uuid::new_v4(),
+            secret_hash: other.hash.clone(),
+            ..new
+        },
+        &entry,
+    )
+    .await
+    .unwrap();
+    assert!(
+        b.session_by_secret(&other.hash, 600)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    crate::pool::on_pool!(a, |pool| sqlx::query(
+        "UPDATE sessions SET expires_at = 0 WHERE secret_hash = $1"
+    )
+    .bind(&other.hash)
+    .execute(pool)
+    .await
+    .unwrap()
+    .rows_affected());
+    tokio::time::sleep(crate::session_cache::UNWATCHED_TTL + Duration::from_millis(100)).await;
+    assert!(
+        b.session_by_secret(&other.hash, 600)
+            .await
+            .unwrap()
+            .is_none(),
+        "unwatched entries are re-checked"
+    );
+    a.close().await;
+    b.close().await;
+}

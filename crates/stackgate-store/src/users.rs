@@ -262,6 +262,7 @@ impl Store {
             }
             row
         });
+        self.sessions.evict_user(id);
         row.ok_or(StoreError::NotFound("user"))?.try_into()
     }
 
@@ -287,6 +288,7 @@ impl Store {
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });
+        self.sessions.evict_user(id);
         Ok(())
     }
 
@@ -306,6 +308,7 @@ impl Store {
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });
+        self.sessions.evict_user(id);
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 
 mod relying_party;
 
-pub use relying_party::LogoutReceiver;
+pub use relying_party::RelyingParties;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use stackgate::{Config, server};

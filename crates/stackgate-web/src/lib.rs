@@ -18,6 +18,7 @@ mod ops;
 mod pages;
 mod security_headers;
 mod state;
+pub mod throttle;
 
 pub use metrics::Metrics;
 pub use state::{AppState, WebConfig};

@@ -36,6 +36,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     pool: Family<PoolLabels, Gauge>,
+    watch_connected: Gauge,
+    watch_connections: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -76,11 +78,25 @@ impl Metrics {
             "Database pool connections by state (in_use, idle, max)",
             pool.clone(),
         );
+        let watch_connected = Gauge::default();
+        let watch_connections = Gauge::default();
+        registry.register(
+            "session_watch_connected",
+            "1 while the PostgreSQL channel announcing other replicas' sign-outs is proven alive",
+            watch_connected.clone(),
+        );
+        registry.register(
+            "session_watch_connections",
+            "Times that channel was (re)established since start",
+            watch_connections.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             pool,
+            watch_connected,
+            watch_connections,
         }
     }
 
@@ -100,8 +116,15 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with pool gauges read at scrape time.
-    pub fn render(&self, stats: stackgate_store::PoolStats) -> String {
+    /// The text exposition, with the store's gauges read at scrape time.
+    pub fn render(
+        &self,
+        stats: stackgate_store::PoolStats,
+        watch: stackgate_store::WatchStatus,
+    ) -> String {
+        self.watch_connected.set(i64::from(watch.connected));
+        self.watch_connections
+            .set(i64::try_from(watch.connections).unwrap_or(i64::MAX));
         let idle = i64::from(stats.idle);
         let size = i64::from(stats.size);
         for (state, value) in [

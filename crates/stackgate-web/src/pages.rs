@@ -1,8 +1,10 @@
 //! Pages for people: first-run setup, sign-in, and a landing page. Server-rendered with
 //! auto-escaping templates; no scripts. Failures become a friendly page, rendered here.
 
+mod account;
 mod home;
 mod login;
+mod second_factor;
 mod session_cookie;
 mod setup;
 
@@ -23,7 +25,24 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(home::show))
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/login", get(login::form).post(login::submit))
+        .route(
+            "/login/second-factor",
+            get(second_factor::form).post(second_factor::submit),
+        )
         .route("/logout", axum::routing::post(login::logout))
+        .route("/account/security", get(account::security))
+        .route(
+            "/account/totp",
+            get(account::totp_form).post(account::totp_confirm),
+        )
+        .route(
+            "/account/totp/remove",
+            axum::routing::post(account::totp_remove),
+        )
+        .route(
+            "/account/recovery-codes",
+            axum::routing::post(account::recovery_codes),
+        )
         .route("/assets/style.css", get(stylesheet))
 }
 
@@ -35,6 +54,22 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("setup.html", include_str!("../templates/setup.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("home.html", include_str!("../templates/home.html")),
+        (
+            "second_factor.html",
+            include_str!("../templates/second_factor.html"),
+        ),
+        (
+            "account_security.html",
+            include_str!("../templates/account_security.html"),
+        ),
+        (
+            "totp_enrol.html",
+            include_str!("../templates/totp_enrol.html"),
+        ),
+        (
+            "recovery_codes.html",
+            include_str!("../templates/recovery_codes.html"),
+        ),
         ("consent.html", include_str!("../templates/consent.html")),
         (
             "signed_out.html",

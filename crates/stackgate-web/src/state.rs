@@ -47,6 +47,8 @@ pub struct AppState {
     pub keyring: Arc<crate::oidc::keyring::Keyring>,
     /// For logout tokens to relying parties.
     pub http: reqwest::Client,
+    /// Failed sign-ins, for growing delays.
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 impl std::fmt::Debug for AppState {

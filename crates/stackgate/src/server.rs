@@ -148,12 +148,15 @@ pub async fn start_on(
         metrics: Arc::new(Metrics::new()),
         keyring: keyring.clone(),
         http: stackgate_web::oidc::sign_off::http_client(),
+        throttle: Arc::default(),
     };
     let sweeper_state = state.clone();
     let local_addr = listener.local_addr()?;
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
     tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
+    let watched = store.clone();
+    tokio::spawn(async move { watched.watch_sessions().await });
     tokio::spawn(maintain_keys(
         keyring.clone(),
         maintenance_clock,

@@ -3,10 +3,12 @@
 
 mod admin_api;
 mod cli;
+mod mfa;
 mod oidc;
 mod oidc_interop;
 mod oidc_node;
 mod openapi;
 mod pages;
+mod replicas;
 mod shutdown;
 mod sign_off;

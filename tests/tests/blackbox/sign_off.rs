@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use stackgate_identity::{Clock, SystemClock};
 use stackgate_oidc::{LogoutTokenClaims, SigningAlg, sign};
 use stackgate_testkit::{
-    ADMIN_PASSWORD, AdminClient, LogoutReceiver, TestServer, hidden_field, on_both_backends,
+    ADMIN_PASSWORD, AdminClient, RelyingParties, TestServer, hidden_field, on_both_backends,
     sign_in_and_authorize,
 };
 use std::time::{Duration, Instant};
@@ -141,9 +141,71 @@ async fn deliveries(server: &TestServer, admin: &AdminClient) -> Vec<Value> {
     list.as_array().unwrap().clone()
 }
 
+/// Signs `browser` in to a fixture app the way a person does: the app's login link, Stackgate's
+/// pages, back to the app's callback, which starts the app's own session.
+async fn sign_in_to_app(
+    server: &TestServer,
+    rps: &RelyingParties,
+    browser: &reqwest::Client,
+    app: &str,
+) {
+    let start = browser.get(rps.login_url(app)).send().await.unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let authorize = start.headers()["location"].to_str().unwrap().to_owned();
+    let callback = sign_in_and_authorize(server, browser, &authorize, "root", ADMIN_PASSWORD).await;
+    let done = browser.get(callback).send().await.unwrap();
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        done.text().await.unwrap()
+    );
+    let me = browser.get(rps.me_url(app)).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "{app} keeps its own session");
+}
+
 on_both_backends! {
+    three_apps_with_their_own_sessions_all_end_with_one_sign_out => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let rps = RelyingParties::start(&server.base_url).await;
+        // Two apps hear of sign-outs on the back channel, one in the browser (front channel).
+        for (name, channel) in [("notes", "back"), ("chat", "back"), ("board", "front")] {
+            let mut extra = json!({ "redirect_uris": [rps.redirect_uri(name)] });
+            if channel == "back" {
+                extra["backchannel_logout_uri"] = json!(rps.uri(name));
+            } else {
+                extra["frontchannel_logout_uri"] = json!(rps.front_channel_uri(name));
+            }
+            let app = register(&server, &admin, name, extra).await;
+            rps.enable_sign_in(name, &app.secret).await;
+        }
+        let browser = server.browser();
+        for name in ["notes", "chat", "board"] {
+            sign_in_to_app(&server, &rps, &browser, name).await;
+        }
+        let held: Vec<_> = ["notes", "chat", "board"].iter().map(|n| rps.sessions(n)).collect();
+        assert!(held.iter().all(|s| s.len() == 1));
+        assert!(held.windows(2).all(|w| w[0][0].sid == w[1][0].sid), "one SSO session, one sid");
+
+        let page = sign_out_page(&server, &browser).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = stackgate_testkit::decode_entities(&page.text().await.unwrap());
+        // What the browser does with the signed-out page's iframes.
+        let frames: Vec<&str> = html.split("<iframe").skip(1).filter_map(|f| f.split("src=\"").nth(1)?.split('"').next()).collect();
+        assert_eq!(frames.len(), 1, "{html}");
+        assert_eq!(browser.get(frames[0]).send().await.unwrap().status(), StatusCode::OK);
+        assert!(rps.wait_for(&["notes", "chat"], Duration::from_secs(2)).await, "rejected: {:?}", rps.rejected());
+
+        for (name, sessions) in ["notes", "chat", "board"].iter().zip(&held) {
+            let me = browser.get(rps.me_url(name)).send().await.unwrap();
+            assert_eq!(me.status(), StatusCode::UNAUTHORIZED, "{name}'s own session ended");
+            assert_eq!(rps.refresh(name, sessions).await, 0, "{name}'s refresh token is refused");
+        }
+        assert!(rps.rejected().is_empty(), "{:?}", rps.rejected());
+    };
+
     one_sign_out_ends_the_session_in_every_app => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let mut apps = Vec::new();
         // Logout tokens use each app's ID token algorithm.
@@ -187,7 +249,7 @@ on_both_backends! {
     };
 
     fan_out_to_a_hundred_apps => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let names: Vec<String> = (0..100).map(|i| format!("app{i:03}")).collect();
         let browser = server.browser();
@@ -208,7 +270,7 @@ on_both_backends! {
     };
 
     the_fixture_refuses_bad_logout_tokens => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let keys = server.keyring.keys();
         let signer = keys.signer(SigningAlg::ES256).unwrap();
         let now = SystemClock.unix();
@@ -234,7 +296,7 @@ on_both_backends! {
     };
 
     an_app_that_is_down_does_not_hold_up_sign_out => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let up = register(&server, &admin, "up", json!({ "backchannel_logout_uri": receiver.uri("up") })).await;
         // Nothing listens on port 9: connections are refused.
@@ -293,7 +355,7 @@ on_both_backends! {
     };
 
     signing_in_again_ends_the_previous_session => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let app = register(&server, &admin, "mail", json!({ "backchannel_logout_uri": receiver.uri("mail") })).await;
         let browser = server.browser();
@@ -373,7 +435,7 @@ on_both_backends! {
     };
 
     admins_sign_users_out_and_disabling_signs_out => |server: TestServer| async move {
-        let receiver = LogoutReceiver::start(&server.base_url).await;
+        let receiver = RelyingParties::start(&server.base_url).await;
         let admin = server.bootstrap_admin().await;
         let app = register(&server, &admin, "wiki", json!({ "backchannel_logout_uri": receiver.uri("wiki") })).await;
         let api = reqwest::Client::new();

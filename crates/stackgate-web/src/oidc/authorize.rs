@@ -250,8 +250,7 @@ async fn authorize(
         nonce: params.get("nonce").map(str::to_owned),
         code_challenge: params.get("code_challenge").map(str::to_owned),
         auth_time: session.auth_time.unix_timestamp(),
-        // Level 1: one factor. The MFA work raises it when a second factor was used.
-        acr: Some("1".to_owned()),
+        acr: Some(acr_of(&session.amr).to_owned()),
         amr: session.amr.clone(),
         lifetime: CODE_LIFETIME,
     };
@@ -406,4 +405,14 @@ pub(crate) async fn consent(
         issuer: &state.config.issuer,
     };
     reply.error(&OidcError::AccessDenied("the user declined".into()))
+}
+
+/// The assurance level a session's methods reach: `2` when two factors were used (`mfa` in
+/// its `amr`), `1` otherwise.
+pub(crate) fn acr_of(amr: &str) -> &'static str {
+    if amr.split_whitespace().any(|m| m == "mfa") {
+        "2"
+    } else {
+        "1"
+    }
 }

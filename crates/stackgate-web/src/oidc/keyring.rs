@@ -139,6 +139,26 @@ impl Keyring {
             .max())
     }
 
+    /// Seals another secret (a TOTP secret) under the master key; returns it in base64 with the
+    /// master key's id. `label` binds the ciphertext to its owner, so it cannot be moved.
+    pub fn seal_secret(
+        &self,
+        label: &str,
+        plaintext: &[u8],
+    ) -> Result<(String, String), OidcError> {
+        Ok((
+            STANDARD.encode(self.master.seal(label, plaintext)?),
+            self.master.id().to_owned(),
+        ))
+    }
+
+    pub fn open_secret(&self, label: &str, sealed: &str) -> Result<Vec<u8>, OidcError> {
+        let sealed = STANDARD
+            .decode(sealed)
+            .map_err(|_| OidcError::Key(format!("{label} is not valid base64")))?;
+        self.master.open(label, &sealed)
+    }
+
     async fn add(&self, alg: SigningAlg) -> Result<String, KeyringError> {
         let material = KeyMaterial::generate(alg)?;
         let sealed = self.master.seal(&label(&material.kid), &material.pkcs8)?;

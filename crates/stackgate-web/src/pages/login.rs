@@ -1,7 +1,9 @@
 //! Password sign-in and sign-out. The MFA issue replaces the second half of `submit` with its
 //! method choice; the session it ends with is the same.
 
-use super::{PageError, render, safe_return_path, session_cookie, setup::ClientInfo};
+use super::{
+    PageError, render, safe_return_path, second_factor, session_cookie, setup::ClientInfo,
+};
 use crate::{csrf, state::AppState};
 use axum::{
     Form,
@@ -62,6 +64,19 @@ pub(crate) struct LoginForm {
 
 const WRONG: &str = "Wrong username or password.";
 
+/// The page shown while an account or address must wait before its next attempt.
+pub(super) fn throttled_message(wait: std::time::Duration) -> String {
+    let seconds = wait.as_secs().max(1);
+    if seconds < 90 {
+        format!("Too many failed attempts. Wait {seconds} seconds, then try again.")
+    } else {
+        format!(
+            "Too many failed attempts. Wait {} minutes, then try again.",
+            seconds.div_ceil(60)
+        )
+    }
+}
+
 pub(crate) async fn submit(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -73,6 +88,37 @@ pub(crate) async fn submit(
         return Err(PageError::forged_form());
     }
     let return_to = safe_return_path(form.return_to.as_deref());
+    if let Some(wait) = state.throttle.wait(&form.username, client.ip.as_deref()) {
+        // Answered before any password check, whether or not the account exists.
+        let entry = Actor {
+            source_ip: client.ip,
+            ..Actor::system("login")
+        }
+        .entry("login.throttled", Target::System)
+        .with_detail(
+            serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }),
+        );
+        state.store.record(&entry).await?;
+        let page = render(
+            &state,
+            "login.html",
+            minijinja::context! {
+                csrf => form.csrf,
+                username => form.username,
+                return_to,
+                error => throttled_message(wait),
+            },
+        )?;
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+                (header::RETRY_AFTER, wait.as_secs().max(1).to_string()),
+            ],
+            page,
+        )
+            .into_response());
+    }
     let candidate = state.store.login_candidate(&form.username).await?;
     // Unknown and disabled users are verified against a dummy hash: same time, same answer.
     let (user, stored) = match candidate {
@@ -82,12 +128,20 @@ pub(crate) async fn submit(
     let ok = state.hasher.verify(form.password, stored).await;
     match user.filter(|_| ok) {
         Some(user) => {
+            // Strikes are cleared only once every factor is proven: otherwise knowing the
+            // password would reset the count of wrong second-factor codes.
+            if state.store.second_factors(user.id).await?.any() {
+                let jar = second_factor::start(&state, jar, &user, "pwd", &return_to).await?;
+                return Ok((jar, Redirect::to("/login/second-factor")).into_response());
+            }
+            state.throttle.succeeded(&form.username);
             let jar =
                 session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent)
                     .await?;
             Ok((jar, Redirect::to(&return_to)).into_response())
         }
         None => {
+            state.throttle.failed(&form.username, client.ip.as_deref());
             let entry = Actor { source_ip: client.ip, ..Actor::system("login") }
                 .entry("login.failure", Target::System)
                 .with_detail(serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }));

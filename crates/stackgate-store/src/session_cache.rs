@@ -1,0 +1,308 @@
+//! Each process's memory of live sessions, so that a request with a session cookie (every page,
+//! every proxied request) costs no database round-trip.
+//!
+//! A cached session is trusted only as long as this process would learn of its end:
+//! - changes made by this process evict entries as they commit;
+//! - on PostgreSQL, changes made by other replicas arrive through `LISTEN/NOTIFY` (see
+//!   [`crate::session_watch`]), and entries are trusted for longer only while that channel is
+//!   proven alive (its own pings come back) and has not been down since the entry was read;
+//! - otherwise (SQLite, or the channel down) an entry is re-checked after [`UNWATCHED_TTL`].
+//!
+//! A read that raced with an eviction is not cached: every eviction bumps an epoch, and an entry
+//! read from the database is kept only if the epoch did not move while it was being read.
+
+use crate::Session;
+use stackgate_identity::Uuid;
+use std::{
+    collections::HashMap,
+    sync::{
+        RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+/// How long an entry is trusted when no live notification channel vouches for it.
+pub(crate) const UNWATCHED_TTL: Duration = Duration::from_millis(500);
+/// The notification channel counts as alive while its last ping came back this recently.
+pub(crate) const WATCH_FRESHNESS: Duration = Duration::from_millis(1500);
+/// Above this many entries the cache starts over rather than grow without bound.
+const MAX_ENTRIES: usize = 100_000;
+
+#[derive(Clone)]
+struct Entry {
+    session: Session,
+    read_at: Instant,
+    /// The watch generation the entry was read under (0: unwatched).
+    generation: u64,
+    /// Unix time the database last recorded activity on the session.
+    last_seen_at: i64,
+}
+
+/// What a lookup found.
+pub(crate) enum Cached {
+    Hit {
+        session: Box<Session>,
+        last_seen_at: i64,
+    },
+    Miss {
+        epoch: u64,
+    },
+}
+
+pub(crate) struct SessionCache {
+    entries: RwLock<HashMap<String, Entry>>,
+    epoch: AtomicU64,
+    watch: RwLock<WatchState>,
+}
+
+#[derive(Clone, Copy)]
+struct WatchState {
+    /// Bumped at every (re)connection; 0 while down.
+    generation: u64,
+    last_ping: Option<Instant>,
+    reconnects: u64,
+}
+
+/// The notification channel's state, for metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchStatus {
+    pub connected: bool,
+    /// Times the channel was (re)established since start.
+    pub connections: u64,
+}
+
+impl SessionCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            watch: RwLock::new(WatchState {
+                generation: 0,
+                last_ping: None,
+                reconnects: 0,
+            }),
+        }
+    }
+
+    fn live_generation(&self) -> u64 {
+        let watch = self.watch.read().map(|w| *w).unwrap_or(WatchState {
+            generation: 0,
+            last_ping: None,
+            reconnects: 0,
+        });
+        match watch.last_ping {
+            Some(ping) if watch.generation > 0 && ping.elapsed() < WATCH_FRESHNESS => {
+                watch.generation
+            }
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn get(&self, secret_hash: &str) -> Cached {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let entry = self
+            .entries
+            .read()
+            .ok()
+            .and_then(|entries| entries.get(secret_hash).cloned());
+        let Some(entry) = entry else {
+            return Cached::Miss { epoch };
+        };
+        let generation = self.live_generation();
+        let vouched = generation != 0 && entry.generation == generation;
+        if vouched || entry.read_at.elapsed() < UNWATCHED_TTL {
+            Cached::Hit {
+                session: Box::new(entry.session),
+                last_seen_at: entry.last_seen_at,
+            }
+        } else {
+            Cached::Miss { epoch }
+        }
+    }
+
+    /// Keeps a session read from the database, unless an eviction happened since `epoch`.
+    pub(crate) fn put(&self, secret_hash: &str, session: Session, last_seen_at: i64, epoch: u64) {
+        let generation = self.live_generation();
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        // Checked under the write lock, which evictions also take: no eviction can slip in
+        // between this check and the insert.
+        if self.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(
+            secret_hash.to_owned(),
+            Entry {
+                session,
+                read_at: Instant::now(),
+                generation,
+                last_seen_at,
+            },
+        );
+    }
+
+    /// Records that the database saw activity on the session.
+    pub(crate) fn touched(&self, secret_hash: &str, last_seen_at: i64) {
+        if let Ok(mut entries) = self.entries.write()
+            && let Some(entry) = entries.get_mut(secret_hash)
+        {
+            entry.last_seen_at = last_seen_at;
+        }
+    }
+
+    fn evict_where(&self, drop: impl Fn(&Entry) -> bool) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            entries.retain(|_, entry| !drop(entry));
+        }
+    }
+
+    pub(crate) fn evict_secret(&self, secret_hash: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            entries.remove(secret_hash);
+        }
+    }
+
+    pub(crate) fn evict_session(&self, id: Uuid) {
+        self.evict_where(|entry| entry.session.id == id);
+    }
+
+    pub(crate) fn evict_user(&self, id: Uuid) {
+        self.evict_where(|entry| entry.session.user.id == id);
+    }
+
+    pub(crate) fn evict_all(&self) {
+        self.evict_where(|_| true);
+    }
+
+    /// The channel is up again: nothing read before can be vouched for by it.
+    pub(crate) fn watch_connected(&self) {
+        if let Ok(mut watch) = self.watch.write() {
+            watch.reconnects += 1;
+            watch.generation = watch.reconnects;
+            watch.last_ping = None;
+        }
+        self.evict_all();
+    }
+
+    pub(crate) fn watch_lost(&self) {
+        if let Ok(mut watch) = self.watch.write() {
+            watch.generation = 0;
+            watch.last_ping = None;
+        }
+    }
+
+    pub(crate) fn watch_ping(&self) {
+        if let Ok(mut watch) = self.watch.write()
+            && watch.generation != 0
+        {
+            watch.last_ping = Some(Instant::now());
+        }
+    }
+
+    pub(crate) fn watch_status(&self) -> WatchStatus {
+        WatchStatus {
+            connected: self.live_generation() != 0,
+            connections: self.watch.read().map(|w| w.reconnects).unwrap_or(0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stackgate_identity::{OffsetDateTime, User};
+
+    fn session(user: Uuid) -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            user: User {
+                id: user,
+                username: "ana".into(),
+                email: None,
+                display_name: "Ana".into(),
+                disabled: false,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                updated_at: OffsetDateTime::UNIX_EPOCH,
+            },
+            is_admin: false,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            auth_time: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            amr: "pwd".into(),
+        }
+    }
+
+    fn hit(cache: &SessionCache, key: &str) -> bool {
+        matches!(cache.get(key), Cached::Hit { .. })
+    }
+
+    fn epoch(cache: &SessionCache, key: &str) -> u64 {
+        match cache.get(key) {
+            Cached::Miss { epoch } => epoch,
+            Cached::Hit { .. } => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn a_read_that_raced_an_eviction_is_not_kept() {
+        let cache = SessionCache::new();
+        let e = epoch(&cache, "a");
+        cache.evict_user(Uuid::new_v4());
+        cache.put("a", session(Uuid::new_v4()), 0, e);
+        assert!(!hit(&cache, "a"));
+        let e = epoch(&cache, "a");
+        cache.put("a", session(Uuid::new_v4()), 0, e);
+        assert!(hit(&cache, "a"));
+    }
+
+    #[test]
+    fn evictions_by_session_and_user() {
+        let cache = SessionCache::new();
+        let user = Uuid::new_v4();
+        let first = session(user);
+        let first_id = first.id;
+        cache.put("a", first, 0, epoch(&cache, "a"));
+        cache.put("b", session(user), 0, epoch(&cache, "b"));
+        cache.put("c", session(Uuid::new_v4()), 0, epoch(&cache, "c"));
+        cache.evict_session(first_id);
+        assert!(!hit(&cache, "a"));
+        assert!(hit(&cache, "b"));
+        cache.evict_user(user);
+        assert!(!hit(&cache, "b"));
+        assert!(hit(&cache, "c"));
+        cache.evict_secret("c");
+        assert!(!hit(&cache, "c"));
+    }
+
+    #[test]
+    fn unwatched_entries_expire_and_watched_ones_need_a_live_channel() {
+        let cache = SessionCache::new();
+        cache.put("a", session(Uuid::new_v4()), 0, epoch(&cache, "a"));
+        assert!(hit(&cache, "a"));
+        std::thread::sleep(UNWATCHED_TTL);
+        assert!(!hit(&cache, "a"), "unwatched entries are re-checked");
+
+        cache.watch_connected();
+        cache.watch_ping();
+        cache.put("a", session(Uuid::new_v4()), 0, epoch(&cache, "a"));
+        std::thread::sleep(UNWATCHED_TTL);
+        cache.watch_ping();
+        assert!(hit(&cache, "a"), "a live channel vouches for the entry");
+
+        cache.watch_lost();
+        assert!(!hit(&cache, "a"), "a lost channel vouches for nothing");
+        cache.watch_connected();
+        cache.watch_ping();
+        assert!(
+            !hit(&cache, "a"),
+            "nor does a new one for what was read before"
+        );
+    }
+}

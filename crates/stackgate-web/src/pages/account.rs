@@ -1,0 +1,256 @@
+//! A person's own sign-in methods: the authenticator app (TOTP) and recovery codes.
+
+use super::{PageError, render, second_factor::totp_label, setup::ClientInfo};
+use crate::{auth::session_from_cookies, csrf, state::AppState};
+use axum::{
+    Form,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use stackgate_identity::{
+    Actor, Target, new_recovery_codes, new_totp_secret, recovery_code_digest, totp_secret_text,
+    totp_step, totp_url,
+};
+use stackgate_store::Session;
+
+const SIGN_IN_FIRST: &str = "/login?return_to=/account/security";
+
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
+    Ok(session_from_cookies(state, headers).await?)
+}
+
+fn no_store(jar: CookieJar, page: Html<String>) -> Response {
+    (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response()
+}
+
+fn audit_target(session: &Session) -> Target {
+    Target::User {
+        id: session.user.id,
+        name: session.user.username.clone(),
+    }
+}
+
+pub(crate) async fn security(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let factors = state.store.second_factors(session.user.id).await?;
+    let (jar, csrf) = csrf::issue(&state, jar)?;
+    let page = render(
+        &state,
+        "account_security.html",
+        minijinja::context! {
+            csrf,
+            username => session.user.username,
+            has_totp => factors.totp,
+            recovery_codes_left => factors.recovery_codes_left,
+            error => Option::<String>::None,
+        },
+    )?;
+    Ok(no_store(jar, page))
+}
+
+/// The QR code as inline SVG (generated markup only: no user input reaches it unescaped).
+fn qr_svg(data: &str) -> Result<String, PageError> {
+    let code =
+        qrcode::QrCode::new(data.as_bytes()).map_err(|e| PageError::Internal(e.to_string()))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    // Inline in HTML: drop the XML declaration.
+    Ok(svg
+        .find("<svg")
+        .map(|at| svg[at..].to_owned())
+        .unwrap_or(svg))
+}
+
+fn enrol_page(
+    state: &AppState,
+    csrf: String,
+    secret: &[u8],
+    account: &str,
+    error: Option<&str>,
+) -> Result<Html<String>, PageError> {
+    let url = totp_url(secret, &state.config.organisation_name, account)?;
+    render(
+        state,
+        "totp_enrol.html",
+        minijinja::context! {
+            csrf,
+            qr => minijinja::Value::from_safe_string(qr_svg(&url)?),
+            secret_text => totp_secret_text(secret),
+            error,
+        },
+    )
+}
+
+/// Starts (or restarts) enrolment: a new secret, shown as a QR code and as text.
+pub(crate) async fn totp_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let user = &session.user;
+    if state.store.second_factors(user.id).await?.totp {
+        return Ok(Redirect::to("/account/security").into_response());
+    }
+    let secret = new_totp_secret()?;
+    let (sealed, key_id) = state
+        .keyring
+        .seal_secret(&totp_label(user.id), &secret)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    state.store.begin_totp(user.id, &sealed, &key_id).await?;
+    let (jar, csrf) = csrf::issue(&state, jar)?;
+    let page = enrol_page(&state, csrf, &secret, &user.username, None)?;
+    Ok(no_store(jar, page))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    csrf: String,
+    code: String,
+}
+
+/// Confirms enrolment with a first code from the app.
+pub(crate) async fn totp_confirm(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let user = &session.user;
+    let Some(stored) = state.store.totp_of(user.id).await?.filter(|t| !t.confirmed) else {
+        return Ok(Redirect::to("/account/security").into_response());
+    };
+    let secret = state
+        .keyring
+        .open_secret(&totp_label(user.id), &stored.sealed)
+        .map_err(|e| PageError::Internal(e.to_string()))?;
+    let Some(step) = totp_step(&secret, &form.code, state.clock.unix()) else {
+        let page = enrol_page(
+            &state,
+            form.csrf,
+            &secret,
+            &user.username,
+            Some(
+                "That code did not match. Check the app's clock, then enter the code it shows now.",
+            ),
+        )?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, no_store(jar, page)).into_response());
+    };
+    let entry =
+        Actor::user(user.id, &user.username, client.ip).entry("totp.enrol", audit_target(&session));
+    state.store.confirm_totp(user.id, step, &entry).await?;
+    Ok(Redirect::to("/account/security").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RemoveForm {
+    csrf: String,
+    password: String,
+}
+
+/// Removes the authenticator app; the password is asked again (a fresh authentication), so a
+/// session left open on a shared computer cannot strip the account's second factor.
+pub(crate) async fn totp_remove(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<RemoveForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let user = &session.user;
+    if let Some(wait) = state.throttle.wait(&user.username, client.ip.as_deref()) {
+        return Err(PageError::Forbidden(super::login::throttled_message(wait)));
+    }
+    let stored = state
+        .store
+        .login_candidate(&user.username)
+        .await?
+        .and_then(|(_, hash)| hash);
+    if !state.hasher.verify(form.password, stored).await {
+        state.throttle.failed(&user.username, client.ip.as_deref());
+        let factors = state.store.second_factors(user.id).await?;
+        let page = render(
+            &state,
+            "account_security.html",
+            minijinja::context! {
+                csrf => form.csrf,
+                username => user.username,
+                has_totp => factors.totp,
+                recovery_codes_left => factors.recovery_codes_left,
+                error => "Wrong password: the authenticator app was not removed.",
+            },
+        )?;
+        return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
+    }
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("totp.remove", audit_target(&session));
+    state.store.remove_totp(user.id, &entry).await?;
+    Ok(Redirect::to("/account/security").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    csrf: String,
+}
+
+/// New recovery codes, shown once; the old ones stop working.
+pub(crate) async fn recovery_codes(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<CsrfOnly>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let user = &session.user;
+    let codes = new_recovery_codes()?;
+    let digests: Vec<String> = codes
+        .iter()
+        .filter_map(|code| recovery_code_digest(user.id, code))
+        .collect();
+    if digests.len() != codes.len() {
+        return Err(PageError::Internal(
+            "a new recovery code does not parse".into(),
+        ));
+    }
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("recovery_codes.generate", audit_target(&session));
+    state
+        .store
+        .replace_recovery_codes(user.id, &digests, &entry)
+        .await?;
+    let page = render(&state, "recovery_codes.html", minijinja::context! { codes })?;
+    Ok(no_store(jar, page))
+}

@@ -1,0 +1,264 @@
+//! Second factors and sign-in abuse: TOTP enrolment and sign-in with codes computed by Debian's
+//! `oathtool` (not Stackgate's own TOTP code), replay refusal, single-use recovery codes, the
+//! `amr`/`acr` an app receives, removing a factor only with the password, and growing delays
+//! after failed sign-ins.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use stackgate_identity::{Clock, SystemClock};
+use stackgate_testkit::{
+    ADMIN_PASSWORD, TestServer, decode_entities, hidden_field, on_both_backends,
+    sign_in_and_authorize,
+};
+
+/// The code `oathtool` computes for `secret` (base32) at `unix`.
+fn oathtool(secret: &str, unix: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{unix}")])
+        .output()
+        .expect("oathtool is installed (tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn get(browser: &reqwest::Client, url: String) -> String {
+    browser.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+async fn post(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(server.url(path))
+        .header("origin", server.base_url.as_str())
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Enrols the admin's authenticator app; returns its base32 secret and the step used.
+async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, i64) {
+    let page = get(browser, server.url("/account/totp")).await;
+    assert!(page.contains("<svg"), "a QR code, rendered on the server");
+    let secret: String = page
+        .split("id=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let now = SystemClock.unix();
+    let wrong = post(
+        server,
+        browser,
+        "/account/totp",
+        &[("csrf", &hidden_field(&page, "csrf")), ("code", "000000")],
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let done = post(
+        server,
+        browser,
+        "/account/totp",
+        &[
+            ("csrf", &hidden_field(&page, "csrf")),
+            ("code", &oathtool(&secret, now)),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let security = get(browser, server.url("/account/security")).await;
+    assert!(security.contains("Set up."), "{security}");
+    (secret, now / 30)
+}
+
+/// Signs in with the password; returns the browser, now at the second-factor step.
+async fn password_step(
+    server: &TestServer,
+    password: &str,
+) -> (reqwest::Client, reqwest::Response) {
+    let browser = server.browser();
+    let page = get(&browser, server.url("/login")).await;
+    let response = post(
+        server,
+        &browser,
+        "/login",
+        &[
+            ("csrf", &hidden_field(&page, "csrf")),
+            ("username", "root"),
+            ("password", password),
+        ],
+    )
+    .await;
+    (browser, response)
+}
+
+async fn second_factor(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    code: &str,
+) -> reqwest::Response {
+    let page = get(browser, server.url("/login/second-factor")).await;
+    post(
+        server,
+        browser,
+        "/login/second-factor",
+        &[("csrf", &hidden_field(&page, "csrf")), ("code", code)],
+    )
+    .await
+}
+
+async fn signed_in(server: &TestServer, browser: &reqwest::Client) -> bool {
+    get(browser, server.url("/"))
+        .await
+        .contains("You are signed in as")
+}
+
+/// The claims of an ID token obtained through `browser`'s session.
+async fn id_token_claims(
+    server: &TestServer,
+    admin_token: &str,
+    browser: &reqwest::Client,
+) -> Value {
+    let created: Value = reqwest::Client::new()
+        .post(server.url("/api/v1/clients"))
+        .bearer_auth(admin_token)
+        .json(&json!({ "id": "wiki", "name": "Wiki", "redirect_uris": ["https://wiki.example.org/cb"], "first_party": true }))
+        .send().await.unwrap().json().await.unwrap();
+    let verifier = "v".repeat(50);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let url = server.url(&format!("/authorize?response_type=code&client_id=wiki&redirect_uri=https://wiki.example.org/cb&scope=openid&code_challenge={challenge}&code_challenge_method=S256"));
+    let back = sign_in_and_authorize(server, browser, &url, "root", ADMIN_PASSWORD).await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens: Value = reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth("wiki", created["client_secret"].as_str())
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://wiki.example.org/cb"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+on_both_backends! {
+    totp_codes_from_oathtool_sign_in_once_each => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let (secret, enrolled_step) = enrol_totp(&server, &admin.browser).await;
+
+        // The password alone no longer signs in.
+        let (browser, response) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(response.headers()["location"], "/login/second-factor");
+        assert!(!signed_in(&server, &browser).await, "no session before the second factor");
+        // The enrolment code was spent: replaying it is refused.
+        let replay = second_factor(&server, &browser, &oathtool(&secret, enrolled_step * 30)).await;
+        assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+        // The next step's code (one step of skew allowed) signs in, once.
+        let next = oathtool(&secret, (enrolled_step + 1) * 30);
+        let ok = second_factor(&server, &browser, &next).await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        assert!(signed_in(&server, &browser).await);
+        let (again, _) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(second_factor(&server, &again, &next).await.status(), StatusCode::UNAUTHORIZED, "a code works once");
+        // A code two steps ahead is outside the allowed skew.
+        let far = second_factor(&server, &again, &oathtool(&secret, (enrolled_step + 3) * 30)).await;
+        assert_eq!(far.status(), StatusCode::UNAUTHORIZED);
+
+        // Apps see what really happened.
+        let claims = id_token_claims(&server, &admin.token, &browser).await;
+        assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
+        assert_eq!(claims["acr"], "2");
+
+        // Removing the app takes the password again.
+        let page = get(&browser, server.url("/account/security")).await;
+        let csrf = hidden_field(&page, "csrf");
+        let wrong = post(&server, &browser, "/account/totp/remove", &[("csrf", &csrf), ("password", "not it")]).await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert!(get(&browser, server.url("/account/security")).await.contains("Set up."));
+        let removed = post(&server, &browser, "/account/totp/remove", &[("csrf", &csrf), ("password", ADMIN_PASSWORD)]).await;
+        assert_eq!(removed.status(), StatusCode::SEE_OTHER);
+        let (plain, response) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(response.headers()["location"], "/");
+        assert!(signed_in(&server, &plain).await);
+        let audit: Value = reqwest::Client::new().get(server.url("/api/v1/audit?limit=200")).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
+        let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        for action in ["totp.enrol", "totp.remove", "login.failure"] {
+            assert!(actions.contains(&action), "{action} in {actions:?}");
+        }
+    };
+
+    a_recovery_code_works_once => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let page = get(&admin.browser, server.url("/account/security")).await;
+        let shown = post(&server, &admin.browser, "/account/recovery-codes", &[("csrf", &hidden_field(&page, "csrf"))]).await;
+        assert_eq!(shown.headers()["cache-control"], "no-store");
+        let html = decode_entities(&shown.text().await.unwrap());
+        let codes: Vec<String> = html.split("<li><code>").skip(1).map(|c| c.split('<').next().unwrap().to_owned()).collect();
+        assert_eq!(codes.len(), 10);
+
+        let (browser, response) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(response.headers()["location"], "/login/second-factor", "recovery codes alone make a second factor");
+        assert_eq!(second_factor(&server, &browser, &codes[3].to_lowercase()).await.status(), StatusCode::SEE_OTHER);
+        assert!(signed_in(&server, &browser).await);
+        let (again, _) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(second_factor(&server, &again, &codes[3]).await.status(), StatusCode::UNAUTHORIZED, "spent");
+        assert!(!signed_in(&server, &again).await);
+        assert!(get(&browser, server.url("/account/security")).await.contains("9 unused recovery codes left"));
+    };
+
+    failed_sign_ins_slow_down_the_account_and_the_address => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        for _ in 0..5 {
+            let (_, response) = password_step(&server, "wrong password").await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        // Now even the right password waits, and is not checked.
+        let (browser, response) = password_step(&server, ADMIN_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(response.text().await.unwrap().contains("Too many failed attempts"));
+        assert!(!signed_in(&server, &browser).await);
+        let audit: Value = reqwest::Client::new().get(server.url("/api/v1/audit?limit=50")).bearer_auth(&admin.token).send().await.unwrap().json().await.unwrap();
+        assert!(audit["items"].as_array().unwrap().iter().any(|e| e["action"] == "login.throttled"));
+        // An unknown account is throttled the same way (no way to tell which accounts exist).
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let browser = server.browser();
+            let page = get(&browser, server.url("/login")).await;
+            let r = post(&server, &browser, "/login", &[("csrf", &hidden_field(&page, "csrf")), ("username", "nobody"), ("password", "x")]).await;
+            statuses.push(r.status());
+        }
+        assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    };
+}
