@@ -116,10 +116,12 @@ impl Store {
         }))
     }
 
-    /// Confirms enrolment with the step of its first code.
+    /// Confirms enrolment of the secret `sealed` (the one the first code was checked against)
+    /// with that code's step.
     pub async fn confirm_totp(
         &self,
         user: Uuid,
+        sealed: &str,
         step: i64,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
@@ -128,11 +130,12 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE totp_credentials SET confirmed_at = $2, last_step = $3, last_used_at = $2 \
-                 WHERE user_id = $1 AND confirmed_at IS NULL",
+                 WHERE user_id = $1 AND confirmed_at IS NULL AND secret = $4",
             )
             .bind(user.to_string())
             .bind(now)
             .bind(step)
+            .bind(sealed)
             .execute(&mut *tx)
             .await?;
             let confirmed = done.rows_affected() > 0;

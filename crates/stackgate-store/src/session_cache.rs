@@ -24,8 +24,10 @@ use std::{
 
 /// How long an entry is trusted when no live notification channel vouches for it.
 pub(crate) const UNWATCHED_TTL: Duration = Duration::from_millis(500);
-/// The notification channel counts as alive while its last ping came back this recently.
-pub(crate) const WATCH_FRESHNESS: Duration = Duration::from_millis(1500);
+/// The notification channel counts as alive while the newest ping that came back through it was
+/// sent this recently. Measured from sending, so a channel that delivers late (and so would
+/// deliver sign-offs late) stops vouching as soon as it lags this much.
+pub(crate) const WATCH_FRESHNESS: Duration = Duration::from_millis(1000);
 /// Above this many entries the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
 
@@ -121,6 +123,10 @@ impl SessionCache {
         }
     }
 
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// Keeps a session read from the database, unless an eviction happened since `epoch`.
     pub(crate) fn put(&self, secret_hash: &str, session: Session, last_seen_at: i64, epoch: u64) {
         let generation = self.live_generation();
@@ -198,11 +204,13 @@ impl SessionCache {
         }
     }
 
-    pub(crate) fn watch_ping(&self) {
+    /// A ping sent at `sent` came back through the channel.
+    pub(crate) fn watch_ping(&self, sent: Instant) {
         if let Ok(mut watch) = self.watch.write()
             && watch.generation != 0
+            && watch.last_ping.is_none_or(|last| last < sent)
         {
-            watch.last_ping = Some(Instant::now());
+            watch.last_ping = Some(sent);
         }
     }
 
@@ -290,16 +298,16 @@ mod tests {
         assert!(!hit(&cache, "a"), "unwatched entries are re-checked");
 
         cache.watch_connected();
-        cache.watch_ping();
+        cache.watch_ping(Instant::now());
         cache.put("a", session(Uuid::new_v4()), 0, epoch(&cache, "a"));
         std::thread::sleep(UNWATCHED_TTL);
-        cache.watch_ping();
+        cache.watch_ping(Instant::now());
         assert!(hit(&cache, "a"), "a live channel vouches for the entry");
 
         cache.watch_lost();
         assert!(!hit(&cache, "a"), "a lost channel vouches for nothing");
         cache.watch_connected();
-        cache.watch_ping();
+        cache.watch_ping(Instant::now());
         assert!(
             !hit(&cache, "a"),
             "nor does a new one for what was read before"

@@ -18,7 +18,11 @@ use sqlx::{
     postgres::{PgListener, PgPoolOptions},
 };
 use stackgate_identity::Uuid;
-use std::time::Duration;
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 /// The channel the migration's triggers notify.
 const CHANNEL: &str = "stackgate_sessions";
@@ -35,14 +39,17 @@ impl Store {
         let Pool::Postgres(pool) = &*self.pool else {
             return;
         };
-        let ping = format!("p:{}", Uuid::new_v4());
-        let pinger = tokio::spawn(send_pings(pool.clone(), ping.clone()));
+        let pings = Arc::new(Pings {
+            instance: format!("p:{}", Uuid::new_v4()),
+            sent: Mutex::default(),
+        });
+        let pinger = tokio::spawn(send_pings(pool.clone(), pings.clone()));
         let closed = pool.close_event();
         tokio::pin!(closed);
         loop {
             tokio::select! {
                 () = &mut closed => break,
-                outcome = listen(pool, &self.sessions, &ping) => {
+                outcome = listen(pool, &self.sessions, &pings) => {
                     self.sessions.watch_lost();
                     tracing::warn!(error = %outcome, "session change notifications lost; re-checking sessions until reconnected");
                 }
@@ -62,14 +69,45 @@ impl Store {
     }
 }
 
-async fn send_pings(pool: PgPool, ping: String) {
+/// This process's pings: payload `p:<instance>:<sequence>`, with when each was sent.
+struct Pings {
+    instance: String,
+    sent: Mutex<VecDeque<(u64, Instant)>>,
+}
+
+impl Pings {
+    fn send(&self, sequence: u64) -> String {
+        if let Ok(mut sent) = self.sent.lock() {
+            if sent.len() >= 16 {
+                sent.pop_front();
+            }
+            sent.push_back((sequence, Instant::now()));
+        }
+        format!("{}:{sequence}", self.instance)
+    }
+
+    /// When the ping with this payload was sent, if it is one of ours.
+    fn sent_at(&self, payload: &str) -> Option<Instant> {
+        let sequence: u64 = payload
+            .strip_prefix(self.instance.as_str())?
+            .strip_prefix(':')?
+            .parse()
+            .ok()?;
+        let sent = self.sent.lock().ok()?;
+        sent.iter().find(|(s, _)| *s == sequence).map(|(_, at)| *at)
+    }
+}
+
+async fn send_pings(pool: PgPool, pings: Arc<Pings>) {
     let mut every = tokio::time::interval(PING_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sequence = 0u64;
     while !pool.is_closed() {
         every.tick().await;
+        sequence += 1;
         if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
-            .bind(&ping)
+            .bind(pings.send(sequence))
             .execute(&pool)
             .await
         {
@@ -79,7 +117,7 @@ async fn send_pings(pool: PgPool, ping: String) {
 }
 
 /// Listens on one fresh connection until it fails; returns why.
-async fn listen(pool: &PgPool, cache: &SessionCache, ping: &str) -> String {
+async fn listen(pool: &PgPool, cache: &SessionCache, pings: &Pings) -> String {
     // A connection of its own, outside the request pool and named so operators can find it.
     let options = (*pool.connect_options())
         .clone()
@@ -109,20 +147,20 @@ async fn listen(pool: &PgPool, cache: &SessionCache, ping: &str) -> String {
             Err(_) => return "no notification, not even a ping, for 3 s".into(),
             Ok(Err(err)) => return err.to_string(),
             Ok(Ok(None)) => return "connection closed".into(),
-            Ok(Ok(Some(notification))) => apply(cache, notification.payload(), ping),
+            Ok(Ok(Some(notification))) => apply(cache, notification.payload(), pings),
         }
     }
 }
 
-fn apply(cache: &SessionCache, payload: &str, own_ping: &str) {
+fn apply(cache: &SessionCache, payload: &str, pings: &Pings) {
     let Some((kind, id)) = payload.split_once(':') else {
         cache.evict_all();
         return;
     };
     match kind {
         "p" => {
-            if payload == own_ping {
-                cache.watch_ping();
+            if let Some(sent) = pings.sent_at(payload) {
+                cache.watch_ping(sent);
             }
         }
         "s" => match Uuid::parse_str(id) {

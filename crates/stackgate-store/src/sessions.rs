@@ -80,10 +80,14 @@ impl Store {
                 session,
                 last_seen_at,
             } => {
-                if session.expires_at.unix_timestamp() <= now || last_seen_at <= now - idle_timeout
-                {
+                if session.expires_at.unix_timestamp() <= now {
                     self.sessions.evict_secret(secret_hash);
                     return Ok(None);
+                }
+                if last_seen_at <= now - idle_timeout {
+                    // Idle here, perhaps busy on another replica: the database decides.
+                    self.sessions.evict_secret(secret_hash);
+                    return self.uncached_session(secret_hash, idle_timeout, now).await;
                 }
                 if last_seen_at < now - TOUCH_GRANULARITY {
                     // The touch doubles as a re-check that the session still exists.
@@ -97,6 +101,28 @@ impl Store {
             }
             Cached::Miss { epoch } => epoch,
         };
+        self.read_and_cache(secret_hash, idle_timeout, now, epoch)
+            .await
+    }
+
+    async fn uncached_session(
+        &self,
+        secret_hash: &str,
+        idle_timeout: i64,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let epoch = self.sessions.epoch();
+        self.read_and_cache(secret_hash, idle_timeout, now, epoch)
+            .await
+    }
+
+    async fn read_and_cache(
+        &self,
+        secret_hash: &str,
+        idle_timeout: i64,
+        now: i64,
+        epoch: u64,
+    ) -> Result<Option<Session>, StoreError> {
         let found = self.read_session(secret_hash, idle_timeout, now).await?;
         let Some((session, mut last_seen_at)) = found else {
             return Ok(None);

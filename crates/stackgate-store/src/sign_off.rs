@@ -77,6 +77,12 @@ impl Store {
                         .await?
                 }
                 Sessions::OfUser(user) => {
+                    // A sign-in half-way through (password proven, second factor pending) ends
+                    // with the user's sessions.
+                    sqlx::query("DELETE FROM login_flows WHERE user_id = $1")
+                        .bind(user.to_string())
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query_as("SELECT id, user_id FROM sessions WHERE user_id = $1")
                         .bind(user.to_string())
                         .fetch_all(&mut *tx)

@@ -285,6 +285,11 @@ impl Store {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("user"));
             }
+            // A sign-in that proved the old password must not finish after the change.
+            sqlx::query("DELETE FROM login_flows WHERE user_id = $1")
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await?;
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });

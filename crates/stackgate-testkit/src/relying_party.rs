@@ -352,7 +352,10 @@ async fn check(inner: &Inner, app: &str, token: &str) -> Result<String, String> 
     if claims.get("nonce").is_some() {
         return Err("a logout token must not carry a nonce".into());
     }
-    if claims["events"].get(BACKCHANNEL_LOGOUT_EVENT).is_none() {
+    if !claims["events"]
+        .get(BACKCHANNEL_LOGOUT_EVENT)
+        .is_some_and(serde_json::Value::is_object)
+    {
         return Err("no back-channel logout event".into());
     }
     let iat = claims["iat"].as_i64().ok_or("no iat")?;

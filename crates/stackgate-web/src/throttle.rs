@@ -54,25 +54,36 @@ fn keys(account: &str, ip: Option<&str>) -> [(Option<String>, u32); 2] {
 }
 
 impl Throttle {
-    /// How long the caller must still wait before this attempt is checked, if at all.
-    pub fn wait(&self, account: &str, ip: Option<&str>) -> Option<Duration> {
-        let strikes = self.strikes.lock().ok()?;
-        keys(account, ip)
+    /// Starts an attempt: either the time the caller must still wait (nothing is checked), or
+    /// `None` after counting the attempt as a failure up front. Counting before the slow check
+    /// means a burst of parallel attempts is throttled like a sequence: the caller calls
+    /// [`Throttle::succeeded`] or [`Throttle::passed_first_factor`] when it was not a failure.
+    pub fn attempt(&self, account: &str, ip: Option<&str>) -> Option<Duration> {
+        let Ok(mut strikes) = self.strikes.lock() else {
+            // A poisoned lock must not open the gate: refuse for a moment.
+            return Some(Duration::from_secs(1));
+        };
+        let wait = keys(account, ip)
             .into_iter()
             .filter_map(|(key, free)| {
                 let s = strikes.get(&key?)?;
                 delay(s.failures, free).checked_sub(s.last.elapsed())
             })
             .filter(|d| !d.is_zero())
-            .max()
+            .max();
+        if wait.is_none() {
+            Self::strike(&mut strikes, account, ip);
+        }
+        wait
     }
 
-    pub fn failed(&self, account: &str, ip: Option<&str>) {
-        let Ok(mut strikes) = self.strikes.lock() else {
-            return;
-        };
+    fn strike(strikes: &mut HashMap<String, Strikes>, account: &str, ip: Option<&str>) {
         if strikes.len() >= MAX_KEYS {
             strikes.retain(|_, s| s.last.elapsed() < FORGET_AFTER);
+            // Addresses are cheap to vary (an IPv6 /64); accounts' strikes are kept first.
+            if strikes.len() >= MAX_KEYS {
+                strikes.retain(|key, _| key.starts_with("a:"));
+            }
             if strikes.len() >= MAX_KEYS {
                 strikes.clear();
             }
@@ -91,8 +102,22 @@ impl Throttle {
         }
     }
 
-    /// A successful sign-in clears the account's strikes (not the IP's).
-    pub fn succeeded(&self, account: &str) {
+    /// Takes back the strike [`Throttle::attempt`] counted, for an attempt that was right
+    /// (a correct password before the second factor) but does not end the account's strikes.
+    pub fn passed_first_factor(&self, account: &str, ip: Option<&str>) {
+        if let Ok(mut strikes) = self.strikes.lock() {
+            for (key, _) in keys(account, ip) {
+                if let Some(s) = key.and_then(|key| strikes.get_mut(&key)) {
+                    s.failures = s.failures.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    /// A sign-in that passed every factor: the account's strikes end, the address's attempt
+    /// is taken back.
+    pub fn succeeded(&self, account: &str, ip: Option<&str>) {
+        self.passed_first_factor(account, ip);
         if let Ok(mut strikes) = self.strikes.lock()
             && let [(Some(key), _), _] = keys(account, None)
         {
@@ -118,22 +143,37 @@ mod tests {
     fn an_account_is_throttled_whatever_the_address_and_case() {
         let throttle = Throttle::default();
         for i in 0..FREE_PER_ACCOUNT {
-            assert_eq!(throttle.wait("Ana", Some(&format!("10.0.0.{i}"))), None);
-            throttle.failed("Ana", Some(&format!("10.0.0.{i}")));
+            assert_eq!(throttle.attempt("Ana", Some(&format!("10.0.0.{i}"))), None);
         }
-        assert!(throttle.wait("ana", Some("10.9.9.9")).is_some());
-        assert_eq!(throttle.wait("bea", Some("10.9.9.9")), None);
-        throttle.succeeded("ANA");
-        assert_eq!(throttle.wait("ana", Some("10.9.9.9")), None);
+        assert!(throttle.attempt("ana", Some("10.9.9.9")).is_some());
+        assert_eq!(throttle.attempt("bea", Some("10.9.9.9")), None);
+        throttle.succeeded("ANA", None);
+        assert_eq!(throttle.attempt("ana", Some("10.9.9.9")), None);
     }
 
     #[test]
     fn an_address_is_throttled_across_accounts() {
         let throttle = Throttle::default();
         for i in 0..FREE_PER_IP {
-            throttle.failed(&format!("user{i}"), Some("10.0.0.1"));
+            assert_eq!(
+                throttle.attempt(&format!("user{i}"), Some("10.0.0.1")),
+                None
+            );
         }
-        assert!(throttle.wait("someone-else", Some("10.0.0.1")).is_some());
-        assert_eq!(throttle.wait("someone-else", Some("10.0.0.2")), None);
+        assert!(throttle.attempt("someone-else", Some("10.0.0.1")).is_some());
+        assert_eq!(throttle.attempt("someone-else", Some("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn right_answers_are_taken_back_but_a_password_alone_keeps_the_account_count() {
+        let throttle = Throttle::default();
+        for _ in 0..FREE_PER_ACCOUNT - 1 {
+            assert_eq!(throttle.attempt("ana", Some("10.0.0.1")), None);
+        }
+        // Right password, second factor pending: that attempt is taken back, the rest stay.
+        assert_eq!(throttle.attempt("ana", Some("10.0.0.1")), None);
+        throttle.passed_first_factor("ana", Some("10.0.0.1"));
+        assert_eq!(throttle.attempt("ana", Some("10.0.0.1")), None);
+        assert!(throttle.attempt("ana", Some("10.0.0.1")).is_some());
     }
 }

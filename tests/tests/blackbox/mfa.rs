@@ -60,21 +60,40 @@ async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, 
         .split_whitespace()
         .collect();
     let now = SystemClock.unix();
+    let csrf = hidden_field(&page, "csrf");
+    let code = oathtool(&secret, now);
     let wrong = post(
         server,
         browser,
         "/account/totp",
-        &[("csrf", &hidden_field(&page, "csrf")), ("code", "000000")],
+        &[
+            ("csrf", &csrf),
+            ("code", "000000"),
+            ("password", ADMIN_PASSWORD),
+        ],
     )
     .await;
     assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let no_password = post(
+        server,
+        browser,
+        "/account/totp",
+        &[("csrf", &csrf), ("code", &code), ("password", "not it")],
+    )
+    .await;
+    assert_eq!(
+        no_password.status(),
+        StatusCode::UNAUTHORIZED,
+        "adding a factor takes the password"
+    );
     let done = post(
         server,
         browser,
         "/account/totp",
         &[
-            ("csrf", &hidden_field(&page, "csrf")),
-            ("code", &oathtool(&secret, now)),
+            ("csrf", &csrf),
+            ("code", &code),
+            ("password", ADMIN_PASSWORD),
         ],
     )
     .await;
@@ -221,7 +240,9 @@ on_both_backends! {
     a_recovery_code_works_once => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
         let page = get(&admin.browser, server.url("/account/security")).await;
-        let shown = post(&server, &admin.browser, "/account/recovery-codes", &[("csrf", &hidden_field(&page, "csrf"))]).await;
+        let refused = post(&server, &admin.browser, "/account/recovery-codes", &[("csrf", &hidden_field(&page, "csrf")), ("password", "not it")]).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "new codes take the password");
+        let shown = post(&server, &admin.browser, "/account/recovery-codes", &[("csrf", &hidden_field(&page, "csrf")), ("password", ADMIN_PASSWORD)]).await;
         assert_eq!(shown.headers()["cache-control"], "no-store");
         let html = decode_entities(&shown.text().await.unwrap());
         let codes: Vec<String> = html.split("<li><code>").skip(1).map(|c| c.split('<').next().unwrap().to_owned()).collect();

@@ -26,6 +26,55 @@ fn no_store(jar: CookieJar, page: Html<String>) -> Response {
     (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
+/// A fresh authentication for changes to the account's factors: the password again, throttled
+/// like a sign-in, so a session left open on a shared computer (or a stolen cookie) cannot add,
+/// replace or remove a factor.
+async fn password_again(
+    state: &AppState,
+    session: &Session,
+    password: String,
+    ip: Option<&str>,
+) -> Result<Result<(), String>, PageError> {
+    let user = &session.user;
+    if let Some(wait) = state.throttle.attempt(&user.username, ip) {
+        return Ok(Err(super::login::throttled_message(wait)));
+    }
+    let stored = state
+        .store
+        .login_candidate(&user.username)
+        .await?
+        .and_then(|(_, hash)| hash);
+    if state.hasher.verify(password, stored).await {
+        state.throttle.passed_first_factor(&user.username, ip);
+        return Ok(Ok(()));
+    }
+    let entry = Actor::user(user.id, &user.username, ip.map(str::to_owned))
+        .entry("login.failure", audit_target(session))
+        .with_detail(serde_json::json!({ "step": "password_again" }));
+    state.store.record(&entry).await?;
+    Ok(Err("Wrong password: nothing was changed.".into()))
+}
+
+fn security_page(
+    state: &AppState,
+    csrf: String,
+    session: &Session,
+    factors: stackgate_store::SecondFactors,
+    error: Option<String>,
+) -> Result<Html<String>, PageError> {
+    render(
+        state,
+        "account_security.html",
+        minijinja::context! {
+            csrf,
+            username => session.user.username,
+            has_totp => factors.totp,
+            recovery_codes_left => factors.recovery_codes_left,
+            error,
+        },
+    )
+}
+
 fn audit_target(session: &Session) -> Target {
     Target::User {
         id: session.user.id,
@@ -43,17 +92,7 @@ pub(crate) async fn security(
     };
     let factors = state.store.second_factors(session.user.id).await?;
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(
-        &state,
-        "account_security.html",
-        minijinja::context! {
-            csrf,
-            username => session.user.username,
-            has_totp => factors.totp,
-            recovery_codes_left => factors.recovery_codes_left,
-            error => Option::<String>::None,
-        },
-    )?;
+    let page = security_page(&state, csrf, &session, factors, None)?;
     Ok(no_store(jar, page))
 }
 
@@ -121,6 +160,7 @@ pub(crate) async fn totp_form(
 pub(crate) struct ConfirmForm {
     csrf: String,
     code: String,
+    password: String,
 }
 
 /// Confirms enrolment with a first code from the app.
@@ -145,6 +185,12 @@ pub(crate) async fn totp_confirm(
         .keyring
         .open_secret(&totp_label(user.id), &stored.sealed)
         .map_err(|e| PageError::Internal(e.to_string()))?;
+    if let Err(error) =
+        password_again(&state, &session, form.password, client.ip.as_deref()).await?
+    {
+        let page = enrol_page(&state, form.csrf, &secret, &user.username, Some(&error))?;
+        return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
+    }
     let Some(step) = totp_step(&secret, &form.code, state.clock.unix()) else {
         let page = enrol_page(
             &state,
@@ -159,14 +205,17 @@ pub(crate) async fn totp_confirm(
     };
     let entry =
         Actor::user(user.id, &user.username, client.ip).entry("totp.enrol", audit_target(&session));
-    state.store.confirm_totp(user.id, step, &entry).await?;
+    // Confirms the secret this code was checked against, not one a second tab put there since.
+    if !state
+        .store
+        .confirm_totp(user.id, &stored.sealed, step, &entry)
+        .await?
+    {
+        return Err(PageError::BadRequest(
+            "Set-up was restarted in another window. Scan the newest QR code and try again.".into(),
+        ));
+    }
     Ok(Redirect::to("/account/security").into_response())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RemoveForm {
-    csrf: String,
-    password: String,
 }
 
 /// Removes the authenticator app; the password is asked again (a fresh authentication), so a
@@ -176,7 +225,7 @@ pub(crate) async fn totp_remove(
     client: ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
-    Form(form): Form<RemoveForm>,
+    Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
         return Err(PageError::forged_form());
@@ -185,28 +234,11 @@ pub(crate) async fn totp_remove(
         return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
     };
     let user = &session.user;
-    if let Some(wait) = state.throttle.wait(&user.username, client.ip.as_deref()) {
-        return Err(PageError::Forbidden(super::login::throttled_message(wait)));
-    }
-    let stored = state
-        .store
-        .login_candidate(&user.username)
-        .await?
-        .and_then(|(_, hash)| hash);
-    if !state.hasher.verify(form.password, stored).await {
-        state.throttle.failed(&user.username, client.ip.as_deref());
+    if let Err(error) =
+        password_again(&state, &session, form.password, client.ip.as_deref()).await?
+    {
         let factors = state.store.second_factors(user.id).await?;
-        let page = render(
-            &state,
-            "account_security.html",
-            minijinja::context! {
-                csrf => form.csrf,
-                username => user.username,
-                has_totp => factors.totp,
-                recovery_codes_left => factors.recovery_codes_left,
-                error => "Wrong password: the authenticator app was not removed.",
-            },
-        )?;
+        let page = security_page(&state, form.csrf, &session, factors, Some(error))?;
         return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
     }
     let entry = Actor::user(user.id, &user.username, client.ip)
@@ -216,8 +248,9 @@ pub(crate) async fn totp_remove(
 }
 
 #[derive(Deserialize)]
-pub(crate) struct CsrfOnly {
+pub(crate) struct PasswordForm {
     csrf: String,
+    password: String,
 }
 
 /// New recovery codes, shown once; the old ones stop working.
@@ -226,7 +259,7 @@ pub(crate) async fn recovery_codes(
     client: ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<PasswordForm>,
 ) -> Result<Response, PageError> {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
         return Err(PageError::forged_form());
@@ -235,6 +268,13 @@ pub(crate) async fn recovery_codes(
         return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
     };
     let user = &session.user;
+    if let Err(error) =
+        password_again(&state, &session, form.password, client.ip.as_deref()).await?
+    {
+        let factors = state.store.second_factors(user.id).await?;
+        let page = security_page(&state, form.csrf, &session, factors, Some(error))?;
+        return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
+    }
     let codes = new_recovery_codes()?;
     let digests: Vec<String> = codes
         .iter()

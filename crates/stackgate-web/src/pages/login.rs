@@ -88,7 +88,7 @@ pub(crate) async fn submit(
         return Err(PageError::forged_form());
     }
     let return_to = safe_return_path(form.return_to.as_deref());
-    if let Some(wait) = state.throttle.wait(&form.username, client.ip.as_deref()) {
+    if let Some(wait) = state.throttle.attempt(&form.username, client.ip.as_deref()) {
         // Answered before any password check, whether or not the account exists.
         let entry = Actor {
             source_ip: client.ip,
@@ -131,17 +131,21 @@ pub(crate) async fn submit(
             // Strikes are cleared only once every factor is proven: otherwise knowing the
             // password would reset the count of wrong second-factor codes.
             if state.store.second_factors(user.id).await?.any() {
+                state
+                    .throttle
+                    .passed_first_factor(&form.username, client.ip.as_deref());
                 let jar = second_factor::start(&state, jar, &user, "pwd", &return_to).await?;
                 return Ok((jar, Redirect::to("/login/second-factor")).into_response());
             }
-            state.throttle.succeeded(&form.username);
+            state
+                .throttle
+                .succeeded(&form.username, client.ip.as_deref());
             let jar =
                 session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent)
                     .await?;
             Ok((jar, Redirect::to(&return_to)).into_response())
         }
         None => {
-            state.throttle.failed(&form.username, client.ip.as_deref());
             let entry = Actor { source_ip: client.ip, ..Actor::system("login") }
                 .entry("login.failure", Target::System)
                 .with_detail(serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }));

@@ -176,11 +176,26 @@ pub(crate) async fn submit(
         state.store.end_login_flow(&flow_hash).await?;
         return Ok(Redirect::to("/login").into_response());
     }
-    if let Some(wait) = state.throttle.wait(&user.username, client.ip.as_deref()) {
+    if flow.failures >= FLOW_ATTEMPTS {
+        state.store.end_login_flow(&flow_hash).await?;
+        return Err(PageError::Forbidden(
+            "Too many wrong codes. Sign in again from the start.".into(),
+        ));
+    }
+    if let Some(wait) = state.throttle.attempt(&user.username, client.ip.as_deref()) {
+        let entry = Actor::user(user.id, &user.username, client.ip.clone())
+            .entry(
+                "login.throttled",
+                Target::User {
+                    id: user.id,
+                    name: user.username.clone(),
+                },
+            )
+            .with_detail(serde_json::json!({ "step": "second_factor" }));
+        state.store.record(&entry).await?;
         return refuse(StatusCode::TOO_MANY_REQUESTS, throttled_message(wait));
     }
     let Some(factor) = check_code(&state, &user, &form.code, client.ip.clone()).await? else {
-        state.throttle.failed(&user.username, client.ip.as_deref());
         let failures = state.store.login_flow_failed(&flow_hash).await?;
         let entry = Actor::user(user.id, &user.username, client.ip.clone())
             .entry(
@@ -207,7 +222,9 @@ pub(crate) async fn submit(
     if !state.store.end_login_flow(&flow_hash).await? {
         return Ok(Redirect::to("/login").into_response());
     }
-    state.throttle.succeeded(&user.username);
+    state
+        .throttle
+        .succeeded(&user.username, client.ip.as_deref());
     let amr = format!("{} otp mfa", flow.amr);
     let jar = jar.remove(Cookie::build(cookie_name(&state)).path("/"));
     let jar = session_cookie::start(&state, jar, &user, &amr, client.ip, client.user_agent).await?;
