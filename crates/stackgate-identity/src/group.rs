@@ -16,6 +16,8 @@ pub struct Group {
     pub description: String,
     /// Built-in groups cannot be renamed or deleted.
     pub builtin: bool,
+    /// What sign-ins of its members must use.
+    pub mfa_policy: crate::MfaPolicy,
     pub member_count: i64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
@@ -42,14 +44,22 @@ impl NewGroup {
 pub struct GroupPatch {
     pub name: Option<String>,
     pub description: Option<String>,
+    pub mfa_policy: Option<crate::MfaPolicy>,
 }
 
 impl GroupPatch {
-    pub fn parse(name: Option<&str>, description: Option<&str>) -> Result<Self, IdentityError> {
+    pub fn parse(
+        name: Option<&str>,
+        description: Option<&str>,
+        mfa_policy: Option<&str>,
+    ) -> Result<Self, IdentityError> {
         Ok(Self {
             name: name.map(|n| names::handle("name", n)).transpose()?,
             description: description
                 .map(|d| names::text("description", d, 512, true))
+                .transpose()?,
+            mfa_policy: mfa_policy
+                .map(|p| crate::MfaPolicy::parse("mfa_policy", p))
                 .transpose()?,
         })
     }

@@ -10,6 +10,7 @@ mod audit;
 mod clock;
 mod error;
 mod group;
+mod mfa_policy;
 mod names;
 mod password;
 mod second_factor;
@@ -20,6 +21,7 @@ pub use audit::{Actor, AuditEntry, AuditRecord, Target};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::IdentityError;
 pub use group::{ADMINS_GROUP_ID, ADMINS_GROUP_NAME, Group, GroupPatch, NewGroup};
+pub use mfa_policy::MfaPolicy;
 pub use password::{Argon2Params, PasswordHash, PasswordHasher, PasswordPolicy};
 pub use second_factor::{
     RECOVERY_CODE_COUNT, new_recovery_codes, new_totp_secret, recovery_code_digest,

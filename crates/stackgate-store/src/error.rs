@@ -77,6 +77,12 @@ const UNIQUE: &[(&str, &str, &str, &str)] = &[
         "name",
         "this user already has a token with this name",
     ),
+    (
+        "webauthn_credentials_credential_id_key",
+        "webauthn_credentials.credential_id",
+        "credential",
+        "this authenticator is already registered",
+    ),
 ];
 
 /// Maps a unique violation to a `Conflict`; anything else passes through.

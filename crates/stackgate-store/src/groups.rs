@@ -8,7 +8,9 @@ use crate::{
     rows::{self, GroupRow, USER_COLUMNS, UserRow},
     users::{escape_like, guard_last_admin},
 };
-use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, Group, GroupPatch, NewGroup, User, Uuid};
+use stackgate_identity::{
+    ADMINS_GROUP_ID, AuditEntry, Group, GroupPatch, MfaPolicy, NewGroup, User, Uuid,
+};
 
 /// Inside a transaction: `NotFound($what)` unless the count query finds the id.
 macro_rules! require_row {
@@ -23,7 +25,7 @@ macro_rules! require_row {
     }};
 }
 
-const GROUP_SELECT: &str = "SELECT g.id, g.name, g.description, g.builtin, \
+const GROUP_SELECT: &str = "SELECT g.id, g.name, g.description, g.builtin, g.mfa_policy, \
      (SELECT COUNT(*) FROM memberships m WHERE m.group_id = g.id) AS member_count, \
      g.created_at, g.updated_at FROM groups g";
 
@@ -136,12 +138,13 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE groups SET name = COALESCE($2, name), description = COALESCE($3, description), \
-                 updated_at = $4 WHERE id = $1",
+                 mfa_policy = COALESCE($5, mfa_policy), updated_at = $4 WHERE id = $1",
             )
             .bind(id.to_string())
             .bind(&patch.name)
             .bind(&patch.description)
             .bind(now)
+            .bind(patch.mfa_policy.map(|p| p.as_str()))
             .execute(&mut *tx)
             .await
             .map_err(map_unique)?;
@@ -151,7 +154,27 @@ impl Store {
             write_audit!(&mut *tx, audit, now);
             tx.commit().await?;
         });
+        // Cached sessions carry their user's strictest group policy.
+        self.sessions.evict_all();
         self.get_group(id).await
+    }
+
+    /// The strictest sign-in policy among the user's groups.
+    pub async fn group_mfa_policy(&self, user: Uuid) -> Result<MfaPolicy, StoreError> {
+        let policies: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT g.mfa_policy FROM groups g JOIN memberships m ON m.group_id = g.id \
+                 WHERE m.user_id = $1",
+            )
+            .bind(user.to_string())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(policies
+            .iter()
+            .filter_map(|p| MfaPolicy::parse("mfa_policy", p).ok())
+            .max()
+            .unwrap_or_default())
     }
 
     /// Deletes a group; its memberships go with it (ON DELETE CASCADE on both backends).

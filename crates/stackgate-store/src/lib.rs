@@ -27,6 +27,7 @@ mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
+mod webauthn;
 
 pub use api_tokens::{ApiToken, TokenOwner};
 pub use audit::AuditFilter;
@@ -43,6 +44,7 @@ pub use sessions::{NewSession, Session};
 pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};
 pub use signing_keys::StoredKey;
 pub use users::{UserFilter, UserListing};
+pub use webauthn::{CredentialKind, NewCredential, StoredCredential};
 
 #[cfg(test)]
 mod tests;

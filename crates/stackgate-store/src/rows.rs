@@ -51,6 +51,7 @@ pub(crate) struct GroupRow {
     pub name: String,
     pub description: String,
     pub builtin: bool,
+    pub mfa_policy: String,
     pub member_count: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -65,6 +66,8 @@ impl TryFrom<GroupRow> for Group {
             name: row.name,
             description: row.description,
             builtin: row.builtin,
+            mfa_policy: stackgate_identity::MfaPolicy::parse("mfa_policy", &row.mfa_policy)
+                .map_err(|_| StoreError::Corrupt("groups.mfa_policy"))?,
             member_count: row.member_count,
             created_at: time(row.created_at, "groups.created_at")?,
             updated_at: time(row.updated_at, "groups.updated_at")?,

@@ -10,7 +10,7 @@ use crate::{
     pool::{BeginWrite, on_pool, on_pool_write},
     rows,
 };
-use stackgate_identity::{AuditEntry, Uuid};
+use stackgate_identity::{AuditEntry, MfaPolicy, Uuid};
 
 /// A user's TOTP secret, still sealed.
 #[derive(Debug, Clone)]
@@ -25,11 +25,14 @@ pub struct StoredTotp {
 pub struct SecondFactors {
     pub totp: bool,
     pub recovery_codes_left: i64,
+    pub security_keys: i64,
+    pub passkeys: i64,
 }
 
 impl SecondFactors {
+    /// Whether a password sign-in must be followed by a second step.
     pub fn any(&self) -> bool {
-        self.totp || self.recovery_codes_left > 0
+        self.totp || self.recovery_codes_left > 0 || self.security_keys > 0 || self.passkeys > 0
     }
 }
 
@@ -40,15 +43,19 @@ pub struct LoginFlow {
     pub amr: String,
     pub return_to: String,
     pub failures: i64,
+    /// What the second step must prove.
+    pub required: MfaPolicy,
 }
 
 impl Store {
     pub async fn second_factors(&self, user: Uuid) -> Result<SecondFactors, StoreError> {
-        let (totp, left): (i64, i64) = on_pool!(self, |pool| {
+        let (totp, left, security_keys, passkeys): (i64, i64, i64, i64) = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT \
                    (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1 AND confirmed_at IS NOT NULL), \
-                   (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+                   (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL), \
+                   (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1 AND kind = 'security_key'), \
+                   (SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = $1 AND kind = 'passkey')",
             )
             .bind(user.to_string())
             .fetch_one(pool)
@@ -57,6 +64,8 @@ impl Store {
         Ok(SecondFactors {
             totp: totp > 0,
             recovery_codes_left: left,
+            security_keys,
+            passkeys,
         })
     }
 
@@ -250,6 +259,7 @@ impl Store {
         user: Uuid,
         amr: &str,
         return_to: &str,
+        required: MfaPolicy,
         lifetime: i64,
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -261,8 +271,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO login_flows (secret_hash, user_id, amr, return_to, failures, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, 0, $5, $6)",
+                "INSERT INTO login_flows (secret_hash, user_id, amr, return_to, failures, created_at, expires_at, required) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7)",
             )
             .bind(secret_hash)
             .bind(user.to_string())
@@ -270,6 +280,7 @@ impl Store {
             .bind(return_to)
             .bind(now)
             .bind(now + lifetime)
+            .bind(required.as_str())
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -280,9 +291,9 @@ impl Store {
     /// The live flow behind a cookie's digest.
     pub async fn login_flow(&self, secret_hash: &str) -> Result<Option<LoginFlow>, StoreError> {
         let now = self.now();
-        let row: Option<(String, String, String, i64)> = on_pool!(self, |pool| {
+        let row: Option<(String, String, String, i64, String)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT user_id, amr, return_to, failures FROM login_flows \
+                "SELECT user_id, amr, return_to, failures, required FROM login_flows \
                  WHERE secret_hash = $1 AND expires_at > $2",
             )
             .bind(secret_hash)
@@ -290,12 +301,14 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(user, amr, return_to, failures)| {
+        row.map(|(user, amr, return_to, failures, required)| {
             Ok(LoginFlow {
                 user_id: rows::uuid(&user, "login_flows.user_id")?,
                 amr,
                 return_to,
                 failures,
+                required: MfaPolicy::parse("required", &required)
+                    .map_err(|_| StoreError::Corrupt("login_flows.required"))?,
             })
         })
         .transpose()

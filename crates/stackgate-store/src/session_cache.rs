@@ -244,6 +244,7 @@ mod tests {
             auth_time: OffsetDateTime::UNIX_EPOCH,
             expires_at: OffsetDateTime::UNIX_EPOCH,
             amr: "pwd".into(),
+            group_mfa_policy: stackgate_identity::MfaPolicy::Optional,
         }
     }
 

@@ -8,7 +8,7 @@ use crate::{
     rows::{self, UserRow},
     session_cache::Cached,
 };
-use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, OffsetDateTime, User, Uuid};
+use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, MfaPolicy, OffsetDateTime, User, Uuid};
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -32,6 +32,8 @@ pub struct Session {
     pub auth_time: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub amr: String,
+    /// The strictest sign-in policy among the user's groups.
+    pub group_mfa_policy: MfaPolicy,
 }
 
 /// `last_seen_at` is refreshed at most this often.
@@ -164,6 +166,7 @@ impl Store {
             last_seen_at: i64,
             amr: String,
             admin: i64,
+            mfa_level: i64,
             #[sqlx(flatten)]
             user: UserRow,
         }
@@ -172,6 +175,8 @@ impl Store {
                 "SELECT s.id AS session_id, s.created_at AS session_created_at, s.auth_time, s.expires_at, \
                    s.last_seen_at, s.amr, \
                    (SELECT COUNT(*) FROM memberships m WHERE m.user_id = u.id AND m.group_id = $2) AS admin, \
+                   CAST((SELECT COALESCE(MAX(CASE g.mfa_policy WHEN 'phishing_resistant' THEN 2 WHEN 'required' THEN 1 ELSE 0 END), 0) \
+                     FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS BIGINT) AS mfa_level, \
                    u.id, u.username, u.email, u.display_name, u.disabled, u.created_at, u.updated_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
                  WHERE s.secret_hash = $1 AND s.expires_at > $3 AND s.last_seen_at > $4 AND u.disabled = FALSE",
@@ -192,8 +197,45 @@ impl Store {
             auth_time: rows::time(row.auth_time, "sessions.auth_time")?,
             expires_at: rows::time(row.expires_at, "sessions.expires_at")?,
             amr: row.amr,
+            group_mfa_policy: match row.mfa_level {
+                2 => MfaPolicy::PhishingResistant,
+                1 => MfaPolicy::Required,
+                _ => MfaPolicy::Optional,
+            },
         };
         Ok(Some((session, row.last_seen_at)))
+    }
+
+    /// Rotates a session's secret and records the stronger methods it was just proven with,
+    /// keeping its id (`sid`), so apps signed in under it stay signed in.
+    pub async fn step_up_session(
+        &self,
+        old_secret_hash: &str,
+        new_secret_hash: &str,
+        amr: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let done = on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let done = sqlx::query(
+                "UPDATE sessions SET secret_hash = $2, amr = $3, auth_time = $4, last_seen_at = $4 WHERE secret_hash = $1",
+            )
+            .bind(old_secret_hash)
+            .bind(new_secret_hash)
+            .bind(amr)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if done > 0 {
+                write_audit!(&mut *tx, audit, now);
+            }
+            tx.commit().await?;
+            done
+        });
+        self.sessions.evict_secret(old_secret_hash);
+        Ok(done > 0)
     }
 
     /// Ends one session; returns whether it existed.

@@ -140,9 +140,9 @@ on_both_backends! {
     builtin_admins_group_is_protected => |store: Store, _| async move {
         let entry = cli().entry("group.delete", Target::System);
         assert!(matches!(store.delete_group(ADMINS_GROUP_ID, &entry).await, Err(StoreError::Refused(_))));
-        let rename = GroupPatch::parse(Some("bosses"), None).unwrap();
+        let rename = GroupPatch::parse(Some("bosses"), None, None).unwrap();
         assert!(matches!(store.update_group(ADMINS_GROUP_ID, &rename, &entry).await, Err(StoreError::Refused(_))));
-        let describe = GroupPatch::parse(None, Some("People who run Stackgate")).unwrap();
+        let describe = GroupPatch::parse(None, Some("People who run Stackgate"), None).unwrap();
         assert_eq!(store.update_group(ADMINS_GROUP_ID, &describe, &entry).await.unwrap().description, "People who run Stackgate");
     };
 

@@ -93,17 +93,20 @@ impl TestServer {
             ),
             ("STACKGATE_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
         ];
+        // `{port}` in a setting stands for the port just bound (for an issuer on `localhost`,
+        // which WebAuthn needs: it refuses IP addresses).
+        let port = addr.port().to_string();
         env.extend(
             settings
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+                .map(|(k, v)| ((*k).to_owned(), v.replace("{port}", &port))),
         );
         let config = Config::load(None, env).expect("test config");
         let running = server::start_on(&config, clock, listener)
             .await
             .expect("server starts");
         Some(Self {
-            base_url: format!("http://127.0.0.1:{}", addr.port()),
+            base_url: config.issuer_str().to_owned(),
             backend,
             setup_link: running.setup_link.clone(),
             store: running.store.clone(),

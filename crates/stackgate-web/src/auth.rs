@@ -38,6 +38,21 @@ pub(crate) async fn session_from_cookies(
         .await?)
 }
 
+/// The policy a session's sign-in must meet: the strictest of the global one and the user's
+/// groups'.
+pub(crate) fn required_policy(
+    state: &AppState,
+    session: &Session,
+) -> stackgate_identity::MfaPolicy {
+    state.config.mfa_policy.max(session.group_mfa_policy)
+}
+
+/// Whether a session's methods meet its policy. One that does not (a user led through
+/// enrolment at sign-in) reaches only their own sign-in methods page until it does.
+pub(crate) fn meets_policy(state: &AppState, session: &Session) -> bool {
+    required_policy(state, session).met_by(&session.amr)
+}
+
 /// Refuses a cookie-authenticated state change that a browser reports as coming from another
 /// site. API tokens are not sent automatically by browsers, so they need no such check.
 pub(crate) fn same_origin(state: &AppState, method: &Method, headers: &HeaderMap) -> bool {
@@ -92,6 +107,11 @@ impl FromRequestParts<AppState> for Admin {
             if !same_origin(state, &parts.method, &parts.headers) {
                 return Err(ApiError::Forbidden(
                     "cross-site request refused: send it from Stackgate's own pages or with an API token".into(),
+                ));
+            }
+            if !meets_policy(state, &session) {
+                return Err(ApiError::Forbidden(
+                    "your sign-in does not meet your organisation's policy: add the required second factor at /account/security".into(),
                 ));
             }
             (session.user, session.is_admin)

@@ -7,6 +7,7 @@ mod login;
 mod second_factor;
 mod session_cookie;
 mod setup;
+mod webauthn;
 
 use crate::{error::ApiError, state::AppState};
 use axum::{
@@ -29,6 +30,39 @@ pub(crate) fn router() -> Router<AppState> {
             "/login/second-factor",
             get(second_factor::form).post(second_factor::submit),
         )
+        .route(
+            "/login/passkey/start",
+            axum::routing::post(webauthn::login_start),
+        )
+        .route(
+            "/login/passkey/finish",
+            axum::routing::post(webauthn::login_finish),
+        )
+        .route(
+            "/login/second-factor/webauthn/start",
+            axum::routing::post(webauthn::second_factor_start),
+        )
+        .route(
+            "/login/second-factor/webauthn/finish",
+            axum::routing::post(webauthn::second_factor_finish),
+        )
+        .route(
+            "/account/webauthn/register/start",
+            axum::routing::post(webauthn::register_start),
+        )
+        .route(
+            "/account/webauthn/register/finish",
+            axum::routing::post(webauthn::register_finish),
+        )
+        .route(
+            "/account/webauthn/{id}/rename",
+            axum::routing::post(webauthn::rename),
+        )
+        .route(
+            "/account/webauthn/{id}/remove",
+            axum::routing::post(webauthn::remove),
+        )
+        .route("/assets/webauthn.js", get(webauthn_script))
         .route("/logout", axum::routing::post(login::logout))
         .route("/account/security", get(account::security))
         .route(
@@ -97,7 +131,11 @@ pub(crate) fn render<C: Serialize>(
         .get_template(name)
         .map_err(|e| PageError::Internal(e.to_string()))?;
     template
-        .render(minijinja::context! { org => &state.config.organisation_name, ..minijinja::Value::from_serialize(&ctx) })
+        .render(minijinja::context! {
+            org => &state.config.organisation_name,
+            webauthn => state.webauthn.is_some(),
+            ..minijinja::Value::from_serialize(&ctx)
+        })
         .map(Html)
         .map_err(|e| PageError::Internal(e.to_string()))
 }
@@ -200,6 +238,16 @@ async fn stylesheet(State(_): State<AppState>) -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../assets/style.css"),
+    )
+}
+
+async fn webauthn_script(State(_): State<AppState>) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../assets/webauthn.js"),
     )
 }
 

@@ -18,9 +18,24 @@ pub struct WebConfig {
     pub session_idle_timeout: i64,
     /// Seconds a session lives at most.
     pub session_lifetime: i64,
+    /// The global sign-in policy; groups may ask for more.
+    pub mfa_policy: stackgate_identity::MfaPolicy,
 }
 
 impl WebConfig {
+    /// The WebAuthn relying party for this issuer: its host name as the RP id, its origin as
+    /// the only origin allowed.
+    pub fn webauthn(&self) -> Result<webauthn_rs::Webauthn, String> {
+        let origin = url::Url::parse(&self.origin).map_err(|e| e.to_string())?;
+        let host = origin
+            .domain()
+            .ok_or("WebAuthn needs a host name in the issuer URL, not an IP address")?
+            .to_owned();
+        webauthn_rs::WebauthnBuilder::new(&host, &origin)
+            .and_then(|b| b.rp_name(&self.organisation_name).build())
+            .map_err(|e| e.to_string())
+    }
+
     /// Cookies are `Secure` and `__Host-`-prefixed when served over HTTPS.
     pub fn secure_cookies(&self) -> bool {
         self.issuer.starts_with("https://")
@@ -47,6 +62,9 @@ pub struct AppState {
     pub keyring: Arc<crate::oidc::keyring::Keyring>,
     /// For logout tokens to relying parties.
     pub http: reqwest::Client,
+    /// WebAuthn for the issuer's host; `None` when the issuer is an IP address, which WebAuthn
+    /// does not allow as a relying party id.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Failed sign-ins, for growing delays.
     pub throttle: Arc<crate::throttle::Throttle>,
 }

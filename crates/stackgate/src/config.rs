@@ -86,6 +86,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "signing_key_rotation",
         "seconds between automatic signing key rotations, 3600-31536000 (default 2592000 = 30 days)",
     ),
+    (
+        "mfa_policy",
+        "what every sign-in must use: optional, required or phishing_resistant (default optional)",
+    ),
 ];
 
 /// A configuration value that cannot be used. Displays as one line: `key: what is wrong`.
@@ -129,6 +133,8 @@ pub struct Config {
     /// From config; when absent the key file in `data_dir` is used (and created).
     pub master_key: Option<String>,
     pub signing_key_rotation: i64,
+    /// The global sign-in policy; groups may ask for more.
+    pub mfa_policy: stackgate_identity::MfaPolicy,
 }
 
 /// A raw value: from the file (typed by TOML) or the environment (always text).
@@ -342,6 +348,11 @@ impl Config {
             signing_key_rotation: v
                 .int("signing_key_rotation", 3600, 31_536_000)?
                 .unwrap_or(2_592_000),
+            mfa_policy: match v.text("mfa_policy")? {
+                Some(text) => stackgate_identity::MfaPolicy::parse("mfa_policy", &text)
+                    .map_err(|e| err("mfa_policy", e.to_string()))?,
+                None => stackgate_identity::MfaPolicy::Optional,
+            },
         })
     }
 
@@ -395,6 +406,7 @@ impl Config {
                 }
             ),
             format!("signing_key_rotation = {}", self.signing_key_rotation),
+            format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),
         ]
         .join("\n")
     }

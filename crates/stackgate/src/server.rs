@@ -134,21 +134,28 @@ pub async fn start_on(
             link.plaintext
         ))
     };
+    let web_config = WebConfig {
+        issuer: config.issuer_str().to_owned(),
+        origin: config.issuer.origin().ascii_serialization(),
+        organisation_name: config.organisation_name.clone(),
+        session_idle_timeout: config.session_idle_timeout,
+        session_lifetime: config.session_lifetime,
+        mfa_policy: config.mfa_policy,
+    };
     let state = AppState {
         store: store.clone(),
         hasher,
         clock,
-        config: Arc::new(WebConfig {
-            issuer: config.issuer_str().to_owned(),
-            origin: config.issuer.origin().ascii_serialization(),
-            organisation_name: config.organisation_name.clone(),
-            session_idle_timeout: config.session_idle_timeout,
-            session_lifetime: config.session_lifetime,
-        }),
         metrics: Arc::new(Metrics::new()),
         keyring: keyring.clone(),
         http: stackgate_web::oidc::sign_off::http_client(),
+        webauthn: web_config
+            .webauthn()
+            .map_err(|reason| tracing::warn!(%reason, "security keys and passkeys are off"))
+            .ok()
+            .map(Arc::new),
         throttle: Arc::default(),
+        config: Arc::new(web_config),
     };
     let sweeper_state = state.clone();
     let local_addr = listener.local_addr()?;

@@ -2,8 +2,10 @@
 //! One test binary, so the suite links once.
 
 mod admin_api;
+mod browser;
 mod cli;
 mod mfa;
+mod mfa_policy;
 mod oidc;
 mod oidc_interop;
 mod oidc_node;

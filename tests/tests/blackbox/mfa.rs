@@ -145,21 +145,33 @@ async fn signed_in(server: &TestServer, browser: &reqwest::Client) -> bool {
         .contains("You are signed in as")
 }
 
-/// The claims of an ID token obtained through `browser`'s session.
-async fn id_token_claims(
+/// The claims of an ID token obtained through `browser`'s session, for a new client `app`.
+pub(crate) async fn id_token_claims(
     server: &TestServer,
     admin_token: &str,
     browser: &reqwest::Client,
+    app: &str,
+) -> Value {
+    id_token_claims_as(server, admin_token, browser, app, "root").await
+}
+
+/// The same for `user`'s session.
+pub(crate) async fn id_token_claims_as(
+    server: &TestServer,
+    admin_token: &str,
+    browser: &reqwest::Client,
+    app: &str,
+    user: &str,
 ) -> Value {
     let created: Value = reqwest::Client::new()
         .post(server.url("/api/v1/clients"))
         .bearer_auth(admin_token)
-        .json(&json!({ "id": "wiki", "name": "Wiki", "redirect_uris": ["https://wiki.example.org/cb"], "first_party": true }))
+        .json(&json!({ "id": app, "name": app, "redirect_uris": ["https://wiki.example.org/cb"], "first_party": true }))
         .send().await.unwrap().json().await.unwrap();
     let verifier = "v".repeat(50);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let url = server.url(&format!("/authorize?response_type=code&client_id=wiki&redirect_uri=https://wiki.example.org/cb&scope=openid&code_challenge={challenge}&code_challenge_method=S256"));
-    let back = sign_in_and_authorize(server, browser, &url, "root", ADMIN_PASSWORD).await;
+    let url = server.url(&format!("/authorize?response_type=code&client_id={app}&redirect_uri=https://wiki.example.org/cb&scope=openid&code_challenge={challenge}&code_challenge_method=S256"));
+    let back = sign_in_and_authorize(server, browser, &url, user, ADMIN_PASSWORD).await;
     let code = back
         .query_pairs()
         .find(|(k, _)| k == "code")
@@ -168,7 +180,7 @@ async fn id_token_claims(
         .into_owned();
     let tokens: Value = reqwest::Client::new()
         .post(server.url("/token"))
-        .basic_auth("wiki", created["client_secret"].as_str())
+        .basic_auth(app, created["client_secret"].as_str())
         .form(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -215,7 +227,7 @@ on_both_backends! {
         assert_eq!(far.status(), StatusCode::UNAUTHORIZED);
 
         // Apps see what really happened.
-        let claims = id_token_claims(&server, &admin.token, &browser).await;
+        let claims = id_token_claims(&server, &admin.token, &browser, "wiki").await;
         assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
         assert_eq!(claims["acr"], "2");
 

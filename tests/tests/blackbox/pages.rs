@@ -118,7 +118,7 @@ on_both_backends! {
             let csp = headers["content-security-policy"].to_str().unwrap();
             assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{path}");
             assert_eq!(headers["x-content-type-options"], "nosniff");
-            assert_eq!(headers["referrer-policy"], "no-referrer");
+            assert_eq!(headers["referrer-policy"], "same-origin");
             assert_eq!(headers["x-frame-options"], "DENY");
         }
         let missing = reqwest::get(server.url("/nowhere")).await.unwrap();

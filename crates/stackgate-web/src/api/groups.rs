@@ -103,9 +103,12 @@ pub async fn show(
 pub struct UpdateGroup {
     name: Option<String>,
     description: Option<String>,
+    /// What its members' sign-ins must use: `optional`, `required` (any second factor) or
+    /// `phishing_resistant` (a passkey or security key).
+    mfa_policy: Option<String>,
 }
 
-/// Rename a group or change its description.
+/// Rename a group, change its description or its members' sign-in policy.
 #[utoipa::path(patch, path = "/groups/{group}", tag = "groups", request_body = UpdateGroup,
     params(("group" = String, Path, description = "Group id or name")),
     responses((status = 200, body = GroupView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -116,7 +119,11 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateGroup>,
 ) -> Result<Json<GroupView>, ApiError> {
     let group = lookup::group(&state, &key).await?;
-    let patch = GroupPatch::parse(body.name.as_deref(), body.description.as_deref())?;
+    let patch = GroupPatch::parse(
+        body.name.as_deref(),
+        body.description.as_deref(),
+        body.mfa_policy.as_deref(),
+    )?;
     let entry = admin
         .actor
         .entry(

@@ -52,6 +52,8 @@ pub struct GroupView {
     pub description: String,
     /// Built-in groups (`admins`) cannot be renamed or deleted.
     pub builtin: bool,
+    /// `optional`, `required` or `phishing_resistant`: what members' sign-ins must use.
+    pub mfa_policy: String,
     pub member_count: i64,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -68,6 +70,7 @@ impl From<Group> for GroupView {
             name: g.name,
             description: g.description,
             builtin: g.builtin,
+            mfa_policy: g.mfa_policy.as_str().to_owned(),
             member_count: g.member_count,
             created_at: g.created_at,
             updated_at: g.updated_at,

@@ -20,7 +20,7 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
-use stackgate_identity::SecretToken;
+use stackgate_identity::{MfaPolicy, SecretToken};
 use stackgate_oidc::{Client, GrantType, OidcError, Scopes, check_challenge, redirect_uri_matches};
 use stackgate_store::{NewCode, Session};
 
@@ -168,8 +168,18 @@ async fn authorize(
         Some(max_age) => s.auth_time.unix_timestamp().saturating_add(max_age) >= now,
         None => true,
     };
+    if let Some(s) = &session
+        && !crate::auth::meets_policy(state, s)
+    {
+        // Signed in, but led to enrolment: no app until the required factor is added.
+        return PageError::Forbidden(
+            "Your organisation requires a stronger sign-in for apps. Add a second factor on your Sign-in methods page (/account/security), then open the app again.".into(),
+        )
+        .into_response();
+    }
+    let strong_enough = |s: &Session| checked.acr.met_by(&s.amr);
     let session = match session {
-        Some(s) if !checked.prompt_login && fresh(&s) => s,
+        Some(s) if !checked.prompt_login && fresh(&s) && strong_enough(&s) => s,
         _ => {
             if checked.prompt_none {
                 return reply.error(&OidcError::LoginRequired(
@@ -185,6 +195,9 @@ async fn authorize(
             login.append_pair("return_to", &again);
             if let Some(hint) = params.get("login_hint") {
                 login.append_pair("login_hint", hint);
+            }
+            if checked.acr != MfaPolicy::Optional {
+                login.append_pair("acr", acr_of_policy(checked.acr));
             }
             return Redirect::to(&format!("/login?{}", login.finish())).into_response();
         }
@@ -262,6 +275,8 @@ async fn authorize(
 
 struct Checked {
     scopes: Scopes,
+    /// What `acr_values` asks the sign-in to have used.
+    acr: MfaPolicy,
     prompt_none: bool,
     prompt_login: bool,
     prompt_consent: bool,
@@ -339,7 +354,21 @@ fn check_request(params: &Params, client: &Client) -> Result<Checked, OidcError>
             })
         })
         .transpose()?;
+    // Step-up: the weakest level the app lists is the least it accepts (`2`: two factors,
+    // `3`: phishing-resistant); unknown values are ignored, as the spec allows.
+    let acr = params
+        .get("acr_values")
+        .map(|values| {
+            values
+                .split(' ')
+                .filter(|v| matches!(*v, "1" | "2" | "3"))
+                .map(MfaPolicy::from_acr)
+                .min()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     Ok(Checked {
+        acr,
         scopes,
         prompt_none,
         prompt_login: prompts.contains(&"login"),
@@ -407,12 +436,21 @@ pub(crate) async fn consent(
     reply.error(&OidcError::AccessDenied("the user declined".into()))
 }
 
-/// The assurance level a session's methods reach: `2` when two factors were used (`mfa` in
-/// its `amr`), `1` otherwise.
+/// The assurance level a session's methods reach: `3` for two factors one of which is a
+/// WebAuthn key (phishing-resistant), `2` for two factors, `1` otherwise.
 pub(crate) fn acr_of(amr: &str) -> &'static str {
-    if amr.split_whitespace().any(|m| m == "mfa") {
-        "2"
-    } else {
-        "1"
+    let has = |m: &str| amr.split_whitespace().any(|x| x == m);
+    match (has("mfa"), has("hwk") || has("swk")) {
+        (true, true) => "3",
+        (true, false) => "2",
+        _ => "1",
+    }
+}
+
+fn acr_of_policy(policy: MfaPolicy) -> &'static str {
+    match policy {
+        MfaPolicy::Optional => "1",
+        MfaPolicy::Required => "2",
+        MfaPolicy::PhishingResistant => "3",
     }
 }

@@ -35,6 +35,8 @@ pub(crate) async fn configuration(State(state): State<AppState>) -> impl IntoRes
         "revocation_endpoint_auth_methods_supported": client_auth,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent"],
+        // 1: one factor, 2: two factors, 3: two factors with a WebAuthn key (phishing-resistant).
+        "acr_values_supported": ["1", "2", "3"],
         "claims_supported": [
             "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
             "at_hash", "preferred_username", "name", "updated_at", "email", "email_verified", "groups"

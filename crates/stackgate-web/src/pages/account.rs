@@ -29,7 +29,7 @@ fn no_store(jar: CookieJar, page: Html<String>) -> Response {
 /// A fresh authentication for changes to the account's factors: the password again, throttled
 /// like a sign-in, so a session left open on a shared computer (or a stolen cookie) cannot add,
 /// replace or remove a factor.
-async fn password_again(
+pub(super) async fn password_again(
     state: &AppState,
     session: &Session,
     password: String,
@@ -55,21 +55,51 @@ async fn password_again(
     Ok(Err("Wrong password: nothing was changed.".into()))
 }
 
-fn security_page(
+fn when(t: stackgate_identity::OffsetDateTime) -> String {
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+}
+
+async fn security_page(
     state: &AppState,
     csrf: String,
     session: &Session,
-    factors: stackgate_store::SecondFactors,
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
+    let factors = state.store.second_factors(session.user.id).await?;
+    let keys: Vec<_> = state
+        .store
+        .credentials_of(session.user.id)
+        .await?
+        .into_iter()
+        .map(|c| {
+            minijinja::context! {
+                id => c.id.to_string(),
+                name => c.name,
+                kind => match c.kind {
+                    stackgate_store::CredentialKind::Passkey => "Passkey",
+                    stackgate_store::CredentialKind::SecurityKey => "Security key",
+                },
+                created => when(c.created_at),
+                last_used => c.last_used_at.map(when),
+            }
+        })
+        .collect();
+    let required = crate::auth::required_policy(state, session);
+    let must_add = (!required.met_by(&session.amr)).then_some(match required {
+        stackgate_identity::MfaPolicy::PhishingResistant => "a passkey or a security key",
+        _ => "a second factor: a passkey, a security key or an authenticator app",
+    });
     render(
         state,
         "account_security.html",
         minijinja::context! {
             csrf,
+            must_add,
             username => session.user.username,
             has_totp => factors.totp,
             recovery_codes_left => factors.recovery_codes_left,
+            keys,
+            webauthn => state.webauthn.is_some(),
             error,
         },
     )
@@ -90,9 +120,8 @@ pub(crate) async fn security(
     let Some(session) = signed_in(&state, &headers).await? else {
         return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
     };
-    let factors = state.store.second_factors(session.user.id).await?;
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = security_page(&state, csrf, &session, factors, None)?;
+    let page = security_page(&state, csrf, &session, None).await?;
     Ok(no_store(jar, page))
 }
 
@@ -203,8 +232,8 @@ pub(crate) async fn totp_confirm(
         )?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, no_store(jar, page)).into_response());
     };
-    let entry =
-        Actor::user(user.id, &user.username, client.ip).entry("totp.enrol", audit_target(&session));
+    let entry = Actor::user(user.id, &user.username, client.ip.clone())
+        .entry("totp.enrol", audit_target(&session));
     // Confirms the secret this code was checked against, not one a second tab put there since.
     if !state
         .store
@@ -215,7 +244,16 @@ pub(crate) async fn totp_confirm(
             "Set-up was restarted in another window. Scan the newest QR code and try again.".into(),
         ));
     }
-    Ok(Redirect::to("/account/security").into_response())
+    // Led here at sign-in by a policy asking for two factors: the code just proven counts.
+    let upgraded = format!("{} otp mfa", session.amr);
+    let jar = if !crate::auth::meets_policy(&state, &session)
+        && crate::auth::required_policy(&state, &session).met_by(&upgraded)
+    {
+        super::session_cookie::step_up(&state, jar, user, &upgraded, client.ip).await?
+    } else {
+        jar
+    };
+    Ok((jar, Redirect::to("/account/security")).into_response())
 }
 
 /// Removes the authenticator app; the password is asked again (a fresh authentication), so a
@@ -237,8 +275,7 @@ pub(crate) async fn totp_remove(
     if let Err(error) =
         password_again(&state, &session, form.password, client.ip.as_deref()).await?
     {
-        let factors = state.store.second_factors(user.id).await?;
-        let page = security_page(&state, form.csrf, &session, factors, Some(error))?;
+        let page = security_page(&state, form.csrf, &session, Some(error)).await?;
         return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
     }
     let entry = Actor::user(user.id, &user.username, client.ip)
@@ -271,8 +308,7 @@ pub(crate) async fn recovery_codes(
     if let Err(error) =
         password_again(&state, &session, form.password, client.ip.as_deref()).await?
     {
-        let factors = state.store.second_factors(user.id).await?;
-        let page = security_page(&state, form.csrf, &session, factors, Some(error))?;
+        let page = security_page(&state, form.csrf, &session, Some(error)).await?;
         return Ok((StatusCode::UNAUTHORIZED, no_store(jar, page)).into_response());
     }
     let codes = new_recovery_codes()?;

@@ -17,6 +17,9 @@ pub(crate) async fn show(
     let Some(session) = session_from_cookies(&state, &headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
+    if !crate::auth::meets_policy(&state, &session) {
+        return Ok(Redirect::to("/account/security").into_response());
+    }
     let (jar, csrf) = csrf::issue(&state, jar)?;
     let page = render(
         &state,

@@ -13,13 +13,15 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
-use stackgate_identity::{Actor, Target};
+use stackgate_identity::{Actor, MfaPolicy, Target};
 
 #[derive(Deserialize)]
 pub(crate) struct LoginQuery {
     return_to: Option<String>,
     /// From an app's `login_hint`: fills in the username.
     login_hint: Option<String>,
+    /// From an app's `acr_values`: the level this sign-in must reach (`2`, `3`).
+    acr: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -27,7 +29,15 @@ struct LoginPage {
     csrf: String,
     username: String,
     return_to: String,
+    acr: String,
     error: Option<&'static str>,
+}
+
+fn acr_param(raw: Option<&str>) -> String {
+    match raw {
+        Some(level @ ("2" | "3")) => level.to_owned(),
+        _ => String::new(),
+    }
 }
 
 pub(crate) async fn form(
@@ -48,6 +58,7 @@ pub(crate) async fn form(
                 .take(64)
                 .collect(),
             return_to: safe_return_path(query.return_to.as_deref()),
+            acr: acr_param(query.acr.as_deref()),
             error: None,
         },
     )?;
@@ -60,6 +71,7 @@ pub(crate) struct LoginForm {
     username: String,
     password: String,
     return_to: Option<String>,
+    acr: Option<String>,
 }
 
 const WRONG: &str = "Wrong username or password.";
@@ -128,13 +140,24 @@ pub(crate) async fn submit(
     let ok = state.hasher.verify(form.password, stored).await;
     match user.filter(|_| ok) {
         Some(user) => {
+            let factors = state.store.second_factors(user.id).await?;
+            let required = state
+                .config
+                .mfa_policy
+                .max(state.store.group_mfa_policy(user.id).await?)
+                .max(MfaPolicy::from_acr(&acr_param(form.acr.as_deref())));
+            let usable = match required {
+                MfaPolicy::PhishingResistant => factors.security_keys + factors.passkeys > 0,
+                MfaPolicy::Required | MfaPolicy::Optional => factors.any(),
+            };
             // Strikes are cleared only once every factor is proven: otherwise knowing the
             // password would reset the count of wrong second-factor codes.
-            if state.store.second_factors(user.id).await?.any() {
+            if usable {
                 state
                     .throttle
                     .passed_first_factor(&form.username, client.ip.as_deref());
-                let jar = second_factor::start(&state, jar, &user, "pwd", &return_to).await?;
+                let jar =
+                    second_factor::start(&state, jar, &user, "pwd", &return_to, required).await?;
                 return Ok((jar, Redirect::to("/login/second-factor")).into_response());
             }
             state
@@ -143,7 +166,19 @@ pub(crate) async fn submit(
             let jar =
                 session_cookie::start(&state, jar, &user, "pwd", client.ip, client.user_agent)
                     .await?;
-            Ok((jar, Redirect::to(&return_to)).into_response())
+            if required == MfaPolicy::Optional {
+                return Ok((jar, Redirect::to(&return_to)).into_response());
+            }
+            // The policy asks for a factor this user does not have yet: they are signed in
+            // only to add it (the session reaches nothing else until it meets the policy).
+            let target = format!(
+                "/account/security?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("required", required.as_str())
+                    .append_pair("return_to", &return_to)
+                    .finish()
+            );
+            Ok((jar, Redirect::to(&target)).into_response())
         }
         None => {
             let entry = Actor { source_ip: client.ip, ..Actor::system("login") }
@@ -157,6 +192,7 @@ pub(crate) async fn submit(
                     csrf: form.csrf,
                     username: form.username,
                     return_to,
+                    acr: acr_param(form.acr.as_deref()),
                     error: Some(WRONG),
                 },
             )?;

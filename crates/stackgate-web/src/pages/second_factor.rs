@@ -16,7 +16,7 @@ use axum_extra::extract::{
 };
 use serde::Deserialize;
 use stackgate_identity::{
-    Actor, SecretToken, Target, User, hash_secret, recovery_code_digest, totp_step,
+    Actor, MfaPolicy, SecretToken, Target, User, hash_secret, recovery_code_digest, totp_step,
 };
 use stackgate_store::LoginFlow;
 
@@ -44,11 +44,19 @@ pub(super) async fn start(
     user: &User,
     amr: &str,
     return_to: &str,
+    required: MfaPolicy,
 ) -> Result<CookieJar, PageError> {
     let secret = SecretToken::generate("")?;
     state
         .store
-        .start_login_flow(&secret.hash, user.id, amr, return_to, FLOW_LIFETIME)
+        .start_login_flow(
+            &secret.hash,
+            user.id,
+            amr,
+            return_to,
+            required,
+            FLOW_LIFETIME,
+        )
         .await?;
     let cookie = Cookie::build((cookie_name(state), secret.plaintext))
         .path("/")
@@ -60,7 +68,12 @@ pub(super) async fn start(
     Ok(jar.add(cookie))
 }
 
-async fn current_flow(
+/// Drops the flow cookie once the flow is done.
+pub(super) fn forget_flow(state: &AppState, jar: CookieJar) -> CookieJar {
+    jar.remove(Cookie::build(cookie_name(state)).path("/"))
+}
+
+pub(super) async fn current_flow(
     state: &AppState,
     jar: &CookieJar,
 ) -> Result<Option<(String, LoginFlow)>, PageError> {
@@ -78,13 +91,20 @@ async fn current_flow(
 fn page(
     state: &AppState,
     csrf: String,
-    has_totp: bool,
+    factors: stackgate_store::SecondFactors,
+    flow: &LoginFlow,
     error: Option<String>,
 ) -> Result<axum::response::Html<String>, PageError> {
     render(
         state,
         "second_factor.html",
-        minijinja::context! { csrf, has_totp, error },
+        minijinja::context! {
+            csrf,
+            keys_only => flow.required == MfaPolicy::PhishingResistant,
+            has_totp => factors.totp,
+            has_keys => state.webauthn.is_some() && factors.security_keys + factors.passkeys > 0,
+            error,
+        },
     )
 }
 
@@ -97,7 +117,7 @@ pub(crate) async fn form(
     };
     let factors = state.store.second_factors(flow.user_id).await?;
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = page(&state, csrf, factors.totp, None)?;
+    let page = page(&state, csrf, factors, &flow, None)?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 
@@ -169,7 +189,7 @@ pub(crate) async fn submit(
     let user = state.store.get_user(flow.user_id).await?;
     let factors = state.store.second_factors(user.id).await?;
     let refuse = |status: StatusCode, error: String| -> Result<Response, PageError> {
-        let page = page(&state, form.csrf.clone(), factors.totp, Some(error))?;
+        let page = page(&state, form.csrf.clone(), factors, &flow, Some(error))?;
         Ok((status, [(header::CACHE_CONTROL, "no-store")], page).into_response())
     };
     if user.disabled {
@@ -194,6 +214,16 @@ pub(crate) async fn submit(
             .with_detail(serde_json::json!({ "step": "second_factor" }));
         state.store.record(&entry).await?;
         return refuse(StatusCode::TOO_MANY_REQUESTS, throttled_message(wait));
+    }
+    if flow.required == MfaPolicy::PhishingResistant {
+        // Codes can be relayed by a phishing page; this sign-in needs a WebAuthn key.
+        state
+            .throttle
+            .passed_first_factor(&user.username, client.ip.as_deref());
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "This sign-in needs your passkey or security key: codes are not enough here.".into(),
+        );
     }
     let Some(factor) = check_code(&state, &user, &form.code, client.ip.clone()).await? else {
         let failures = state.store.login_flow_failed(&flow_hash).await?;
@@ -226,7 +256,7 @@ pub(crate) async fn submit(
         .throttle
         .succeeded(&user.username, client.ip.as_deref());
     let amr = format!("{} otp mfa", flow.amr);
-    let jar = jar.remove(Cookie::build(cookie_name(&state)).path("/"));
+    let jar = forget_flow(&state, jar);
     let jar = session_cookie::start(&state, jar, &user, &amr, client.ip, client.user_agent).await?;
     tracing::debug!(factor, "second factor accepted");
     Ok((jar, Redirect::to(&flow.return_to)).into_response())

@@ -60,3 +60,43 @@ pub(crate) async fn start(
         .build();
     Ok(jar.add(cookie))
 }
+
+/// Rotates the session's secret in place with the stronger `amr` just proven (enrolment at a
+/// sign-in that needed it): a new cookie, the same session id, so apps stay signed in.
+pub(crate) async fn step_up(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    amr: &str,
+    ip: Option<String>,
+) -> Result<CookieJar, PageError> {
+    let Some(previous) = jar.get(session_cookie_name(state)) else {
+        return Ok(jar);
+    };
+    let old_hash = stackgate_identity::hash_secret(previous.value());
+    let secret = SecretToken::generate("")?;
+    let entry = Actor::user(user.id, &user.username, ip)
+        .entry(
+            "session.step_up",
+            Target::User {
+                id: user.id,
+                name: user.username.clone(),
+            },
+        )
+        .with_detail(serde_json::json!({ "amr": amr }));
+    if !state
+        .store
+        .step_up_session(&old_hash, &secret.hash, amr, &entry)
+        .await?
+    {
+        return Ok(jar);
+    }
+    let cookie = Cookie::build((session_cookie_name(state), secret.plaintext))
+        .path("/")
+        .http_only(true)
+        .secure(state.config.secure_cookies())
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(state.config.session_lifetime))
+        .build();
+    Ok(jar.add(cookie))
+}

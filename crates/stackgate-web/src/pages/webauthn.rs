@@ -1,0 +1,807 @@
+//! WebAuthn with webauthn-rs: registering passkeys and security keys, signing in with a passkey
+//! alone, and a security key (or passkey) as the second step after the password.
+//!
+//! Each ceremony is two JSON calls from `/assets/webauthn.js`: `start` returns the options the
+//! browser hands to `navigator.credentials`, and keeps the server-side state under a random
+//! ceremony id; `finish` takes that state once and checks the browser's answer against it.
+
+use super::{
+    PageError, login::throttled_message, safe_return_path, second_factor, session_cookie,
+    setup::ClientInfo,
+};
+use crate::{auth::session_from_cookies, csrf, state::AppState};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use stackgate_identity::{Actor, SecretToken, Target, User, Uuid, hash_secret};
+use stackgate_store::{CredentialKind, NewCredential, StoredCredential};
+use webauthn_rs::prelude::{
+    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey,
+    SecurityKeyAuthentication, SecurityKeyRegistration, Webauthn, WebauthnError,
+};
+
+/// Seconds a ceremony waits for the browser's answer.
+const CEREMONY_LIFETIME: i64 = 300;
+
+/// Why a ceremony call stopped: a page-level failure, or a message the script shows.
+enum Refused {
+    Page(PageError),
+    Json(StatusCode, String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Page(err) => err.into_response(),
+            Refused::Json(status, message) => {
+                (status, Json(json!({ "error": message }))).into_response()
+            }
+        }
+    }
+}
+
+impl From<PageError> for Refused {
+    fn from(err: PageError) -> Self {
+        Refused::Page(err)
+    }
+}
+
+impl From<crate::error::ApiError> for Refused {
+    fn from(err: crate::error::ApiError) -> Self {
+        Refused::Page(err.into())
+    }
+}
+
+impl From<stackgate_store::StoreError> for Refused {
+    fn from(err: stackgate_store::StoreError) -> Self {
+        Refused::Page(err.into())
+    }
+}
+
+/// A JSON answer for the script: an error it shows to the person, with a status.
+fn refuse(status: StatusCode, message: &str) -> Refused {
+    Refused::Json(status, message.to_owned())
+}
+
+fn answer(outcome: Result<Response, Refused>) -> Response {
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn webauthn(state: &AppState) -> Result<&Webauthn, Refused> {
+    state.webauthn.as_deref().ok_or_else(|| {
+        refuse(
+            StatusCode::NOT_FOUND,
+            "Security keys and passkeys need Stackgate to be reached by a host name, not an IP address.",
+        )
+    })
+}
+
+fn internal(err: impl std::fmt::Display) -> Refused {
+    Refused::Page(PageError::Internal(err.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, Refused> {
+    serde_json::to_string(value).map_err(internal)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Refused> {
+    serde_json::from_str(text).map_err(internal)
+}
+
+async fn keep(
+    state: &AppState,
+    user: Option<Uuid>,
+    purpose: &str,
+    value: &Value,
+) -> Result<String, Refused> {
+    let id = SecretToken::generate("").map_err(internal)?;
+    state
+        .store
+        .start_ceremony(
+            &id.hash,
+            user,
+            purpose,
+            &value.to_string(),
+            CEREMONY_LIFETIME,
+        )
+        .await
+        .map_err(Refused::from)?;
+    Ok(id.plaintext)
+}
+
+async fn take(
+    state: &AppState,
+    ceremony: &str,
+    purpose: &str,
+) -> Result<(Option<Uuid>, Value), Refused> {
+    let taken = state
+        .store
+        .take_ceremony(&hash_secret(ceremony), purpose)
+        .await
+        .map_err(Refused::from)?;
+    let Some((user, text)) = taken else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "This attempt expired. Try again.",
+        ));
+    };
+    Ok((user, decode(&text)?))
+}
+
+fn credential_id(id: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// `hwk` for a credential bound to its device, `swk` for one that may be synced (backup
+/// eligible), as RFC 8176 distinguishes them.
+fn key_amr(backup_eligible: bool) -> &'static str {
+    if backup_eligible { "swk" } else { "hwk" }
+}
+
+fn user_target(user: &User) -> Target {
+    Target::User {
+        id: user.id,
+        name: user.username.clone(),
+    }
+}
+
+/// Records a signal that an authenticator was cloned (its signature counter went backwards),
+/// for admins, and refuses.
+async fn cloned(
+    state: &AppState,
+    user: &User,
+    credential: &StoredCredential,
+    ip: Option<String>,
+) -> Refused {
+    tracing::warn!(user = %user.username, credential = %credential.id, "possible cloned authenticator: signature counter went backwards");
+    let entry = Actor::user(user.id, &user.username, ip)
+        .entry("webauthn.cloned", user_target(user))
+        .with_detail(json!({ "credential": credential.id, "name": credential.name }));
+    if let Err(err) = state.store.record(&entry).await {
+        tracing::warn!(%err, "cannot record a cloned authenticator");
+    }
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        "This security key or passkey looks copied, so it was refused. Your admin has been told.",
+    )
+}
+
+// ---- registration -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub(crate) struct RegisterStart {
+    csrf: String,
+    kind: String,
+    name: String,
+    password: String,
+}
+
+pub(crate) async fn register_start(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<RegisterStart>,
+) -> Response {
+    answer(register_start_inner(&state, client, &headers, &jar, body).await)
+}
+
+async fn register_start_inner(
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    body: RegisterStart,
+) -> Result<Response, Refused> {
+    if !csrf::verify(state, jar, headers, &body.csrf) {
+        return Err(Refused::Page(PageError::forged_form()));
+    }
+    let webauthn = webauthn(state)?;
+    let Some(session) = session_from_cookies(state, headers)
+        .await
+        .map_err(Refused::from)?
+    else {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "Sign in first."));
+    };
+    let Some(kind) = CredentialKind::parse(&body.kind) else {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "Choose a passkey or a security key.",
+        ));
+    };
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "Give it a name of 1 to 64 characters, such as \"work laptop\" or \"blue key\".",
+        ));
+    }
+    if let Err(message) =
+        super::account::password_again(state, &session, body.password, client.ip.as_deref())
+            .await
+            .map_err(Refused::Page)?
+    {
+        return Err(refuse(StatusCode::UNAUTHORIZED, &message));
+    }
+    let user = &session.user;
+    let existing: Vec<_> = state
+        .store
+        .credentials_of(user.id)
+        .await
+        .map_err(Refused::from)?
+        .iter()
+        .filter_map(|c| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&c.credential_id)
+                .ok()
+                .map(Into::into)
+        })
+        .collect();
+    let (options, saved) = match kind {
+        CredentialKind::Passkey => {
+            let (options, registration) = webauthn
+                .start_passkey_registration(
+                    user.id,
+                    &user.username,
+                    &user.display_name,
+                    Some(existing),
+                )
+                .map_err(internal)?;
+            let mut options = serde_json::to_value(options).map_err(internal)?;
+            // webauthn-rs asks for a discoverable credential only opportunistically; a passkey
+            // that signs in without a username must be one.
+            options["publicKey"]["authenticatorSelection"]["residentKey"] = json!("required");
+            options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = json!(true);
+            (
+                options,
+                serde_json::to_value(registration).map_err(internal)?,
+            )
+        }
+        CredentialKind::SecurityKey => {
+            let (options, registration) = webauthn
+                .start_securitykey_registration(
+                    user.id,
+                    &user.username,
+                    &user.display_name,
+                    Some(existing),
+                    None,
+                    None,
+                )
+                .map_err(internal)?;
+            let mut options = serde_json::to_value(options).map_err(internal)?;
+            // Chromium refuses a non-discoverable credential that asks for credProtect
+            // "userVerificationRequired" ("protection policy is inconsistent"); webauthn-rs
+            // only requests it opportunistically, and the key's UV state is still checked.
+            if let Some(extensions) = options["publicKey"]["extensions"].as_object_mut() {
+                extensions.remove("credentialProtectionPolicy");
+                extensions.remove("enforceCredentialProtectionPolicy");
+            }
+            (
+                options,
+                serde_json::to_value(registration).map_err(internal)?,
+            )
+        }
+    };
+    let ceremony = keep(
+        state,
+        Some(user.id),
+        "register",
+        &json!({ "kind": kind.as_str(), "name": name, "state": saved }),
+    )
+    .await?;
+    Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RegisterFinish {
+    ceremony: String,
+    credential: RegisterPublicKeyCredential,
+}
+
+pub(crate) async fn register_finish(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<RegisterFinish>,
+) -> Response {
+    answer(register_finish_inner(&state, client, &headers, jar, body).await)
+}
+
+async fn register_finish_inner(
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    body: RegisterFinish,
+) -> Result<Response, Refused> {
+    if !crate::auth::same_origin(state, &axum::http::Method::POST, headers) {
+        return Err(Refused::Page(PageError::forged_form()));
+    }
+    let webauthn = webauthn(state)?;
+    let Some(session) = session_from_cookies(state, headers)
+        .await
+        .map_err(Refused::from)?
+    else {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "Sign in first."));
+    };
+    let (owner, saved) = take(state, &body.ceremony, "register").await?;
+    let user = &session.user;
+    if owner != Some(user.id) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "This attempt belongs to another sign-in.",
+        ));
+    }
+    let kind = saved["kind"]
+        .as_str()
+        .and_then(CredentialKind::parse)
+        .ok_or_else(|| internal("ceremony without a kind"))?;
+    let name = saved["name"].as_str().unwrap_or("key").to_owned();
+    let failed = |e: WebauthnError| {
+        tracing::info!(error = %e, "WebAuthn registration refused");
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "The authenticator's answer did not check out. Try again.",
+        )
+    };
+    let (raw_id, record, backup_eligible) = match kind {
+        CredentialKind::Passkey => {
+            let registration: PasskeyRegistration =
+                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
+            let passkey = webauthn
+                .finish_passkey_registration(&body.credential, &registration)
+                .map_err(failed)?;
+            let record = serde_json::to_value(&passkey).map_err(internal)?;
+            let eligible = record["cred"]["backup_eligible"].as_bool().unwrap_or(false);
+            (passkey.cred_id().to_vec(), record, eligible)
+        }
+        CredentialKind::SecurityKey => {
+            let registration: SecurityKeyRegistration =
+                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
+            let key = webauthn
+                .finish_securitykey_registration(&body.credential, &registration)
+                .map_err(failed)?;
+            let record = serde_json::to_value(&key).map_err(internal)?;
+            let eligible = record["cred"]["backup_eligible"].as_bool().unwrap_or(false);
+            (key.cred_id().to_vec(), record, eligible)
+        }
+    };
+    let entry = Actor::user(user.id, &user.username, client.ip.clone())
+        .entry("webauthn.register", user_target(user))
+        .with_detail(json!({ "kind": kind.as_str(), "name": name }));
+    state
+        .store
+        .add_credential(
+            &NewCredential {
+                user_id: user.id,
+                kind,
+                credential_id: &credential_id(&raw_id),
+                name: &name,
+                credential: &record.to_string(),
+                backup_eligible,
+            },
+            &entry,
+        )
+        .await
+        .map_err(Refused::from)?;
+    // Led here at sign-in by a policy asking for this factor: registering it, with the user
+    // verified, counts as using it.
+    let upgraded = format!("{} {} mfa", session.amr, key_amr(backup_eligible));
+    let jar = if !crate::auth::meets_policy(state, &session)
+        && crate::auth::required_policy(state, &session).met_by(&upgraded)
+    {
+        session_cookie::step_up(state, jar, user, &upgraded, client.ip)
+            .await
+            .map_err(Refused::Page)?
+    } else {
+        jar
+    };
+    Ok((jar, Json(json!({ "redirect": "/account/security" }))).into_response())
+}
+
+// ---- passkey sign-in ----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfBody {
+    csrf: String,
+}
+
+/// Starts a passkey sign-in (no username: the authenticator offers the account's passkeys).
+pub(crate) async fn login_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<CsrfBody>,
+) -> Response {
+    let run = async {
+        if !csrf::verify(&state, &jar, &headers, &body.csrf) {
+            return Err(Refused::Page(PageError::forged_form()));
+        }
+        let webauthn = webauthn(&state)?;
+        let (options, authentication) = webauthn
+            .start_discoverable_authentication()
+            .map_err(internal)?;
+        let saved = serde_json::to_value(authentication).map_err(internal)?;
+        let ceremony = keep(&state, None, "login", &saved).await?;
+        Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+    };
+    answer(run.await)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginFinish {
+    ceremony: String,
+    credential: PublicKeyCredential,
+    return_to: Option<String>,
+}
+
+pub(crate) async fn login_finish(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<LoginFinish>,
+) -> Response {
+    answer(login_finish_inner(&state, client, &headers, jar, body).await)
+}
+
+async fn login_finish_inner(
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    body: LoginFinish,
+) -> Result<Response, Refused> {
+    if !crate::auth::same_origin(state, &axum::http::Method::POST, headers) {
+        return Err(Refused::Page(PageError::forged_form()));
+    }
+    let webauthn = webauthn(state)?;
+    let (_, saved) = take(state, &body.ceremony, "login").await?;
+    let authentication: DiscoverableAuthentication =
+        serde_json::from_value(saved).map_err(internal)?;
+    let unknown = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            "This passkey is not registered here.",
+        )
+    };
+    let (handle, raw_id) = webauthn
+        .identify_discoverable_authentication(&body.credential)
+        .map_err(|_| unknown())?;
+    let stored = state
+        .store
+        .credential_by_credential_id(&credential_id(raw_id))
+        .await
+        .map_err(Refused::from)?
+        .filter(|c| c.kind == CredentialKind::Passkey && c.user_id == handle)
+        .ok_or_else(unknown)?;
+    let user = state
+        .store
+        .get_user(stored.user_id)
+        .await
+        .map_err(Refused::from)?;
+    if user.disabled {
+        return Err(unknown());
+    }
+    let mut passkey: Passkey = decode(&stored.credential)?;
+    let result = match webauthn.finish_discoverable_authentication(
+        &body.credential,
+        authentication,
+        &[DiscoverableKey::from(&passkey)],
+    ) {
+        Ok(result) => result,
+        Err(WebauthnError::CredentialPossibleCompromise) => {
+            return Err(cloned(state, &user, &stored, client.ip).await);
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "passkey sign-in refused");
+            let entry = Actor::user(user.id, &user.username, client.ip)
+                .entry("login.failure", user_target(&user))
+                .with_detail(json!({ "step": "passkey" }));
+            state.store.record(&entry).await.map_err(Refused::from)?;
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "The passkey's answer did not check out. Try again.",
+            ));
+        }
+    };
+    let updated = passkey
+        .update_credential(&result)
+        .filter(|changed| *changed)
+        .map(|_| encode(&passkey))
+        .transpose()?;
+    state
+        .store
+        .credential_used(stored.id, updated.as_deref())
+        .await
+        .map_err(Refused::from)?;
+    // A passkey is a key the person holds, unlocked by their PIN or biometric: two factors.
+    let amr = format!("{} user mfa", key_amr(result.backup_eligible()));
+    let jar = session_cookie::start(state, jar, &user, &amr, client.ip, client.user_agent)
+        .await
+        .map_err(Refused::Page)?;
+    let redirect = safe_return_path(body.return_to.as_deref());
+    Ok((jar, Json(json!({ "redirect": redirect }))).into_response())
+}
+
+// ---- second factor ------------------------------------------------------------------------
+
+/// Starts the second step with the user's security keys (or, without any, their passkeys).
+pub(crate) async fn second_factor_start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<CsrfBody>,
+) -> Response {
+    let run = async {
+        if !csrf::verify(&state, &jar, &headers, &body.csrf) {
+            return Err(Refused::Page(PageError::forged_form()));
+        }
+        let webauthn = webauthn(&state)?;
+        let Some((_, flow)) = second_factor::current_flow(&state, &jar)
+            .await
+            .map_err(Refused::Page)?
+        else {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "Sign in again from the start.",
+            ));
+        };
+        let credentials = state
+            .store
+            .credentials_of(flow.user_id)
+            .await
+            .map_err(Refused::from)?;
+        let keys: Vec<SecurityKey> = credentials
+            .iter()
+            .filter(|c| c.kind == CredentialKind::SecurityKey)
+            .map(|c| decode(&c.credential))
+            .collect::<Result<_, _>>()?;
+        let (options, saved) = if keys.is_empty() {
+            let passkeys: Vec<Passkey> = credentials
+                .iter()
+                .filter(|c| c.kind == CredentialKind::Passkey)
+                .map(|c| decode(&c.credential))
+                .collect::<Result<_, _>>()?;
+            if passkeys.is_empty() {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "You have no security key or passkey here.",
+                ));
+            }
+            let (options, auth) = webauthn
+                .start_passkey_authentication(&passkeys)
+                .map_err(internal)?;
+            (options, json!({ "kind": "passkey", "state": auth }))
+        } else {
+            let (options, auth) = webauthn
+                .start_securitykey_authentication(&keys)
+                .map_err(internal)?;
+            (options, json!({ "kind": "security_key", "state": auth }))
+        };
+        let ceremony = keep(&state, Some(flow.user_id), "second_factor", &saved).await?;
+        Ok(Json(json!({ "ceremony": ceremony, "options": options })).into_response())
+    };
+    answer(run.await)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SecondFactorFinish {
+    ceremony: String,
+    credential: PublicKeyCredential,
+}
+
+pub(crate) async fn second_factor_finish(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Json(body): Json<SecondFactorFinish>,
+) -> Response {
+    answer(second_factor_finish_inner(&state, client, &headers, jar, body).await)
+}
+
+async fn second_factor_finish_inner(
+    state: &AppState,
+    client: ClientInfo,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    body: SecondFactorFinish,
+) -> Result<Response, Refused> {
+    if !crate::auth::same_origin(state, &axum::http::Method::POST, headers) {
+        return Err(Refused::Page(PageError::forged_form()));
+    }
+    let webauthn = webauthn(state)?;
+    let Some((flow_hash, flow)) = second_factor::current_flow(state, &jar)
+        .await
+        .map_err(Refused::Page)?
+    else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "Sign in again from the start.",
+        ));
+    };
+    let (owner, saved) = take(state, &body.ceremony, "second_factor").await?;
+    if owner != Some(flow.user_id) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "This attempt belongs to another sign-in.",
+        ));
+    }
+    let user = state
+        .store
+        .get_user(flow.user_id)
+        .await
+        .map_err(Refused::from)?;
+    if let Some(wait) = state.throttle.attempt(&user.username, client.ip.as_deref()) {
+        return Err(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &throttled_message(wait),
+        ));
+    }
+    let stored = state
+        .store
+        .credential_by_credential_id(&body.credential.id)
+        .await
+        .map_err(Refused::from)?
+        .filter(|c| c.user_id == user.id);
+    let Some(stored) = stored else {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "This key is not registered to your account.",
+        ));
+    };
+    let outcome = match saved["kind"].as_str() {
+        Some("security_key") => {
+            let auth: SecurityKeyAuthentication =
+                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
+            webauthn
+                .finish_securitykey_authentication(&body.credential, &auth)
+                .map(|result| {
+                    let mut key: Option<SecurityKey> = decode(&stored.credential).ok();
+                    let updated = key
+                        .as_mut()
+                        .and_then(|k| k.update_credential(&result))
+                        .filter(|changed| *changed)
+                        .and_then(|_| serde_json::to_string(&key).ok());
+                    (result, updated)
+                })
+        }
+        _ => {
+            let auth: PasskeyAuthentication =
+                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
+            webauthn
+                .finish_passkey_authentication(&body.credential, &auth)
+                .map(|result| {
+                    let mut key: Option<Passkey> = decode(&stored.credential).ok();
+                    let updated = key
+                        .as_mut()
+                        .and_then(|k| k.update_credential(&result))
+                        .filter(|changed| *changed)
+                        .and_then(|_| serde_json::to_string(&key).ok());
+                    (result, updated)
+                })
+        }
+    };
+    let (result, updated) = match outcome {
+        Ok(done) => done,
+        Err(WebauthnError::CredentialPossibleCompromise) => {
+            return Err(cloned(state, &user, &stored, client.ip).await);
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "security key refused");
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "The key's answer did not check out. Try again.",
+            ));
+        }
+    };
+    state
+        .store
+        .credential_used(stored.id, updated.as_deref())
+        .await
+        .map_err(Refused::from)?;
+    if !state
+        .store
+        .end_login_flow(&flow_hash)
+        .await
+        .map_err(Refused::from)?
+    {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "Sign in again from the start.",
+        ));
+    }
+    state
+        .throttle
+        .succeeded(&user.username, client.ip.as_deref());
+    let amr = format!("{} {} mfa", flow.amr, key_amr(result.backup_eligible()));
+    let jar = second_factor::forget_flow(state, jar);
+    let jar = session_cookie::start(state, jar, &user, &amr, client.ip, client.user_agent)
+        .await
+        .map_err(Refused::Page)?;
+    Ok((jar, Json(json!({ "redirect": flow.return_to }))).into_response())
+}
+
+// ---- managing credentials -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub(crate) struct RenameForm {
+    csrf: String,
+    name: String,
+}
+
+pub(crate) async fn rename(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<RenameForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = session_from_cookies(&state, &headers).await? else {
+        return Ok(axum::response::Redirect::to("/login").into_response());
+    };
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(PageError::BadRequest(
+            "A name has 1 to 64 characters. Go back and try again.".into(),
+        ));
+    }
+    let user = &session.user;
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("webauthn.rename", user_target(user))
+        .with_detail(json!({ "credential": id, "name": name }));
+    state
+        .store
+        .rename_credential(user.id, id, name, &entry)
+        .await?;
+    Ok(axum::response::Redirect::to("/account/security").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RemoveForm {
+    csrf: String,
+    password: String,
+}
+
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Path(id): Path<Uuid>,
+    axum::Form(form): axum::Form<RemoveForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = session_from_cookies(&state, &headers).await? else {
+        return Ok(axum::response::Redirect::to("/login").into_response());
+    };
+    if let Err(message) =
+        super::account::password_again(&state, &session, form.password, client.ip.as_deref())
+            .await?
+    {
+        return Err(PageError::Forbidden(message));
+    }
+    let user = &session.user;
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("webauthn.remove", user_target(user))
+        .with_detail(json!({ "credential": id }));
+    state.store.remove_credential(user.id, id, &entry).await?;
+    Ok(axum::response::Redirect::to("/account/security").into_response())
+}

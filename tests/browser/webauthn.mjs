@@ -1,0 +1,145 @@
+// Drives Debian's Chromium through Stackgate's pages with the DevTools protocol's virtual
+// WebAuthn authenticators, as a person with a laptop (platform passkey) and a USB security key
+// would. Usage: node webauthn.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR
+// Prints one JSON line: the session cookies each sign-in produced, for the Rust test to check
+// what apps receive, and what the pages said.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const [base, username, password, shots] = process.argv.slice(2);
+mkdirSync(shots, { recursive: true });
+const port = new URL(base).port;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/lib/chromium/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    // The server listens on 127.0.0.1; Chromium may try ::1 first for localhost.
+    "--host-resolver-rules=MAP localhost 127.0.0.1",
+  ],
+});
+const result = {};
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable", { enableUI: false });
+  const platform = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+
+  const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  const sessionCookie = async () =>
+    (await context.cookies()).find((c) => c.name.endsWith("stackgate_session"))?.value ?? null;
+  const signOut = async () => {
+    await page.goto(`${base}/`);
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.waitForURL(/./);
+    await page.getByText("You are signed out").waitFor();
+  };
+  const signInWithPassword = async () => {
+    await page.goto(`${base}/login`);
+    await page.getByLabel("Username").fill(username);
+    await page.getByLabel("Password").fill(password);
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  };
+  const addKey = async (kind, name) => {
+    await page.goto(`${base}/account/security`);
+    await page.locator(`input[name=kind][value=${kind}]`).check();
+    await page.locator("#key-name").fill(name);
+    await page.locator("#key-password").fill(password);
+    await page.getByRole("button", { name: "Add", exact: true }).click();
+    await page.locator("#webauthn-keys").getByText(name).waitFor();
+  };
+
+  // 1. Register a passkey on the laptop, sign out, sign in with it alone.
+  await signInWithPassword();
+  await page.waitForURL(`${base}/`);
+  await addKey("passkey", "work laptop");
+  await shot("account-security-with-passkey");
+  const stored = await cdp.send("WebAuthn.getCredentials", { authenticatorId: platform.authenticatorId });
+  result.passkey_resident = stored.credentials.length === 1 && stored.credentials[0].isResidentCredential;
+  await signOut();
+  // Autofill (conditional mediation) on the sign-in page: the virtual authenticator answers
+  // it at once, as a person picking their passkey from the username field's suggestions.
+  await page.goto(`${base}/login`);
+  await page.waitForURL(`${base}/`);
+  result.autofill_home = await page.locator("main").innerText();
+  await signOut();
+  // The explicit button, where autofill is not available.
+  await page.addInitScript(() => {
+    if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = undefined;
+  });
+  await page.goto(`${base}/login`);
+  await shot("login");
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await page.waitForURL(`${base}/`);
+  result.passkey_home = await page.locator("main").innerText();
+  result.passkey_cookie = await sessionCookie();
+
+  // 2. A USB security key as the second step after the password.
+  await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: platform.authenticatorId });
+  const usb = await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      transport: "usb",
+      hasResidentKey: false,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+    },
+  });
+  await addKey("security_key", "blue key");
+  // Forget the session without ending it, so the Rust test can use it afterwards.
+  await context.clearCookies();
+  await signInWithPassword();
+  await page.waitForURL(`${base}/login/second-factor`);
+  await shot("second-factor");
+  await page.getByRole("button", { name: "Use my security key" }).click();
+  await page.waitForURL(`${base}/`);
+  result.security_key_cookie = await sessionCookie();
+
+  // 3. A cloned key: the same credential with its signature counter set back.
+  const keys = await cdp.send("WebAuthn.getCredentials", { authenticatorId: usb.authenticatorId });
+  const key = keys.credentials[0];
+  await cdp.send("WebAuthn.removeCredential", { authenticatorId: usb.authenticatorId, credentialId: key.credentialId });
+  await cdp.send("WebAuthn.addCredential", { authenticatorId: usb.authenticatorId, credential: { ...key, signCount: 0 } });
+  await context.clearCookies();
+  await signInWithPassword();
+  await page.waitForURL(`${base}/login/second-factor`);
+  await page.getByRole("button", { name: "Use my security key" }).click();
+  const error = page.locator("#webauthn-error");
+  await error.waitFor({ state: "visible" });
+  result.clone_error = await error.innerText();
+  result.clone_url = page.url();
+  await shot("cloned-key-refused");
+  result.port = port;
+} catch (err) {
+  result.failure = String(err && err.stack ? err.stack : err);
+  try {
+    const [page] = browser.contexts()[0].pages();
+    result.failure_url = page.url();
+    result.failure_page = (await page.locator("body").innerText()).slice(0, 2000);
+    await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });
+  } catch (_) {
+    // The failure itself is what matters.
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(result));

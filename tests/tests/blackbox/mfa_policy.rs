@@ -1,0 +1,331 @@
+//! Sign-in policy: the global setting and each group's, enrolment at the next sign-in for users
+//! without the required factor (their session reaches nothing else until it meets the policy),
+//! and step-up through `acr_values`. TOTP codes come from `oathtool`.
+
+use reqwest::StatusCode;
+use reqwest::cookie::{CookieStore, Jar};
+use serde_json::{Value, json};
+use stackgate_identity::{Clock, SystemClock};
+use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field, on_both_backends};
+use std::sync::Arc;
+
+fn oathtool(secret: &str, unix: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{unix}")])
+        .output()
+        .expect("oathtool is installed (tests/run installs it)");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn text(browser: &reqwest::Client, url: String) -> String {
+    browser.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+async fn post(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    browser
+        .post(server.url(path))
+        .header("origin", server.base_url.as_str())
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A browser whose cookies the test can read.
+fn browser() -> (reqwest::Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (client, jar)
+}
+
+/// The browser's session cookie value.
+fn session_cookie(jar: &Jar, server: &TestServer) -> String {
+    let url = reqwest::Url::parse(&server.base_url).unwrap();
+    let header = jar
+        .cookies(&url)
+        .map(|h| h.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    header
+        .split("; ")
+        .find_map(|c| c.strip_prefix("stackgate_session="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn sign_in(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+    query: &str,
+) -> (reqwest::Client, reqwest::Response) {
+    let (browser, _) = browser();
+    let page = text(&browser, server.url(&format!("/login{query}"))).await;
+    let mut form = vec![
+        ("csrf", hidden_field(&page, "csrf")),
+        ("username", username.to_owned()),
+        ("password", password.to_owned()),
+    ];
+    let acr = hidden_field(&page, "acr");
+    if !acr.is_empty() {
+        form.push(("acr", acr));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = post(server, &browser, "/login", &form).await;
+    (browser, response)
+}
+
+fn location(response: &reqwest::Response) -> String {
+    match response.headers().get("location") {
+        Some(to) => to.to_str().unwrap().to_owned(),
+        None => format!("(no redirect: {})", response.status()),
+    }
+}
+
+async fn add_user(server: &TestServer, token: &str, name: &str) {
+    let created = reqwest::Client::new()
+        .post(server.url("/api/v1/users"))
+        .bearer_auth(token)
+        .json(&json!({ "username": name, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+}
+
+/// Enrols TOTP in a signed-in browser; returns the secret and the step used.
+async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, i64) {
+    let page = text(browser, server.url("/account/totp")).await;
+    let secret: String = page
+        .split("id=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let now = SystemClock.unix();
+    let done = post(
+        server,
+        browser,
+        "/account/totp",
+        &[
+            ("csrf", &hidden_field(&page, "csrf")),
+            ("code", &oathtool(&secret, now)),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    (secret, now / 30)
+}
+
+fn authorize_url(server: &TestServer, acr: Option<&str>) -> String {
+    let acr = acr.map(|a| format!("&acr_values={a}")).unwrap_or_default();
+    server.url(&format!(
+        "/authorize?response_type=code&client_id=wiki&redirect_uri=https://wiki.example.org/cb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256{acr}"
+    ))
+}
+
+async fn register_wiki(server: &TestServer, token: &str) {
+    let created = reqwest::Client::new()
+        .post(server.url("/api/v1/clients"))
+        .bearer_auth(token)
+        .json(&json!({ "id": "wiki", "name": "Wiki", "redirect_uris": ["https://wiki.example.org/cb"], "first_party": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_policy_leads_users_without_a_factor_through_enrolment() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(server) =
+            TestServer::start_with(backend, &[("STACKGATE_MFA_POLICY", "required")]).await
+        else {
+            continue;
+        };
+        // The first admin, signed in by the setup page with a password alone, is led to enrolment
+        // too: the admin API refuses the session until a second factor is added.
+        let (root, root_jar) = browser();
+        let link = server.setup_link.clone().unwrap();
+        let page = text(&root, link.clone()).await;
+        let token = link.split("token=").nth(1).unwrap();
+        let done = post(
+            &server,
+            &root,
+            "/setup",
+            &[
+                ("token", token),
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("username", "root"),
+                ("email", "root@example.org"),
+                ("display_name", "Root"),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        let refused = root
+            .post(server.url("/api/v1/tokens"))
+            .header("origin", server.base_url.as_str())
+            .json(&json!({ "name": "t" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let before = session_cookie(&root_jar, &server);
+        enrol_totp(&server, &root).await;
+        assert_ne!(
+            session_cookie(&root_jar, &server),
+            before,
+            "the session secret rotated at the step-up"
+        );
+        let created: Value = root
+            .post(server.url("/api/v1/tokens"))
+            .header("origin", server.base_url.as_str())
+            .json(&json!({ "name": "t" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let admin_token = created["token"]
+            .as_str()
+            .expect("a token once the policy is met")
+            .to_owned();
+        add_user(&server, &admin_token, "ana").await;
+        register_wiki(&server, &admin_token).await;
+
+        let (browser, jar) = browser();
+        let page = text(&browser, server.url("/login")).await;
+        let response = post(
+            &server,
+            &browser,
+            "/login",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("username", "ana"),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+        assert!(
+            location(&response).starts_with("/account/security?required=required"),
+            "{}",
+            location(&response)
+        );
+        let page = text(&browser, server.url("/account/security")).await;
+        assert!(
+            page.contains("id=\"must-add\""),
+            "the page says what is required"
+        );
+        // Nothing else is reachable with this session.
+        let home = browser.get(server.url("/")).send().await.unwrap();
+        assert_eq!(location(&home), "/account/security");
+        let app = browser
+            .get(authorize_url(&server, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            app.status(),
+            StatusCode::FORBIDDEN,
+            "no app before the factor is added"
+        );
+        let old_cookie = session_cookie(&jar, &server);
+
+        // Adding the factor upgrades the session in place: apps are reachable, with two factors.
+        enrol_totp(&server, &browser).await;
+        assert!(
+            !text(&browser, server.url("/account/security"))
+                .await
+                .contains("id=\"must-add\"")
+        );
+        let app = browser
+            .get(authorize_url(&server, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(app.status(), StatusCode::SEE_OTHER);
+        assert!(
+            location(&app).starts_with("https://wiki.example.org/cb?code="),
+            "{}",
+            location(&app)
+        );
+        assert_ne!(
+            session_cookie(&jar, &server),
+            old_cookie,
+            "the session secret rotated"
+        );
+        let stale = server
+            .browser()
+            .get(server.url("/"))
+            .header("cookie", format!("stackgate_session={old_cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            location(&stale),
+            "/login",
+            "the pre-enrolment secret no longer works"
+        );
+    }
+}
+
+on_both_backends! {
+    a_group_policy_and_step_up_through_acr_values => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        register_wiki(&server, &admin.token).await;
+        add_user(&server, &admin.token, "bea").await;
+        // bea has an authenticator app.
+        let (browser, _) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
+        let (secret, step) = enrol_totp(&server, &browser).await;
+
+        // An app asking for acr 2 gets it with the app's code; for acr 3 the sign-in must use a
+        // WebAuthn key, which bea does not have: her code is refused at the second step.
+        let (browser, response) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
+        assert_eq!(location(&response), "/login/second-factor");
+        let page = text(&browser, server.url("/login/second-factor")).await;
+        let ok = post(&server, &browser, "/login/second-factor", &[("csrf", &hidden_field(&page, "csrf")), ("code", &oathtool(&secret, (step + 1) * 30))]).await;
+        assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+        let two = browser.get(authorize_url(&server, Some("2"))).send().await.unwrap();
+        assert!(location(&two).starts_with("https://wiki.example.org/cb?code="), "acr 2 is met: {}", location(&two));
+        let three = browser.get(authorize_url(&server, Some("3"))).send().await.unwrap();
+        let to_login = location(&three);
+        assert!(to_login.starts_with("/login?") && to_login.contains("acr=3"), "step-up: {to_login}");
+        let page = text(&browser, server.url(&to_login)).await;
+        assert!(page.contains("asks for a stronger sign-in"));
+
+        // A group asking for phishing-resistant sign-in holds its members to it.
+        let group: Value = reqwest::Client::new().post(server.url("/api/v1/groups")).bearer_auth(&admin.token)
+            .json(&json!({ "name": "newsroom" })).send().await.unwrap().json().await.unwrap();
+        let id = group["id"].as_str().unwrap();
+        let patched: Value = reqwest::Client::new().patch(server.url(&format!("/api/v1/groups/{id}"))).bearer_auth(&admin.token)
+            .json(&json!({ "mfa_policy": "phishing_resistant" })).send().await.unwrap().json().await.unwrap();
+        assert_eq!(patched["mfa_policy"], "phishing_resistant");
+        let bad = reqwest::Client::new().patch(server.url(&format!("/api/v1/groups/{id}"))).bearer_auth(&admin.token)
+            .json(&json!({ "mfa_policy": "strict" })).send().await.unwrap();
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let added = reqwest::Client::new().put(server.url(&format!("/api/v1/groups/{id}/members/bea"))).bearer_auth(&admin.token).send().await.unwrap();
+        assert!(added.status().is_success(), "{}", added.status());
+        // bea's current session (TOTP) no longer reaches apps...
+        let app = browser.get(authorize_url(&server, None)).send().await.unwrap();
+        assert_eq!(app.status(), StatusCode::FORBIDDEN);
+        // ...and a new sign-in cannot finish with a code: she is led to add a key instead.
+        let (_, response) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
+        assert!(location(&response).starts_with("/account/security?required=phishing_resistant"), "{}", location(&response));
+    };
+}
