@@ -20,3 +20,6 @@ CREATE TRIGGER groups_notify_change AFTER UPDATE OR DELETE ON groups
 -- replica's memory, so the old secret stops working everywhere at once.
 CREATE TRIGGER sessions_notify_rotate AFTER UPDATE OF secret_hash ON sessions
     FOR EACH ROW EXECUTE FUNCTION stackgate_session_ended();
+
+-- Expired ceremonies are swept at every new one.
+CREATE INDEX webauthn_ceremonies_expires_idx ON webauthn_ceremonies (expires_at);

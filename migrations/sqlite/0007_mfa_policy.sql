@@ -4,3 +4,6 @@ ALTER TABLE groups ADD COLUMN mfa_policy TEXT NOT NULL DEFAULT 'optional';
 
 -- What the second step of a sign-in must prove (the same values).
 ALTER TABLE login_flows ADD COLUMN required TEXT NOT NULL DEFAULT 'optional';
+
+-- Expired ceremonies are swept at every new one.
+CREATE INDEX webauthn_ceremonies_expires_idx ON webauthn_ceremonies (expires_at);

@@ -171,6 +171,8 @@ fn apply(cache: &SessionCache, payload: &str, pings: &Pings) {
             Ok(id) => cache.evict_user(id),
             Err(_) => cache.evict_all(),
         },
+        // A group changed (its policy): any member's cached session may now be too weak.
+        "all" => cache.evict_all(),
         // Something this version does not know: be safe.
         _ => cache.evict_all(),
     }

@@ -202,7 +202,7 @@ pub struct BenchArgs {
     /// Operations per OpenID Connect measurement (code exchanges, refreshes, userinfo, JWKS).
     #[arg(long, default_value_t = 20_000)]
     pub oidc_requests: u32,
-    /// Only this part: hash, list or oidc (default: all).
+    /// Only this part: hash, list, login or oidc (default: all).
     #[arg(long)]
     pub only: Option<String>,
 }

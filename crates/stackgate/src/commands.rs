@@ -1,6 +1,7 @@
 //! One function per command; each opens what it needs and reports in plain lines.
 
 mod bench;
+mod bench_login;
 mod bench_oidc;
 mod clients;
 mod groups;

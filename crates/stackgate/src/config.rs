@@ -273,6 +273,19 @@ impl Config {
             None => Url::parse(&format!("http://localhost:{}", listen.port()))
                 .map_err(|e| err("issuer", e.to_string()))?,
         };
+        let mfa_policy = match v.text("mfa_policy")? {
+            Some(text) => stackgate_identity::MfaPolicy::parse("mfa_policy", &text)
+                .map_err(|e| err("mfa_policy", e.to_string()))?,
+            None => stackgate_identity::MfaPolicy::Optional,
+        };
+        if mfa_policy == stackgate_identity::MfaPolicy::PhishingResistant
+            && issuer.domain().is_none()
+        {
+            return Err(err(
+                "mfa_policy",
+                "phishing_resistant needs passkeys or security keys, and WebAuthn needs a host name in issuer, not an IP address",
+            ));
+        }
         let organisation_name = v
             .text("organisation_name")?
             .unwrap_or_else(|| "Stackgate".into());
@@ -348,11 +361,7 @@ impl Config {
             signing_key_rotation: v
                 .int("signing_key_rotation", 3600, 31_536_000)?
                 .unwrap_or(2_592_000),
-            mfa_policy: match v.text("mfa_policy")? {
-                Some(text) => stackgate_identity::MfaPolicy::parse("mfa_policy", &text)
-                    .map_err(|e| err("mfa_policy", e.to_string()))?,
-                None => stackgate_identity::MfaPolicy::Optional,
-            },
+            mfa_policy,
         })
     }
 

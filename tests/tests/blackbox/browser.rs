@@ -198,6 +198,60 @@ async fn run(backend: Backend) {
         "{claims}"
     );
     assert_eq!(claims["acr"], "3");
+
+    // Codes, on a phone-sized screen: TOTP from oathtool, recovery codes, the sign-in delay.
+    let created = api
+        .post(server.url("/api/v1/users"))
+        .bearer_auth(&admin.token)
+        .json(&serde_json::json!({ "username": "cam", "password": stackgate_testkit::ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let codes = script("codes.mjs", &server, "cam", &shots).await;
+    assert_eq!(codes["recovery_count"], 10, "{codes}");
+    assert_eq!(codes["after_password"], "/login/second-factor", "{codes}");
+    assert_eq!(codes["after_code"], "/", "{codes}");
+    assert!(
+        codes["reused_code_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not work"),
+        "{codes}"
+    );
+    assert_eq!(codes["after_recovery"], "/", "{codes}");
+    assert!(
+        codes["reused_recovery_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not work"),
+        "{codes}"
+    );
+    let statuses: Vec<u64> = codes["wrong_statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    // Four, not five, answer "wrong password" before the delay: the wrong recovery code just
+    // before counted against the account too.
+    assert_eq!(&statuses[..4], &[401; 4], "{codes}");
+    assert!(
+        statuses.contains(&429),
+        "ten wrong passwords start the delay: {codes}"
+    );
+    assert!(
+        codes["throttled_message"]
+            .as_str()
+            .unwrap()
+            .contains("Too many failed attempts"),
+        "{codes}"
+    );
+    assert!(codes["wait_seconds"].as_u64().unwrap() >= 1, "{codes}");
+    assert_eq!(
+        codes["after_wait"], "/login/second-factor",
+        "after the wait the password works: {codes}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 use stackgate_identity::{Clock, SystemClock};
-use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field, on_both_backends};
+use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field};
 use std::sync::Arc;
 
 fn oathtool(secret: &str, unix: i64) -> String {
@@ -207,6 +207,16 @@ async fn a_global_policy_leads_users_without_a_factor_through_enrolment() {
             .expect("a token once the policy is met")
             .to_owned();
         add_user(&server, &admin_token, "ana").await;
+        // With an IP address as issuer there is no WebAuthn: a policy needing it is refused,
+        // rather than locking the group's members out.
+        let refused = reqwest::Client::new()
+            .patch(server.url("/api/v1/groups/admins"))
+            .bearer_auth(&admin_token)
+            .json(&json!({ "mfa_policy": "phishing_resistant" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
         register_wiki(&server, &admin_token).await;
 
         let (browser, jar) = browser();
@@ -285,47 +295,179 @@ async fn a_global_policy_leads_users_without_a_factor_through_enrolment() {
     }
 }
 
-on_both_backends! {
-    a_group_policy_and_step_up_through_acr_values => |server: TestServer| async move {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_policy_and_step_up_through_acr_values() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        // WebAuthn, which a phishing-resistant policy needs, needs a host name.
+        if let Some(server) =
+            TestServer::start_with(backend, &[("STACKGATE_ISSUER", "http://localhost:{port}")])
+                .await
+        {
+            group_policy_and_step_up(server).await;
+        }
+    }
+}
+
+async fn group_policy_and_step_up(server: TestServer) {
+    {
         let admin = server.bootstrap_admin().await;
         register_wiki(&server, &admin.token).await;
         add_user(&server, &admin.token, "bea").await;
         // bea has an authenticator app.
         let (browser, _) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
         let (secret, step) = enrol_totp(&server, &browser).await;
+        // And recovery codes (which, unlike TOTP steps, do not wait for the clock).
+        let page = text(&browser, server.url("/account/security")).await;
+        let shown = post(
+            &server,
+            &browser,
+            "/account/recovery-codes",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
+        let shown = shown.text().await.unwrap();
+        let recovery: Vec<String> = shown
+            .split("<li><code>")
+            .skip(1)
+            .map(|c| c.split('<').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(recovery.len(), 10);
 
         // An app asking for acr 2 gets it with the app's code; for acr 3 the sign-in must use a
         // WebAuthn key, which bea does not have: her code is refused at the second step.
         let (browser, response) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
         assert_eq!(location(&response), "/login/second-factor");
         let page = text(&browser, server.url("/login/second-factor")).await;
-        let ok = post(&server, &browser, "/login/second-factor", &[("csrf", &hidden_field(&page, "csrf")), ("code", &oathtool(&secret, (step + 1) * 30))]).await;
+        let ok = post(
+            &server,
+            &browser,
+            "/login/second-factor",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("code", &oathtool(&secret, (step + 1) * 30)),
+            ],
+        )
+        .await;
         assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-        let two = browser.get(authorize_url(&server, Some("2"))).send().await.unwrap();
-        assert!(location(&two).starts_with("https://wiki.example.org/cb?code="), "acr 2 is met: {}", location(&two));
-        let three = browser.get(authorize_url(&server, Some("3"))).send().await.unwrap();
+        let two = browser
+            .get(authorize_url(&server, Some("2")))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            location(&two).starts_with("https://wiki.example.org/cb?code="),
+            "acr 2 is met: {}",
+            location(&two)
+        );
+        let three = browser
+            .get(authorize_url(&server, Some("3")))
+            .send()
+            .await
+            .unwrap();
         let to_login = location(&three);
-        assert!(to_login.starts_with("/login?") && to_login.contains("acr=3"), "step-up: {to_login}");
+        assert!(
+            to_login.starts_with("/login?") && to_login.contains("acr=3"),
+            "step-up: {to_login}"
+        );
         let page = text(&browser, server.url(&to_login)).await;
         assert!(page.contains("asks for a stronger sign-in"));
+        // Asking for more never lets the password alone through (a user with a second factor
+        // always proves it).
+        let (asked, response) = sign_in(
+            &server,
+            "bea",
+            ADMIN_PASSWORD,
+            to_login.trim_start_matches("/login"),
+        )
+        .await;
+        assert_eq!(location(&response), "/login/second-factor");
+        let home = asked.get(server.url("/")).send().await.unwrap();
+        assert_eq!(
+            location(&home),
+            "/login",
+            "no session from the password alone"
+        );
 
         // A group asking for phishing-resistant sign-in holds its members to it.
-        let group: Value = reqwest::Client::new().post(server.url("/api/v1/groups")).bearer_auth(&admin.token)
-            .json(&json!({ "name": "newsroom" })).send().await.unwrap().json().await.unwrap();
+        let group: Value = reqwest::Client::new()
+            .post(server.url("/api/v1/groups"))
+            .bearer_auth(&admin.token)
+            .json(&json!({ "name": "newsroom" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         let id = group["id"].as_str().unwrap();
-        let patched: Value = reqwest::Client::new().patch(server.url(&format!("/api/v1/groups/{id}"))).bearer_auth(&admin.token)
-            .json(&json!({ "mfa_policy": "phishing_resistant" })).send().await.unwrap().json().await.unwrap();
+        let patched: Value = reqwest::Client::new()
+            .patch(server.url(&format!("/api/v1/groups/{id}")))
+            .bearer_auth(&admin.token)
+            .json(&json!({ "mfa_policy": "phishing_resistant" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(patched["mfa_policy"], "phishing_resistant");
-        let bad = reqwest::Client::new().patch(server.url(&format!("/api/v1/groups/{id}"))).bearer_auth(&admin.token)
-            .json(&json!({ "mfa_policy": "strict" })).send().await.unwrap();
+        let bad = reqwest::Client::new()
+            .patch(server.url(&format!("/api/v1/groups/{id}")))
+            .bearer_auth(&admin.token)
+            .json(&json!({ "mfa_policy": "strict" }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let added = reqwest::Client::new().put(server.url(&format!("/api/v1/groups/{id}/members/bea"))).bearer_auth(&admin.token).send().await.unwrap();
+        let added = reqwest::Client::new()
+            .put(server.url(&format!("/api/v1/groups/{id}/members/bea")))
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .unwrap();
         assert!(added.status().is_success(), "{}", added.status());
         // bea's current session (TOTP) no longer reaches apps...
-        let app = browser.get(authorize_url(&server, None)).send().await.unwrap();
+        let app = browser
+            .get(authorize_url(&server, None))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(app.status(), StatusCode::FORBIDDEN);
-        // ...and a new sign-in cannot finish with a code: she is led to add a key instead.
-        let (_, response) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
-        assert!(location(&response).starts_with("/account/security?required=phishing_resistant"), "{}", location(&response));
-    };
+        // ...and a new sign-in still takes her code, but the session it makes may only add a key.
+        let (browser, response) = sign_in(&server, "bea", ADMIN_PASSWORD, "").await;
+        assert_eq!(location(&response), "/login/second-factor");
+        let page = text(&browser, server.url("/login/second-factor")).await;
+        let done = post(
+            &server,
+            &browser,
+            "/login/second-factor",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("code", &recovery[0]),
+            ],
+        )
+        .await;
+        assert_eq!(
+            location(&done),
+            "/account/security?needed=phishing_resistant"
+        );
+        let page = text(&browser, server.url("/account/security")).await;
+        assert!(
+            page.contains("id=\"must-add\""),
+            "she is told to add a passkey or security key"
+        );
+        let app = browser
+            .get(authorize_url(&server, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            app.status(),
+            StatusCode::FORBIDDEN,
+            "and reaches no app before"
+        );
+    }
 }

@@ -124,6 +124,15 @@ pub async fn update(
         body.description.as_deref(),
         body.mfa_policy.as_deref(),
     )?;
+    if patch.mfa_policy == Some(stackgate_identity::MfaPolicy::PhishingResistant)
+        && state.webauthn.is_none()
+    {
+        // Members could never meet it: they would be locked out.
+        return Err(ApiError::Invalid {
+            field: "mfa_policy".into(),
+            detail: "phishing_resistant needs passkeys or security keys, which are off: the issuer is an IP address, and WebAuthn needs a host name".into(),
+        });
+    }
     let entry = admin
         .actor
         .entry(

@@ -171,7 +171,13 @@ async fn authorize(
     if let Some(s) = &session
         && !crate::auth::meets_policy(state, s)
     {
-        // Signed in, but led to enrolment: no app until the required factor is added.
+        // Signed in, but led to enrolment: no app until the required factor is added. An app
+        // asking silently hears that the person must sign in (OIDC Core §3.1.2.6).
+        if checked.prompt_none {
+            return reply.error(&OidcError::LoginRequired(
+                "the sign-in does not meet the organisation's policy".into(),
+            ));
+        }
         return PageError::Forbidden(
             "Your organisation requires a stronger sign-in for apps. Add a second factor on your Sign-in methods page (/account/security), then open the app again.".into(),
         )
@@ -407,6 +413,10 @@ pub(crate) async fn consent(
         Ok(None) => return Redirect::to("/login").into_response(),
         Err(err) => return PageError::from(err).into_response(),
     };
+    if !crate::auth::meets_policy(&state, &session) {
+        // Nothing is remembered for a session that may not reach apps yet.
+        return Redirect::to("/account/security").into_response();
+    }
     let client_id = parsed.get("client_id").unwrap_or_default().to_owned();
     if form.decision == "allow" {
         let scope = parsed.get("scope").unwrap_or_default().to_owned();

@@ -11,8 +11,8 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use stackgate_identity::{
-    Actor, Target, new_recovery_codes, new_totp_secret, recovery_code_digest, totp_secret_text,
-    totp_step, totp_url,
+    Actor, MfaPolicy, Target, new_recovery_codes, new_totp_secret, recovery_code_digest,
+    totp_secret_text, totp_step, totp_url,
 };
 use stackgate_store::Session;
 
@@ -65,6 +65,18 @@ async fn security_page(
     session: &Session,
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
+    security_page_for(state, csrf, session, MfaPolicy::Optional, error).await
+}
+
+/// The page, saying what must be added when the policy (or an app, `needed`) asks for more
+/// than this session used.
+async fn security_page_for(
+    state: &AppState,
+    csrf: String,
+    session: &Session,
+    needed: MfaPolicy,
+    error: Option<String>,
+) -> Result<Html<String>, PageError> {
     let factors = state.store.second_factors(session.user.id).await?;
     let keys: Vec<_> = state
         .store
@@ -84,9 +96,9 @@ async fn security_page(
             }
         })
         .collect();
-    let required = crate::auth::required_policy(state, session);
+    let required = crate::auth::required_policy(state, session).max(needed);
     let must_add = (!required.met_by(&session.amr)).then_some(match required {
-        stackgate_identity::MfaPolicy::PhishingResistant => "a passkey or a security key",
+        MfaPolicy::PhishingResistant => "a passkey or a security key",
         _ => "a second factor: a passkey, a security key or an authenticator app",
     });
     render(
@@ -112,16 +124,28 @@ fn audit_target(session: &Session) -> Target {
     }
 }
 
+#[derive(Deserialize)]
+pub(crate) struct SecurityQuery {
+    /// What an app asked for that this sign-in could not give (`phishing_resistant`).
+    needed: Option<String>,
+}
+
 pub(crate) async fn security(
     State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
+    axum::extract::Query(query): axum::extract::Query<SecurityQuery>,
 ) -> Result<Response, PageError> {
     let Some(session) = signed_in(&state, &headers).await? else {
         return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
     };
+    let needed = query
+        .needed
+        .as_deref()
+        .and_then(|n| MfaPolicy::parse("needed", n).ok())
+        .unwrap_or_default();
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = security_page(&state, csrf, &session, None).await?;
+    let page = security_page_for(&state, csrf, &session, needed, None).await?;
     Ok(no_store(jar, page))
 }
 
@@ -245,7 +269,7 @@ pub(crate) async fn totp_confirm(
         ));
     }
     // Led here at sign-in by a policy asking for two factors: the code just proven counts.
-    let upgraded = format!("{} otp mfa", session.amr);
+    let upgraded = super::session_cookie::with_methods(&session.amr, &["otp", "mfa"]);
     let jar = if !crate::auth::meets_policy(&state, &session)
         && crate::auth::required_policy(&state, &session).met_by(&upgraded)
     {

@@ -146,13 +146,11 @@ pub(crate) async fn submit(
                 .mfa_policy
                 .max(state.store.group_mfa_policy(user.id).await?)
                 .max(MfaPolicy::from_acr(&acr_param(form.acr.as_deref())));
-            let usable = match required {
-                MfaPolicy::PhishingResistant => factors.security_keys + factors.passkeys > 0,
-                MfaPolicy::Required | MfaPolicy::Optional => factors.any(),
-            };
+            // Anyone with a second factor proves it, whatever the policy: a password alone
+            // never makes a session for them (not even one that may only enrol a factor).
             // Strikes are cleared only once every factor is proven: otherwise knowing the
             // password would reset the count of wrong second-factor codes.
-            if usable {
+            if factors.any() {
                 state
                     .throttle
                     .passed_first_factor(&form.username, client.ip.as_deref());

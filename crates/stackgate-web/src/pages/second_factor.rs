@@ -23,7 +23,7 @@ use stackgate_store::LoginFlow;
 /// Seconds a person has between the password and the second factor.
 const FLOW_LIFETIME: i64 = 600;
 /// Wrong codes one flow tolerates before the person must start over with the password.
-const FLOW_ATTEMPTS: i64 = 5;
+pub(super) const FLOW_ATTEMPTS: i64 = 5;
 
 fn cookie_name(state: &AppState) -> &'static str {
     if state.config.secure_cookies() {
@@ -100,7 +100,8 @@ fn page(
         "second_factor.html",
         minijinja::context! {
             csrf,
-            keys_only => flow.required == MfaPolicy::PhishingResistant,
+            keys_only => flow.required == MfaPolicy::PhishingResistant
+                && factors.security_keys + factors.passkeys > 0,
             has_totp => factors.totp,
             has_keys => state.webauthn.is_some() && factors.security_keys + factors.passkeys > 0,
             error,
@@ -215,7 +216,8 @@ pub(crate) async fn submit(
         state.store.record(&entry).await?;
         return refuse(StatusCode::TOO_MANY_REQUESTS, throttled_message(wait));
     }
-    if flow.required == MfaPolicy::PhishingResistant {
+    if flow.required == MfaPolicy::PhishingResistant && factors.security_keys + factors.passkeys > 0
+    {
         // Codes can be relayed by a phishing page; this sign-in needs a WebAuthn key.
         state
             .throttle
@@ -255,9 +257,19 @@ pub(crate) async fn submit(
     state
         .throttle
         .succeeded(&user.username, client.ip.as_deref());
-    let amr = format!("{} otp mfa", flow.amr);
+    let amr = session_cookie::with_methods(&flow.amr, &["otp", "mfa"]);
     let jar = forget_flow(&state, jar);
     let jar = session_cookie::start(&state, jar, &user, &amr, client.ip, client.user_agent).await?;
     tracing::debug!(factor, "second factor accepted");
-    Ok((jar, Redirect::to(&flow.return_to)).into_response())
+    Ok((jar, Redirect::to(&after_second_factor(&flow, &amr))).into_response())
+}
+
+/// Where a completed sign-in goes: back where it started, or, when what was asked for (a key)
+/// is still missing, to the page where the user adds it.
+pub(super) fn after_second_factor(flow: &LoginFlow, amr: &str) -> String {
+    if flow.required.met_by(amr) {
+        flow.return_to.clone()
+    } else {
+        format!("/account/security?needed={}", flow.required.as_str())
+    }
 }

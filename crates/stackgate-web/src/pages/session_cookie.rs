@@ -100,3 +100,14 @@ pub(crate) async fn step_up(
         .build();
     Ok(jar.add(cookie))
 }
+
+/// `amr` with `methods` added once each, in order (RFC 8176 values are a set).
+pub(crate) fn with_methods(amr: &str, methods: &[&str]) -> String {
+    let mut all: Vec<&str> = amr.split_whitespace().collect();
+    for method in methods {
+        if !all.contains(method) {
+            all.push(method);
+        }
+    }
+    all.join(" ")
+}

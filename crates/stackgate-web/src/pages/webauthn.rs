@@ -396,7 +396,7 @@ async fn register_finish_inner(
         .map_err(Refused::from)?;
     // Led here at sign-in by a policy asking for this factor: registering it, with the user
     // verified, counts as using it.
-    let upgraded = format!("{} {} mfa", session.amr, key_amr(backup_eligible));
+    let upgraded = session_cookie::with_methods(&session.amr, &[key_amr(backup_eligible), "mfa"]);
     let jar = if !crate::auth::meets_policy(state, &session)
         && crate::auth::required_policy(state, &session).met_by(&upgraded)
     {
@@ -622,15 +622,17 @@ async fn second_factor_finish_inner(
         return Err(Refused::Page(PageError::forged_form()));
     }
     let webauthn = webauthn(state)?;
+    let again = || refuse(StatusCode::UNAUTHORIZED, "Sign in again from the start.");
     let Some((flow_hash, flow)) = second_factor::current_flow(state, &jar)
         .await
         .map_err(Refused::Page)?
     else {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "Sign in again from the start.",
-        ));
+        return Err(again());
     };
+    if flow.failures >= second_factor::FLOW_ATTEMPTS {
+        state.store.end_login_flow(&flow_hash).await?;
+        return Err(again());
+    }
     let (owner, saved) = take(state, &body.ceremony, "second_factor").await?;
     if owner != Some(flow.user_id) {
         return Err(refuse(
@@ -638,99 +640,113 @@ async fn second_factor_finish_inner(
             "This attempt belongs to another sign-in.",
         ));
     }
-    let user = state
-        .store
-        .get_user(flow.user_id)
-        .await
-        .map_err(Refused::from)?;
+    let user = state.store.get_user(flow.user_id).await?;
+    if user.disabled {
+        state.store.end_login_flow(&flow_hash).await?;
+        return Err(again());
+    }
     if let Some(wait) = state.throttle.attempt(&user.username, client.ip.as_deref()) {
         return Err(refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &throttled_message(wait),
         ));
     }
+    let kind = match saved["kind"].as_str() {
+        Some("security_key") => CredentialKind::SecurityKey,
+        _ => CredentialKind::Passkey,
+    };
+    // The credential the authenticator really used (its raw id, which webauthn-rs checks
+    // against the allowed list), of the kind this ceremony offered, read fresh.
     let stored = state
         .store
-        .credential_by_credential_id(&body.credential.id)
-        .await
-        .map_err(Refused::from)?
-        .filter(|c| c.user_id == user.id);
+        .credential_by_credential_id(&credential_id(body.credential.raw_id.as_ref()))
+        .await?
+        .filter(|c| c.user_id == user.id && c.kind == kind);
     let Some(stored) = stored else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "This key is not registered to your account.",
         ));
     };
-    let outcome = match saved["kind"].as_str() {
-        Some("security_key") => {
+    let record: Value = decode(&stored.credential)?;
+    let outcome = match kind {
+        CredentialKind::SecurityKey => {
             let auth: SecurityKeyAuthentication =
                 serde_json::from_value(saved["state"].clone()).map_err(internal)?;
-            webauthn
-                .finish_securitykey_authentication(&body.credential, &auth)
-                .map(|result| {
-                    let mut key: Option<SecurityKey> = decode(&stored.credential).ok();
-                    let updated = key
-                        .as_mut()
-                        .and_then(|k| k.update_credential(&result))
-                        .filter(|changed| *changed)
-                        .and_then(|_| serde_json::to_string(&key).ok());
-                    (result, updated)
-                })
+            webauthn.finish_securitykey_authentication(&body.credential, &auth)
         }
-        _ => {
+        CredentialKind::Passkey => {
             let auth: PasskeyAuthentication =
                 serde_json::from_value(saved["state"].clone()).map_err(internal)?;
-            webauthn
-                .finish_passkey_authentication(&body.credential, &auth)
-                .map(|result| {
-                    let mut key: Option<Passkey> = decode(&stored.credential).ok();
-                    let updated = key
-                        .as_mut()
-                        .and_then(|k| k.update_credential(&result))
-                        .filter(|changed| *changed)
-                        .and_then(|_| serde_json::to_string(&key).ok());
-                    (result, updated)
-                })
+            webauthn.finish_passkey_authentication(&body.credential, &auth)
         }
     };
-    let (result, updated) = match outcome {
-        Ok(done) => done,
+    // The ceremony's state holds the counter as it was when it started; the record read now is
+    // newer if the key was used meanwhile.
+    let stored_counter = record["cred"]["counter"].as_u64().unwrap_or(0);
+    let outcome = outcome.and_then(|result| {
+        let counter = u64::from(result.counter());
+        if (counter > 0 || stored_counter > 0) && counter <= stored_counter {
+            Err(WebauthnError::CredentialPossibleCompromise)
+        } else {
+            Ok(result)
+        }
+    });
+    let result = match outcome {
+        Ok(result) => result,
         Err(WebauthnError::CredentialPossibleCompromise) => {
             return Err(cloned(state, &user, &stored, client.ip).await);
         }
         Err(err) => {
             tracing::info!(error = %err, "security key refused");
+            let failures = state.store.login_flow_failed(&flow_hash).await?;
+            let entry = Actor::user(user.id, &user.username, client.ip)
+                .entry("login.failure", user_target(&user))
+                .with_detail(json!({ "step": "second_factor", "credential": stored.id }));
+            state.store.record(&entry).await?;
+            if failures >= second_factor::FLOW_ATTEMPTS {
+                state.store.end_login_flow(&flow_hash).await?;
+                return Err(again());
+            }
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
                 "The key's answer did not check out. Try again.",
             ));
         }
     };
+    let updated = match kind {
+        CredentialKind::SecurityKey => {
+            let mut key: SecurityKey = decode(&stored.credential)?;
+            key.update_credential(&result)
+                .filter(|changed| *changed)
+                .map(|_| encode(&key))
+                .transpose()?
+        }
+        CredentialKind::Passkey => {
+            let mut key: Passkey = decode(&stored.credential)?;
+            key.update_credential(&result)
+                .filter(|changed| *changed)
+                .map(|_| encode(&key))
+                .transpose()?
+        }
+    };
     state
         .store
         .credential_used(stored.id, updated.as_deref())
-        .await
-        .map_err(Refused::from)?;
-    if !state
-        .store
-        .end_login_flow(&flow_hash)
-        .await
-        .map_err(Refused::from)?
-    {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "Sign in again from the start.",
-        ));
+        .await?;
+    if !state.store.end_login_flow(&flow_hash).await? {
+        return Err(again());
     }
     state
         .throttle
         .succeeded(&user.username, client.ip.as_deref());
-    let amr = format!("{} {} mfa", flow.amr, key_amr(result.backup_eligible()));
+    let amr = session_cookie::with_methods(&flow.amr, &[key_amr(result.backup_eligible()), "mfa"]);
     let jar = second_factor::forget_flow(state, jar);
     let jar = session_cookie::start(state, jar, &user, &amr, client.ip, client.user_agent)
         .await
         .map_err(Refused::Page)?;
-    Ok((jar, Json(json!({ "redirect": flow.return_to }))).into_response())
+    let redirect = second_factor::after_second_factor(&flow, &amr);
+    Ok((jar, Json(json!({ "redirect": redirect }))).into_response())
 }
 
 // ---- managing credentials -------------------------------------------------------------------

@@ -21,6 +21,9 @@ pub(crate) async fn run(args: BenchArgs, config: Config) -> Result<(), CliError>
     if part("list") {
         listing(&args, config.clone()).await?;
     }
+    if part("login") {
+        super::bench_login::run(&args, config.clone()).await?;
+    }
     if part("oidc") {
         super::bench_oidc::run(&args, config).await?;
     }
