@@ -63,6 +63,8 @@ pub(crate) fn router() -> Router<AppState> {
             axum::routing::post(webauthn::remove),
         )
         .route("/assets/webauthn.js", get(webauthn_script))
+        .route("/assets/brand.css", get(brand_stylesheet))
+        .route("/assets/logo", get(logo))
         .route("/logout", axum::routing::post(login::logout))
         .route("/account/security", get(account::security))
         .route(
@@ -72,6 +74,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route(
             "/account/totp/remove",
             axum::routing::post(account::totp_remove),
+        )
+        .route(
+            "/account/password",
+            axum::routing::post(account::change_password),
         )
         .route(
             "/account/recovery-codes",
@@ -134,6 +140,8 @@ pub(crate) fn render<C: Serialize>(
         .render(minijinja::context! {
             org => &state.config.organisation_name,
             webauthn => state.webauthn.is_some(),
+            logo => state.config.logo.is_some(),
+            brand => state.config.brand_colour.is_some(),
             ..minijinja::Value::from_serialize(&ctx)
         })
         .map(Html)
@@ -239,6 +247,46 @@ async fn stylesheet(State(_): State<AppState>) -> impl IntoResponse {
         ],
         include_str!("../assets/style.css"),
     )
+}
+
+/// The organisation's accent colour, as CSS variables over the default stylesheet's.
+async fn brand_stylesheet(State(state): State<AppState>) -> Response {
+    let Some(colour) = state.config.brand_colour.as_deref() else {
+        return PageError::NotFound.into_response();
+    };
+    // A darker shade for hover and focus, 80% of each channel.
+    let darker: String = (0..3)
+        .filter_map(|i| colour.get(1 + 2 * i..3 + 2 * i))
+        .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
+        .map(|c| format!("{:02x}", u16::from(c) * 4 / 5))
+        .collect();
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        format!(":root {{ --accent: {colour}; --accent-dark: #{darker}; }}\n"),
+    )
+        .into_response()
+}
+
+async fn logo(State(state): State<AppState>) -> Response {
+    let Some(logo) = state.config.logo.clone() else {
+        return PageError::NotFound.into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, logo.0),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            // An SVG opened on its own must not run anything.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            ),
+        ],
+        logo.1.clone(),
+    )
+        .into_response()
 }
 
 async fn webauthn_script(State(_): State<AppState>) -> impl IntoResponse {

@@ -14,6 +14,10 @@ pub struct WebConfig {
     /// `scheme://host[:port]` of the issuer.
     pub origin: String,
     pub organisation_name: String,
+    /// The organisation's logo: content type and bytes, served at `/assets/logo`.
+    pub logo: Option<Arc<(&'static str, Vec<u8>)>>,
+    /// The pages' accent colour (`#rrggbb`), served in `/assets/brand.css`.
+    pub brand_colour: Option<String>,
     /// Seconds a session may stay unused.
     pub session_idle_timeout: i64,
     /// Seconds a session lives at most.

@@ -45,6 +45,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "shown on every page (default Stackgate)",
     ),
     (
+        "organisation_logo",
+        "path of a PNG, SVG, JPEG or WebP logo (at most 512 KiB) shown on every page (default none)",
+    ),
+    (
+        "brand_colour",
+        "the pages' accent colour, #rrggbb (default #1f5fbf)",
+    ),
+    (
         "log",
         "log filter, e.g. info or stackgate=debug,info (default info)",
     ),
@@ -122,6 +130,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub issuer: Url,
     pub organisation_name: String,
+    /// The logo file, checked at load.
+    pub organisation_logo: Option<PathBuf>,
+    /// `#rrggbb`.
+    pub brand_colour: Option<String>,
     pub log: String,
     pub log_format: LogFormat,
     pub password: PasswordPolicy,
@@ -274,8 +286,14 @@ impl Config {
                 .map_err(|e| err("issuer", e.to_string()))?,
         };
         let mfa_policy = match v.text("mfa_policy")? {
-            Some(text) => stackgate_identity::MfaPolicy::parse("mfa_policy", &text)
-                .map_err(|e| err("mfa_policy", e.to_string()))?,
+            Some(text) => {
+                stackgate_identity::MfaPolicy::parse("mfa_policy", &text).map_err(|_| {
+                    err(
+                        "mfa_policy",
+                        format!("{text:?} is not one of optional, required, phishing_resistant"),
+                    )
+                })?
+            }
             None => stackgate_identity::MfaPolicy::Optional,
         };
         if mfa_policy == stackgate_identity::MfaPolicy::PhishingResistant
@@ -286,6 +304,25 @@ impl Config {
                 "phishing_resistant needs passkeys or security keys, and WebAuthn needs a host name in issuer, not an IP address",
             ));
         }
+        let organisation_logo = match v.text("organisation_logo")? {
+            Some(path) => Some(check_logo(&path)?),
+            None => None,
+        };
+        let brand_colour = match v.text("brand_colour")? {
+            Some(colour) => {
+                let ok = colour.len() == 7
+                    && colour.starts_with('#')
+                    && colour[1..].chars().all(|c| c.is_ascii_hexdigit());
+                if !ok {
+                    return Err(err(
+                        "brand_colour",
+                        format!("{colour:?} is not a colour like #1f5fbf"),
+                    ));
+                }
+                Some(colour.to_ascii_lowercase())
+            }
+            None => None,
+        };
         let organisation_name = v
             .text("organisation_name")?
             .unwrap_or_else(|| "Stackgate".into());
@@ -337,6 +374,8 @@ impl Config {
             listen,
             issuer,
             organisation_name,
+            organisation_logo,
+            brand_colour,
             log: check_log_filter(v.text("log")?.unwrap_or_else(|| "info,sqlx=warn".into()))?,
             log_format,
             password: PasswordPolicy {
@@ -390,6 +429,14 @@ impl Config {
             format!("listen = \"{}\"", self.listen),
             format!("issuer = \"{}\"", self.issuer_str()),
             format!("organisation_name = {:?}", self.organisation_name),
+            match &self.organisation_logo {
+                Some(path) => format!("organisation_logo = {:?}", path.display().to_string()),
+                None => "organisation_logo = \"(none)\"".to_owned(),
+            },
+            match &self.brand_colour {
+                Some(colour) => format!("brand_colour = {colour:?}"),
+                None => "brand_colour = \"#1f5fbf\"".to_owned(),
+            },
             format!("log = {:?}", self.log),
             format!(
                 "log_format = \"{}\"",
@@ -466,6 +513,41 @@ fn check_issuer(raw: &str) -> Result<Url, ConfigError> {
         ));
     }
     Ok(url)
+}
+
+/// The content type a logo is served with, from its extension.
+pub fn logo_content_type(path: &Path) -> Option<&'static str> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("png") => Some("image/png"),
+        Some("svg") => Some("image/svg+xml"),
+        Some("jpg" | "jpeg") => Some("image/jpeg"),
+        Some("webp") => Some("image/webp"),
+        _ => None,
+    }
+}
+
+fn check_logo(path: &str) -> Result<PathBuf, ConfigError> {
+    let path = PathBuf::from(path);
+    if logo_content_type(&path).is_none() {
+        return Err(err(
+            "organisation_logo",
+            format!("{}: use a .png, .svg, .jpg or .webp file", path.display()),
+        ));
+    }
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| err("organisation_logo", format!("{}: {e}", path.display())))?;
+    if meta.len() > 512 * 1024 {
+        return Err(err(
+            "organisation_logo",
+            format!("{} is larger than 512 KiB", path.display()),
+        ));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]
@@ -556,6 +638,29 @@ mod tests {
                 "log_format: expected \"human\" or \"json\"",
             ),
             (&[("STACKGATE_LOG", "info,[=")], "log: not a valid filter"),
+            (
+                &[("STACKGATE_BRAND_COLOUR", "red")],
+                "brand_colour: \"red\" is not a colour like #1f5fbf",
+            ),
+            (
+                &[("STACKGATE_ORGANISATION_LOGO", "/nonexistent/logo.png")],
+                "organisation_logo: /nonexistent/logo.png: No such file",
+            ),
+            (
+                &[("STACKGATE_ORGANISATION_LOGO", "/etc/passwd")],
+                "organisation_logo: /etc/passwd: use a .png, .svg, .jpg or .webp file",
+            ),
+            (
+                &[
+                    ("STACKGATE_ISSUER", "http://127.0.0.1:8080"),
+                    ("STACKGATE_MFA_POLICY", "phishing_resistant"),
+                ],
+                "mfa_policy: phishing_resistant needs passkeys or security keys",
+            ),
+            (
+                &[("STACKGATE_MFA_POLICY", "strict")],
+                "mfa_policy: \"strict\" is not one of",
+            ),
             (
                 &[("STACKGATE_SESSION_IDLE_TIMEOUT", "60")],
                 "session_idle_timeout: must be between 300",

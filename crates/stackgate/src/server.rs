@@ -138,6 +138,15 @@ pub async fn start_on(
         issuer: config.issuer_str().to_owned(),
         origin: config.issuer.origin().ascii_serialization(),
         organisation_name: config.organisation_name.clone(),
+        logo: match &config.organisation_logo {
+            Some(path) => {
+                let bytes = std::fs::read(path)?;
+                let kind = crate::config::logo_content_type(path).unwrap_or("image/png");
+                Some(Arc::new((kind, bytes)))
+            }
+            None => None,
+        },
+        brand_colour: config.brand_colour.clone(),
         session_idle_timeout: config.session_idle_timeout,
         session_lifetime: config.session_lifetime,
         mfa_policy: config.mfa_policy,

@@ -295,3 +295,32 @@ on_both_backends! {
         assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
     };
 }
+
+on_both_backends! {
+    changing_the_password_takes_the_current_one_and_the_policy => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let browser = &admin.browser;
+        let page = get(browser, server.url("/account/security")).await;
+        let csrf = hidden_field(&page, "csrf");
+        let server = &server;
+        let change = |current: &'static str, new: &'static str, again: &'static str| {
+            let csrf = csrf.clone();
+            async move {
+                post(server, browser, "/account/password", &[("csrf", &csrf), ("password", current), ("new_password", new), ("new_password_confirm", again)]).await
+            }
+        };
+        let new = "a brand new passphrase of words";
+        assert_eq!(change("not it", new, new).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(change(ADMIN_PASSWORD, new, "something else entirely").await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let weak = change(ADMIN_PASSWORD, "short", "short").await;
+        assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(weak.text().await.unwrap().contains("at least"), "the policy says why");
+        // Nothing changed so far.
+        assert_eq!(password_step(server, ADMIN_PASSWORD).await.1.status(), StatusCode::SEE_OTHER);
+        let done = change(ADMIN_PASSWORD, new, new).await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        assert!(get(browser, server.url("/account/security?changed=password")).await.contains("Your password was changed."));
+        assert_eq!(password_step(server, ADMIN_PASSWORD).await.1.status(), StatusCode::UNAUTHORIZED, "the old one no longer works");
+        assert_eq!(password_step(server, new).await.1.status(), StatusCode::SEE_OTHER);
+    };
+}

@@ -129,3 +129,73 @@ on_both_backends! {
         let _ = json!(null);
     };
 }
+
+/// The organisation's logo and colour on every page, from config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_the_organisations_logo_and_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><circle cx="16" cy="16" r="14" fill="#fff"/></svg>"##,
+    )
+    .unwrap();
+    let logo = logo.display().to_string();
+    let server = TestServer::start_with(
+        stackgate_testkit::Backend::Sqlite,
+        &[
+            ("STACKGATE_BRAND_COLOUR", "#AA3300"),
+            ("STACKGATE_ORGANISATION_LOGO", logo.as_str()),
+            ("STACKGATE_ORGANISATION_NAME", "Free Press"),
+        ],
+    )
+    .await
+    .unwrap();
+    let page = reqwest::get(server.url("/login"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"href="/assets/brand.css""#), "{page}");
+    assert!(page.contains(r#"src="/assets/logo""#), "{page}");
+    assert!(page.contains("Free Press"));
+    let css = reqwest::get(server.url("/assets/brand.css"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        css.contains("--accent: #aa3300") && css.contains("--accent-dark: #882800"),
+        "{css}"
+    );
+    let served = reqwest::get(server.url("/assets/logo")).await.unwrap();
+    assert_eq!(served.headers()["content-type"], "image/svg+xml");
+    assert!(
+        served.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert!(served.text().await.unwrap().contains("<circle"));
+
+    // Without them, nothing is linked and the routes say so.
+    let plain = TestServer::start(stackgate_testkit::Backend::Sqlite)
+        .await
+        .unwrap();
+    let page = reqwest::get(plain.url("/login"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("brand.css") && !page.contains("/assets/logo"));
+    assert_eq!(
+        reqwest::get(plain.url("/assets/logo"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}

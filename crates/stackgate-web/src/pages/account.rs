@@ -65,7 +65,7 @@ async fn security_page(
     session: &Session,
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
-    security_page_for(state, csrf, session, MfaPolicy::Optional, error).await
+    security_page_for(state, csrf, session, MfaPolicy::Optional, None, error).await
 }
 
 /// The page, saying what must be added when the policy (or an app, `needed`) asks for more
@@ -75,6 +75,7 @@ async fn security_page_for(
     csrf: String,
     session: &Session,
     needed: MfaPolicy,
+    done: Option<&'static str>,
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
     let factors = state.store.second_factors(session.user.id).await?;
@@ -107,6 +108,7 @@ async fn security_page_for(
         minijinja::context! {
             csrf,
             must_add,
+            done,
             username => session.user.username,
             has_totp => factors.totp,
             recovery_codes_left => factors.recovery_codes_left,
@@ -128,6 +130,8 @@ fn audit_target(session: &Session) -> Target {
 pub(crate) struct SecurityQuery {
     /// What an app asked for that this sign-in could not give (`phishing_resistant`).
     needed: Option<String>,
+    /// What was just changed (`password`), to confirm it.
+    changed: Option<String>,
 }
 
 pub(crate) async fn security(
@@ -145,7 +149,9 @@ pub(crate) async fn security(
         .and_then(|n| MfaPolicy::parse("needed", n).ok())
         .unwrap_or_default();
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = security_page_for(&state, csrf, &session, needed, None).await?;
+    let done =
+        (query.changed.as_deref() == Some("password")).then_some("Your password was changed.");
+    let page = security_page_for(&state, csrf, &session, needed, done, None).await?;
     Ok(no_store(jar, page))
 }
 
@@ -353,4 +359,57 @@ pub(crate) async fn recovery_codes(
         .await?;
     let page = render(&state, "recovery_codes.html", minijinja::context! { codes })?;
     Ok(no_store(jar, page))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordChange {
+    csrf: String,
+    password: String,
+    new_password: String,
+    new_password_confirm: String,
+}
+
+/// Changes the password: the current one first, then the new one twice, checked against the
+/// policy. A sign-in half-way through with the old password cannot finish afterwards.
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<PasswordChange>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let refused = |status: StatusCode, page: Html<String>, jar: CookieJar| {
+        (status, no_store(jar, page)).into_response()
+    };
+    if form.new_password != form.new_password_confirm {
+        let error = "The two new passwords differ: nothing was changed.".to_owned();
+        let page = security_page(&state, form.csrf, &session, Some(error)).await?;
+        return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, page, jar));
+    }
+    if let Err(error) =
+        password_again(&state, &session, form.password, client.ip.as_deref()).await?
+    {
+        let page = security_page(&state, form.csrf, &session, Some(error)).await?;
+        return Ok(refused(StatusCode::UNAUTHORIZED, page, jar));
+    }
+    let user = &session.user;
+    let hash = match state.hasher.hash(form.new_password, &user.username).await {
+        Ok(hash) => hash,
+        Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
+            let error = format!("The new password {message}. Nothing was changed.");
+            let page = security_page(&state, form.csrf, &session, Some(error)).await?;
+            return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, page, jar));
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("user.password_change", audit_target(&session));
+    state.store.set_password(user.id, &hash, &entry).await?;
+    Ok(Redirect::to("/account/security?changed=password").into_response())
 }
