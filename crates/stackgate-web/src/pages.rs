@@ -66,6 +66,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/assets/brand.css", get(brand_stylesheet))
         .route("/assets/logo", get(logo))
         .route("/logout", axum::routing::post(login::logout))
+        .route(
+            "/logout/everywhere",
+            axum::routing::post(login::logout_everywhere),
+        )
         .route("/account/security", get(account::security))
         .route(
             "/account/totp",

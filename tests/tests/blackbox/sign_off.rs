@@ -165,6 +165,44 @@ async fn sign_in_to_app(
 }
 
 on_both_backends! {
+    a_person_signs_out_everywhere_from_one_device => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let rps = RelyingParties::start(&server.base_url).await;
+        let extra = json!({ "redirect_uris": [rps.redirect_uri("notes")], "backchannel_logout_uri": rps.uri("notes") });
+        let app = register(&server, &admin, "notes", extra).await;
+        rps.enable_sign_in("notes", &app.secret).await;
+        // A laptop and a phone, each signed in to Stackgate and to the app.
+        let laptop = server.browser();
+        let phone = server.browser();
+        sign_in_to_app(&server, &rps, &laptop, "notes").await;
+        sign_in_to_app(&server, &rps, &phone, "notes").await;
+        assert_eq!(rps.sessions("notes").len(), 2);
+        // From the phone: sign out everywhere.
+        let home = phone.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+        let done = phone
+            .post(server.url("/logout/everywhere"))
+            .header("origin", server.base_url.as_str())
+            .form(&[("csrf", hidden_field(&home, "csrf"))])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), StatusCode::OK);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !rps.sessions("notes").is_empty() {
+            assert!(Instant::now() < deadline, "the app still holds {:?}", rps.sessions("notes"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let laptop_home = laptop.get(server.url("/")).send().await.unwrap();
+        assert_eq!(laptop_home.headers()["location"], "/login", "the laptop is signed out too");
+        assert!(rps.rejected().is_empty(), "{:?}", rps.rejected());
+        // Without the form token, nothing happens.
+        let again = server.browser();
+        sign_in_to_app(&server, &rps, &again, "notes").await;
+        let forged = again.post(server.url("/logout/everywhere")).header("origin", server.base_url.as_str()).form(&[("csrf", "x")]).send().await.unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        assert_eq!(rps.sessions("notes").len(), 1);
+    };
+
     three_apps_with_their_own_sessions_all_end_with_one_sign_out => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
         let rps = RelyingParties::start(&server.base_url).await;

@@ -243,6 +243,40 @@ pub(crate) async fn sign_out(
     }
 }
 
+/// Ends every session of the signed-in user (every browser and device), with the same fan-out
+/// to apps as a single sign-out, and shows the signed-out page.
+pub(crate) async fn sign_out_everywhere(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: CookieJar,
+) -> Response {
+    let session = match session_from_cookies(state, headers).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return axum::response::Redirect::to("/login").into_response(),
+        Err(err) => return PageError::from(err).into_response(),
+    };
+    let user = &session.user;
+    let entry = Actor::user(user.id, &user.username, None).entry(
+        "user.sign_out",
+        Target::User {
+            id: user.id,
+            name: user.username.clone(),
+        },
+    );
+    let result = sign_off::end(
+        state,
+        Sessions::OfUser(user.id),
+        "user signed out everywhere",
+        &entry,
+    )
+    .await;
+    let jar = jar.remove(Cookie::build(session_cookie_name(state)).path("/"));
+    match result {
+        Ok(signed_off) => signed_out(state, jar, &signed_off, None),
+        Err(err) => PageError::from(err).into_response(),
+    }
+}
+
 fn signed_out(
     state: &AppState,
     jar: CookieJar,

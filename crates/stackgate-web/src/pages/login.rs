@@ -221,3 +221,16 @@ pub(crate) async fn logout(
     }
     Ok(crate::oidc::end_session::sign_out(&state, &headers, jar, None).await)
 }
+
+/// "Sign out everywhere": every session of this user, on every device, and in every app.
+pub(crate) async fn logout_everywhere(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    Ok(crate::oidc::end_session::sign_out_everywhere(&state, &headers, jar).await)
+}
