@@ -2,23 +2,14 @@
 // Debian's oathtool), sign-in with a code, a reused code refused, a recovery code that works
 // once, and the sign-in delay after ten wrong passwords.
 // Usage: node codes.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR. Prints one JSON line.
-import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { args, run } from "./lib.mjs";
 
-const [base, username, password, shots] = process.argv.slice(2);
-mkdirSync(shots, { recursive: true });
+const { base, username, password, shots } = args();
 const totp = (secret, unix) =>
   execFileSync("oathtool", ["--totp", "-b", secret, "-N", `@${unix}`]).toString().trim();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/lib/chromium/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP localhost 127.0.0.1"],
-});
-const result = {};
-try {
+await run(shots, async (browser, result) => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } }); // a phone
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
@@ -94,16 +85,4 @@ try {
   await page.waitForTimeout(seconds * 1000 + 300);
   await signInWithPassword();
   result.after_wait = new URL(page.url()).pathname;
-} catch (err) {
-  result.failure = String(err && err.stack ? err.stack : err);
-  try {
-    const [page] = browser.contexts()[0].pages();
-    result.failure_url = page.url();
-    result.failure_page = (await page.locator("body").innerText()).slice(0, 2000);
-  } catch (_) {
-    // The failure itself is what matters.
-  }
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
+});

@@ -3,52 +3,22 @@
 // would. Usage: node webauthn.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR
 // Prints one JSON line: the session cookies each sign-in produced, for the Rust test to check
 // what apps receive, and what the pages said.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { args, authenticator, run } from "./lib.mjs";
 
-const [base, username, password, shots] = process.argv.slice(2);
-mkdirSync(shots, { recursive: true });
-const port = new URL(base).port;
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/lib/chromium/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    // The server listens on 127.0.0.1; Chromium may try ::1 first for localhost.
-    "--host-resolver-rules=MAP localhost 127.0.0.1",
-  ],
-});
-const result = {};
-try {
+const { base, username, password, shots } = args();
+await run(shots, async (browser, result) => {
   const context = await browser.newContext();
   const page = await context.newPage();
   page.setDefaultTimeout(15000);
   const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  const platform = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  const platform = await authenticator(cdp);
 
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const sessionCookie = async () =>
     (await context.cookies()).find((c) => c.name.endsWith("stackgate_session"))?.value ?? null;
   const signOut = async () => {
     await page.goto(`${base}/`);
-    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("button", { name: "Sign out", exact: true }).click();
     await page.waitForURL(/./);
     await page.getByText("You are signed out").waitFor();
   };
@@ -94,16 +64,7 @@ try {
 
   // 2. A USB security key as the second step after the password.
   await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: platform.authenticatorId });
-  const usb = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "usb",
-      hasResidentKey: false,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
+  const usb = await authenticator(cdp, { transport: "usb", hasResidentKey: false });
   await addKey("security_key", "blue key");
   // Forget the session without ending it, so the Rust test can use it afterwards.
   await context.clearCookies();
@@ -128,18 +89,4 @@ try {
   result.clone_error = await error.innerText();
   result.clone_url = page.url();
   await shot("cloned-key-refused");
-  result.port = port;
-} catch (err) {
-  result.failure = String(err && err.stack ? err.stack : err);
-  try {
-    const [page] = browser.contexts()[0].pages();
-    result.failure_url = page.url();
-    result.failure_page = (await page.locator("body").innerText()).slice(0, 2000);
-    await page.screenshot({ path: `${shots}/failure.png`, fullPage: true });
-  } catch (_) {
-    // The failure itself is what matters.
-  }
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(result));
+});

@@ -299,6 +299,21 @@ pub fn hidden_field(html: &str, name: &str) -> String {
         .to_owned()
 }
 
+/// The TOTP code Debian's `oathtool` computes for `secret` (base32) at `unix`: an
+/// implementation other than Stackgate's own.
+pub fn oathtool(secret: &str, unix: i64) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "-N", &format!("@{unix}")])
+        .output()
+        .expect("oathtool is installed (tests/run installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// Where `cargo build -p stackgate` put the binary (`STACKGATE_BIN` overrides).
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("STACKGATE_BIN") {

@@ -9,23 +9,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stackgate_identity::{Clock, SystemClock};
 use stackgate_testkit::{
-    ADMIN_PASSWORD, TestServer, decode_entities, hidden_field, on_both_backends,
+    ADMIN_PASSWORD, TestServer, decode_entities, hidden_field, oathtool, on_both_backends,
     sign_in_and_authorize,
 };
-
-/// The code `oathtool` computes for `secret` (base32) at `unix`.
-fn oathtool(secret: &str, unix: i64) -> String {
-    let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret, "-N", &format!("@{unix}")])
-        .output()
-        .expect("oathtool is installed (tests/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 async fn get(browser: &reqwest::Client, url: String) -> String {
     browser.get(url).send().await.unwrap().text().await.unwrap()

@@ -6,16 +6,8 @@ use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 use stackgate_identity::{Clock, SystemClock};
-use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field};
+use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field, oathtool};
 use std::sync::Arc;
-
-fn oathtool(secret: &str, unix: i64) -> String {
-    let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret, "-N", &format!("@{unix}")])
-        .output()
-        .expect("oathtool is installed (tests/run installs it)");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
 
 async fn text(browser: &reqwest::Client, url: String) -> String {
     browser.get(url).send().await.unwrap().text().await.unwrap()

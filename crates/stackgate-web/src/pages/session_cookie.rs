@@ -51,14 +51,7 @@ pub(crate) async fn start(
         )
         .with_detail(serde_json::json!({ "session": session.id, "amr": amr }));
     state.store.create_session(&session, &entry).await?;
-    let cookie = Cookie::build((session_cookie_name(state), secret.plaintext))
-        .path("/")
-        .http_only(true)
-        .secure(state.config.secure_cookies())
-        .same_site(SameSite::Lax)
-        .max_age(time::Duration::seconds(state.config.session_lifetime))
-        .build();
-    Ok(jar.add(cookie))
+    Ok(jar.add(cookie(state, secret.plaintext)))
 }
 
 /// Rotates the session's secret in place with the stronger `amr` just proven (enrolment at a
@@ -91,14 +84,18 @@ pub(crate) async fn step_up(
     {
         return Ok(jar);
     }
-    let cookie = Cookie::build((session_cookie_name(state), secret.plaintext))
+    Ok(jar.add(cookie(state, secret.plaintext)))
+}
+
+/// The session cookie: HttpOnly, SameSite=Lax, and `Secure` with the `__Host-` prefix on HTTPS.
+fn cookie(state: &AppState, secret: String) -> Cookie<'static> {
+    Cookie::build((session_cookie_name(state), secret))
         .path("/")
         .http_only(true)
         .secure(state.config.secure_cookies())
         .same_site(SameSite::Lax)
         .max_age(time::Duration::seconds(state.config.session_lifetime))
-        .build();
-    Ok(jar.add(cookie))
+        .build()
 }
 
 /// `amr` with `methods` added once each, in order (RFC 8176 values are a set).
