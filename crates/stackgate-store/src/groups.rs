@@ -8,9 +8,7 @@ use crate::{
     rows::{self, GroupRow, USER_COLUMNS, UserRow},
     users::{escape_like, guard_last_admin},
 };
-use stackgate_identity::{
-    ADMINS_GROUP_ID, AuditEntry, Group, GroupPatch, MfaPolicy, NewGroup, User, Uuid,
-};
+use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, Group, GroupPatch, NewGroup, User, Uuid};
 
 /// Inside a transaction: `NotFound($what)` unless the count query finds the id.
 macro_rules! require_row {
@@ -157,24 +155,6 @@ impl Store {
         // Cached sessions carry their user's strictest group policy.
         self.sessions.evict_all();
         self.get_group(id).await
-    }
-
-    /// The strictest sign-in policy among the user's groups.
-    pub async fn group_mfa_policy(&self, user: Uuid) -> Result<MfaPolicy, StoreError> {
-        let policies: Vec<String> = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT DISTINCT g.mfa_policy FROM groups g JOIN memberships m ON m.group_id = g.id \
-                 WHERE m.user_id = $1",
-            )
-            .bind(user.to_string())
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(policies
-            .iter()
-            .filter_map(|p| MfaPolicy::parse("mfa_policy", p).ok())
-            .max()
-            .unwrap_or_default())
     }
 
     /// Deletes a group; its memberships go with it (ON DELETE CASCADE on both backends).

@@ -38,7 +38,7 @@ pub use grants::{
 pub use groups::GroupListing;
 pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
-pub use second_factors::{LoginFlow, SecondFactors, StoredTotp};
+pub use second_factors::{LoginFlow, SecondFactors, SignInCandidate, StoredTotp};
 pub use session_cache::WatchStatus;
 pub use sessions::{NewSession, Session};
 pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};

@@ -47,7 +47,73 @@ pub struct LoginFlow {
     pub required: MfaPolicy,
 }
 
+/// Everything a password sign-in decides on, read in one query.
+#[derive(Debug, Clone)]
+pub struct SignInCandidate {
+    pub user: stackgate_identity::User,
+    pub password_hash: Option<stackgate_identity::PasswordHash>,
+    pub factors: SecondFactors,
+    /// The strictest sign-in policy among the user's groups.
+    pub group_policy: MfaPolicy,
+}
+
 impl Store {
+    /// The user a sign-in names, with their password hash, second factors and group policy;
+    /// `None` when no such user exists.
+    pub async fn sign_in_candidate(
+        &self,
+        username: &str,
+    ) -> Result<Option<SignInCandidate>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: crate::rows::UserRow,
+            password_hash: Option<String>,
+            totp: i64,
+            recovery_left: i64,
+            security_keys: i64,
+            passkeys: i64,
+            mfa_level: i64,
+        }
+        let sql = format!(
+            "SELECT {}, password_hash, \
+               (SELECT COUNT(*) FROM totp_credentials t WHERE t.user_id = users.id AND t.confirmed_at IS NOT NULL) AS totp, \
+               (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = users.id AND r.used_at IS NULL) AS recovery_left, \
+               (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.user_id = users.id AND w.kind = 'security_key') AS security_keys, \
+               (SELECT COUNT(*) FROM webauthn_credentials w WHERE w.user_id = users.id AND w.kind = 'passkey') AS passkeys, \
+               CAST((SELECT COALESCE(MAX(CASE g.mfa_policy WHEN 'phishing_resistant' THEN 2 WHEN 'required' THEN 1 ELSE 0 END), 0) \
+                 FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = users.id) AS BIGINT) AS mfa_level \
+             FROM users WHERE username = $1",
+            crate::rows::USER_COLUMNS
+        );
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(username.trim().to_ascii_lowercase())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|row| {
+            Ok(SignInCandidate {
+                user: row.user.try_into()?,
+                password_hash: row
+                    .password_hash
+                    .map(stackgate_identity::PasswordHash::from_stored),
+                factors: SecondFactors {
+                    totp: row.totp > 0,
+                    recovery_codes_left: row.recovery_left,
+                    security_keys: row.security_keys,
+                    passkeys: row.passkeys,
+                },
+                group_policy: match row.mfa_level {
+                    2 => MfaPolicy::PhishingResistant,
+                    1 => MfaPolicy::Required,
+                    _ => MfaPolicy::Optional,
+                },
+            })
+        })
+        .transpose()
+    }
+
     pub async fn second_factors(&self, user: Uuid) -> Result<SecondFactors, StoreError> {
         let (totp, left, security_keys, passkeys): (i64, i64, i64, i64) = on_pool!(self, |pool| {
             sqlx::query_as(

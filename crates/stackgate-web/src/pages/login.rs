@@ -131,20 +131,25 @@ pub(crate) async fn submit(
         )
             .into_response());
     }
-    let candidate = state.store.login_candidate(&form.username).await?;
+    // One query: the user, their hash, their second factors and their groups' policy.
+    let candidate = state.store.sign_in_candidate(&form.username).await?;
     // Unknown and disabled users are verified against a dummy hash: same time, same answer.
-    let (user, stored) = match candidate {
-        Some((user, hash)) if !user.disabled => (Some(user), hash),
+    let (found, stored) = match candidate {
+        Some(c) if !c.user.disabled => {
+            let hash = c.password_hash.clone();
+            (Some(c), hash)
+        }
         _ => (None, None),
     };
     let ok = state.hasher.verify(form.password, stored).await;
-    match user.filter(|_| ok) {
-        Some(user) => {
-            let factors = state.store.second_factors(user.id).await?;
+    match found.filter(|_| ok) {
+        Some(candidate) => {
+            let user = candidate.user;
+            let factors = candidate.factors;
             let required = state
                 .config
                 .mfa_policy
-                .max(state.store.group_mfa_policy(user.id).await?)
+                .max(candidate.group_policy)
                 .max(MfaPolicy::from_acr(&acr_param(form.acr.as_deref())));
             // Anyone with a second factor proves it, whatever the policy: a password alone
             // never makes a session for them (not even one that may only enrol a factor).
