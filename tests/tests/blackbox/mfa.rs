@@ -13,11 +13,13 @@ use stackgate_testkit::{
     sign_in_and_authorize,
 };
 
-async fn get(browser: &reqwest::Client, url: String) -> String {
+/// A page's text.
+pub(crate) async fn get(browser: &reqwest::Client, url: String) -> String {
     browser.get(url).send().await.unwrap().text().await.unwrap()
 }
 
-async fn post(
+/// A form posted from Stackgate's own pages (with their `Origin`).
+pub(crate) async fn post(
     server: &TestServer,
     browser: &reqwest::Client,
     path: &str,

@@ -2,31 +2,13 @@
 //! without the required factor (their session reaches nothing else until it meets the policy),
 //! and step-up through `acr_values`. TOTP codes come from `oathtool`.
 
+use super::mfa::{get as text, post};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 use stackgate_identity::{Clock, SystemClock};
 use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field, oathtool};
 use std::sync::Arc;
-
-async fn text(browser: &reqwest::Client, url: String) -> String {
-    browser.get(url).send().await.unwrap().text().await.unwrap()
-}
-
-async fn post(
-    server: &TestServer,
-    browser: &reqwest::Client,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    browser
-        .post(server.url(path))
-        .header("origin", server.base_url.as_str())
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
 
 /// A browser whose cookies the test can read.
 fn browser() -> (reqwest::Client, Arc<Jar>) {
