@@ -35,7 +35,7 @@ pub(crate) async fn post(
 }
 
 /// Enrols the admin's authenticator app; returns its base32 secret and the step used.
-async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, i64) {
+pub(crate) async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, i64) {
     let page = get(browser, server.url("/account/totp")).await;
     assert!(page.contains("<svg"), "a QR code, rendered on the server");
     let secret: String = page

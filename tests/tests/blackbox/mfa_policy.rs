@@ -2,11 +2,10 @@
 //! without the required factor (their session reaches nothing else until it meets the policy),
 //! and step-up through `acr_values`. TOTP codes come from `oathtool`.
 
-use super::mfa::{get as text, post};
+use super::mfa::{enrol_totp, get as text, post};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
-use stackgate_identity::{Clock, SystemClock};
 use stackgate_testkit::{ADMIN_PASSWORD, Backend, TestServer, hidden_field, oathtool};
 use std::sync::Arc;
 
@@ -73,34 +72,6 @@ async fn add_user(server: &TestServer, token: &str, name: &str) {
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
-}
-
-/// Enrols TOTP in a signed-in browser; returns the secret and the step used.
-async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -> (String, i64) {
-    let page = text(browser, server.url("/account/totp")).await;
-    let secret: String = page
-        .split("id=\"secret\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let now = SystemClock.unix();
-    let done = post(
-        server,
-        browser,
-        "/account/totp",
-        &[
-            ("csrf", &hidden_field(&page, "csrf")),
-            ("code", &oathtool(&secret, now)),
-            ("password", ADMIN_PASSWORD),
-        ],
-    )
-    .await;
-    assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    (secret, now / 30)
 }
 
 fn authorize_url(server: &TestServer, acr: Option<&str>) -> String {
