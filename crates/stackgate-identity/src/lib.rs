@@ -12,6 +12,7 @@ mod error;
 mod group;
 mod mfa_policy;
 mod names;
+pub use names::group_name;
 mod password;
 mod second_factor;
 mod secret;

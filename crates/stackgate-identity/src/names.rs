@@ -2,6 +2,11 @@
 
 use crate::IdentityError;
 
+/// A group name as it appears in policies and routes, normalised.
+pub fn group_name(raw: &str) -> Result<String, IdentityError> {
+    handle("groups", raw)
+}
+
 /// Usernames and group names: lower-case ASCII letters, digits, `.`, `_`, `-`, starting with a
 /// letter or digit. They appear in URLs, headers and claims of every app, so they stay plain.
 pub(crate) fn handle(field: &'static str, raw: &str) -> Result<String, IdentityError> {

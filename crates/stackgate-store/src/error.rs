@@ -54,6 +54,12 @@ impl StoreError {
 /// (`users.username`), PostgreSQL the constraint name; the table knows both.
 const UNIQUE: &[(&str, &str, &str, &str)] = &[
     (
+        "proxy_routes_host_prefix_key",
+        "proxy_routes.host, proxy_routes.path_prefix",
+        "host",
+        "a route for this host and path prefix exists already",
+    ),
+    (
         "users_username_key",
         "users.username",
         "username",

@@ -16,6 +16,7 @@ mod grants;
 mod groups;
 mod oauth_clients;
 mod pool;
+mod proxy;
 mod rows;
 mod second_factors;
 mod session_cache;
@@ -38,6 +39,7 @@ pub use grants::{
 pub use groups::GroupListing;
 pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
+pub use proxy::{NewRoute, StoredRoute};
 pub use second_factors::{LoginFlow, SecondFactors, SignInCandidate, StoredTotp};
 pub use session_cache::WatchStatus;
 pub use sessions::{NewSession, Session};

@@ -53,6 +53,8 @@ pub(crate) enum Cached {
 }
 
 pub(crate) struct SessionCache {
+    /// Bumped whenever routes or access policies may have changed (here or on another replica).
+    proxy_changes: tokio::sync::watch::Sender<u64>,
     entries: RwLock<HashMap<String, Entry>>,
     epoch: AtomicU64,
     watch: RwLock<WatchState>,
@@ -77,6 +79,7 @@ pub struct WatchStatus {
 impl SessionCache {
     pub(crate) fn new() -> Self {
         Self {
+            proxy_changes: tokio::sync::watch::Sender::new(0),
             entries: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             watch: RwLock::new(WatchState {
@@ -85,6 +88,14 @@ impl SessionCache {
                 reconnects: 0,
             }),
         }
+    }
+
+    pub(crate) fn proxy_changed(&self) {
+        self.proxy_changes.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn proxy_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.proxy_changes.subscribe()
     }
 
     fn live_generation(&self) -> u64 {
@@ -195,6 +206,8 @@ impl SessionCache {
             watch.last_ping = None;
         }
         self.evict_all();
+        // Changes made while the channel was down went unheard.
+        self.proxy_changed();
     }
 
     pub(crate) fn watch_lost(&self) {
@@ -245,6 +258,7 @@ mod tests {
             expires_at: OffsetDateTime::UNIX_EPOCH,
             amr: "pwd".into(),
             group_mfa_policy: stackgate_identity::MfaPolicy::Optional,
+            groups: Vec::new(),
         }
     }
 

@@ -173,6 +173,8 @@ fn apply(cache: &SessionCache, payload: &str, pings: &Pings) {
         },
         // A group changed (its policy): any member's cached session may now be too weak.
         "all" => cache.evict_all(),
+        // Another replica changed the proxy's routes or access policies.
+        "r" => cache.proxy_changed(),
         // Something this version does not know: be safe.
         _ => cache.evict_all(),
     }

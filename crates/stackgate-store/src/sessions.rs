@@ -34,6 +34,27 @@ pub struct Session {
     pub amr: String,
     /// The strictest sign-in policy among the user's groups.
     pub group_mfa_policy: MfaPolicy,
+    /// The names of the user's groups, sorted.
+    pub groups: Vec<String>,
+}
+
+/// Which cookie a session is looked up by.
+#[derive(Clone, Copy)]
+pub(crate) enum SessionKey<'a> {
+    /// The SSO cookie on the login host.
+    Sso { secret_hash: &'a str },
+    /// The edge proxy's cookie on one app's host.
+    Proxy { secret_hash: &'a str, host: &'a str },
+}
+
+impl SessionKey<'_> {
+    /// The cache key; the two kinds can never collide.
+    fn cache_key(&self) -> String {
+        match self {
+            SessionKey::Sso { secret_hash } => (*secret_hash).to_owned(),
+            SessionKey::Proxy { secret_hash, host } => format!("proxy {host} {secret_hash}"),
+        }
+    }
 }
 
 /// `last_seen_at` is refreshed at most this often.
@@ -76,7 +97,18 @@ impl Store {
         secret_hash: &str,
         idle_timeout: i64,
     ) -> Result<Option<Session>, StoreError> {
+        self.live_session(SessionKey::Sso { secret_hash }, idle_timeout)
+            .await
+    }
+
+    pub(crate) async fn live_session(
+        &self,
+        key: SessionKey<'_>,
+        idle_timeout: i64,
+    ) -> Result<Option<Session>, StoreError> {
         let now = self.now();
+        let cache_key = key.cache_key();
+        let secret_hash = cache_key.as_str();
         let epoch = match self.sessions.get(secret_hash) {
             Cached::Hit {
                 session,
@@ -89,7 +121,8 @@ impl Store {
                 if last_seen_at <= now - idle_timeout {
                     // Idle here, perhaps busy on another replica: the database decides.
                     self.sessions.evict_secret(secret_hash);
-                    return self.uncached_session(secret_hash, idle_timeout, now).await;
+                    let epoch = self.sessions.epoch();
+                    return self.read_and_cache(key, idle_timeout, now, epoch).await;
                 }
                 if last_seen_at < now - TOUCH_GRANULARITY {
                     // The touch doubles as a re-check that the session still exists.
@@ -103,29 +136,17 @@ impl Store {
             }
             Cached::Miss { epoch } => epoch,
         };
-        self.read_and_cache(secret_hash, idle_timeout, now, epoch)
-            .await
-    }
-
-    async fn uncached_session(
-        &self,
-        secret_hash: &str,
-        idle_timeout: i64,
-        now: i64,
-    ) -> Result<Option<Session>, StoreError> {
-        let epoch = self.sessions.epoch();
-        self.read_and_cache(secret_hash, idle_timeout, now, epoch)
-            .await
+        self.read_and_cache(key, idle_timeout, now, epoch).await
     }
 
     async fn read_and_cache(
         &self,
-        secret_hash: &str,
+        key: SessionKey<'_>,
         idle_timeout: i64,
         now: i64,
         epoch: u64,
     ) -> Result<Option<Session>, StoreError> {
-        let found = self.read_session(secret_hash, idle_timeout, now).await?;
+        let found = self.read_session(key, idle_timeout, now).await?;
         let Some((session, mut last_seen_at)) = found else {
             return Ok(None);
         };
@@ -134,8 +155,15 @@ impl Store {
             last_seen_at = now;
         }
         self.sessions
-            .put(secret_hash, session.clone(), last_seen_at, epoch);
+            .put(&key.cache_key(), session.clone(), last_seen_at, epoch);
         Ok(Some(session))
+    }
+
+    fn evict_session_id(&self, id: &str) {
+        match Uuid::parse_str(id) {
+            Ok(id) => self.sessions.evict_session(id),
+            Err(_) => self.sessions.evict_all(),
+        }
     }
 
     /// Records activity on a session; returns whether it still exists.
@@ -153,7 +181,7 @@ impl Store {
 
     async fn read_session(
         &self,
-        secret_hash: &str,
+        key: SessionKey<'_>,
         idle_timeout: i64,
         now: i64,
     ) -> Result<Option<(Session, i64)>, StoreError> {
@@ -170,25 +198,56 @@ impl Store {
             #[sqlx(flatten)]
             user: UserRow,
         }
+        macro_rules! select_session {
+            ($from:literal) => {
+                concat!(
+                    "SELECT s.id AS session_id, s.created_at AS session_created_at, s.auth_time, s.expires_at, \
+                       s.last_seen_at, s.amr, \
+                       (SELECT COUNT(*) FROM memberships m WHERE m.user_id = u.id AND m.group_id = $2) AS admin, \
+                       CAST((SELECT COALESCE(MAX(CASE g.mfa_policy WHEN 'phishing_resistant' THEN 2 WHEN 'required' THEN 1 ELSE 0 END), 0) \
+                         FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS BIGINT) AS mfa_level, \
+                       u.id, u.username, u.email, u.display_name, u.disabled, u.created_at, u.updated_at ",
+                    $from,
+                    " AND s.expires_at > $3 AND s.last_seen_at > $4 AND u.disabled = FALSE"
+                )
+            };
+        }
+        let (sql, secret_hash, host) = match key {
+            SessionKey::Sso { secret_hash } => (
+                select_session!(
+                    "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.secret_hash = $1 AND $5 = ''"
+                ),
+                secret_hash,
+                "",
+            ),
+            SessionKey::Proxy { secret_hash, host } => (
+                select_session!(
+                    "FROM proxy_sessions p JOIN sessions s ON s.id = p.session_id JOIN users u ON u.id = s.user_id \
+                     WHERE p.secret_hash = $1 AND p.host = $5"
+                ),
+                secret_hash,
+                host,
+            ),
+        };
         let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT s.id AS session_id, s.created_at AS session_created_at, s.auth_time, s.expires_at, \
-                   s.last_seen_at, s.amr, \
-                   (SELECT COUNT(*) FROM memberships m WHERE m.user_id = u.id AND m.group_id = $2) AS admin, \
-                   CAST((SELECT COALESCE(MAX(CASE g.mfa_policy WHEN 'phishing_resistant' THEN 2 WHEN 'required' THEN 1 ELSE 0 END), 0) \
-                     FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = u.id) AS BIGINT) AS mfa_level, \
-                   u.id, u.username, u.email, u.display_name, u.disabled, u.created_at, u.updated_at \
-                 FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.secret_hash = $1 AND s.expires_at > $3 AND s.last_seen_at > $4 AND u.disabled = FALSE",
-            )
-            .bind(secret_hash)
-            .bind(ADMINS_GROUP_ID.to_string())
-            .bind(now)
-            .bind(now - idle_timeout)
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sql)
+                .bind(secret_hash)
+                .bind(ADMINS_GROUP_ID.to_string())
+                .bind(now)
+                .bind(now - idle_timeout)
+                .bind(host)
+                .fetch_optional(pool)
+                .await?
         });
         let Some(row) = row else { return Ok(None) };
+        let groups: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT g.name FROM memberships m JOIN groups g ON g.id = m.group_id WHERE m.user_id = $1 ORDER BY g.name",
+            )
+            .bind(&row.user.id)
+            .fetch_all(pool)
+            .await?
+        });
         let session = Session {
             id: rows::uuid(&row.session_id, "sessions.id")?,
             user: row.user.try_into()?,
@@ -202,6 +261,7 @@ impl Store {
                 1 => MfaPolicy::Required,
                 _ => MfaPolicy::Optional,
             },
+            groups: groups.into_iter().map(|(name,)| name).collect(),
         };
         Ok(Some((session, row.last_seen_at)))
     }
@@ -218,24 +278,28 @@ impl Store {
         let now = self.now();
         let done = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let done = sqlx::query(
-                "UPDATE sessions SET secret_hash = $2, amr = $3, auth_time = $4, last_seen_at = $4 WHERE secret_hash = $1",
+            let done: Option<(String,)> = sqlx::query_as(
+                "UPDATE sessions SET secret_hash = $2, amr = $3, auth_time = $4, last_seen_at = $4 WHERE secret_hash = $1 \
+                 RETURNING id",
             )
             .bind(old_secret_hash)
             .bind(new_secret_hash)
             .bind(amr)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if done > 0 {
+            .fetch_optional(&mut *tx)
+            .await?;
+            if done.is_some() {
                 write_audit!(&mut *tx, audit, now);
             }
             tx.commit().await?;
             done
         });
         self.sessions.evict_secret(old_secret_hash);
-        Ok(done > 0)
+        // The proxy's entries for the session carry the old methods.
+        if let Some((id,)) = &done {
+            self.evict_session_id(id);
+        }
+        Ok(done.is_some())
     }
 
     /// Ends one session; returns whether it existed.
@@ -247,18 +311,22 @@ impl Store {
         let now = self.now();
         let ended = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let done = sqlx::query("DELETE FROM sessions WHERE secret_hash = $1")
-                .bind(secret_hash)
-                .execute(&mut *tx)
-                .await?;
-            let ended = done.rows_affected() > 0;
-            if ended {
+            let ended: Option<(String,)> =
+                sqlx::query_as("DELETE FROM sessions WHERE secret_hash = $1 RETURNING id")
+                    .bind(secret_hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if ended.is_some() {
                 write_audit!(&mut *tx, audit, now);
             }
             tx.commit().await?;
             ended
         });
         self.sessions.evict_secret(secret_hash);
-        Ok(ended)
+        // The proxy's entries for the same session, on every app host.
+        if let Some((id,)) = &ended {
+            self.evict_session_id(id);
+        }
+        Ok(ended.is_some())
     }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod relying_party;
+mod upstream;
 
 pub use relying_party::RelyingParties;
 use reqwest::{Client, StatusCode};
@@ -18,6 +19,7 @@ use stackgate::{Config, server};
 use stackgate_identity::{Clock, SystemClock};
 use stackgate_store::testing::TestDatabase;
 use std::{path::PathBuf, sync::Arc};
+pub use upstream::EchoUpstream;
 
 pub use stackgate_store::{Backend, Store};
 
@@ -32,6 +34,8 @@ pub struct TestServer {
     pub store: Store,
     pub config: Config,
     pub keyring: Arc<stackgate_web::oidc::keyring::Keyring>,
+    /// The edge proxy's address, when started with `STACKGATE_PROXY_LISTEN`.
+    pub proxy_addr: Option<std::net::SocketAddr>,
     running: Option<server::Running>,
     _db: TestDatabase,
     _dir: tempfile::TempDir,
@@ -112,6 +116,7 @@ impl TestServer {
             store: running.store.clone(),
             config,
             keyring: running.keyring.clone(),
+            proxy_addr: running.proxy_addr,
             running: Some(running),
             _db: db,
             _dir: dir,
@@ -129,6 +134,25 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client")
+    }
+
+    /// A browser for apps behind the edge proxy: like [`Self::browser`], with each of `hosts`
+    /// resolving to the proxy (URLs carry the proxy's port: see [`Self::app_url`]).
+    pub fn edge_browser(&self, hosts: &[&str]) -> Client {
+        let addr = self.proxy_addr.expect("the server runs the edge proxy");
+        let mut builder = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none());
+        for host in hosts {
+            builder = builder.resolve(host, addr);
+        }
+        builder.build().expect("client")
+    }
+
+    /// `http://HOST:PROXYPORT/PATH`.
+    pub fn app_url(&self, host: &str, path: &str) -> String {
+        let addr = self.proxy_addr.expect("the server runs the edge proxy");
+        format!("http://{host}:{}{path}", addr.port())
     }
 
     /// Creates the first admin through the setup link, as a person would, and an API token.
@@ -346,6 +370,28 @@ macro_rules! on_both_backends {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(server) = $crate::TestServer::start($crate::Backend::Postgres).await {
+                    ($body)(server).await
+                }
+            }
+        }
+    )+};
+}
+
+/// Like [`on_both_backends!`], with extra `STACKGATE_*` settings for every server.
+#[macro_export]
+macro_rules! on_both_backends_with {
+    ($settings:expr; $($name:ident => $body:expr;)+) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                if let Some(server) = $crate::TestServer::start_with($crate::Backend::Sqlite, $settings).await {
+                    ($body)(server).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(server) = $crate::TestServer::start_with($crate::Backend::Postgres, $settings).await {
                     ($body)(server).await
                 }
             }

@@ -5,6 +5,7 @@ mod audit;
 pub mod clients;
 mod consents;
 mod deliveries;
+mod edge;
 mod groups;
 mod lookup;
 pub mod tokens;
@@ -33,7 +34,7 @@ pub use views::*;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
     tags(
-        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "meta")
+        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "proxy"), (name = "meta")
     )
 )]
 struct ApiDoc;
@@ -80,6 +81,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(clients::rotate_secret))
         .routes(routes!(consents::list))
         .routes(routes!(consents::revoke))
+        .routes(routes!(edge::list_routes, edge::create_route))
+        .routes(routes!(edge::delete_route))
+        .routes(routes!(edge::show_policy, edge::update_policy))
         .routes(routes!(openapi_json))
 }
 

@@ -21,7 +21,7 @@ mod state;
 pub mod throttle;
 
 pub use metrics::Metrics;
-pub use state::{AppState, WebConfig};
+pub use state::{AppState, EdgeControl, PolicyProblemView, RouteView, WebConfig};
 
 use axum::Router;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 mod account;
 mod home;
 mod login;
+mod proxy_sign_in;
 mod second_factor;
 mod session_cookie;
 mod setup;
@@ -26,6 +27,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(home::show))
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/login", get(login::form).post(login::submit))
+        .route("/proxy/sign-in", get(proxy_sign_in::start))
         .route(
             "/login/second-factor",
             get(second_factor::form).post(second_factor::submit),

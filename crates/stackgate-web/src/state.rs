@@ -71,6 +71,53 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Failed sign-ins, for growing delays.
     pub throttle: Arc<crate::throttle::Throttle>,
+    /// The edge proxy, once it is running (it is built after the router it serves).
+    pub edge: Arc<std::sync::OnceLock<Arc<dyn EdgeControl>>>,
+}
+
+/// What the web layer asks of the edge proxy (which lives in a crate that depends on this one).
+pub trait EdgeControl: Send + Sync {
+    /// The host a proxy sign-in may return to (normalised), when `url` is on a protected host
+    /// and uses the edge's scheme.
+    fn return_host(&self, url: &url::Url) -> Option<String>;
+    /// Every route in force: from the config file (`id` none) and added at runtime.
+    fn routes(&self) -> Vec<RouteView>;
+    /// Checks a route before it is stored.
+    fn check_route(&self, route: &stackgate_store::NewRoute) -> Result<(), String>;
+    /// Checks the admins' policy text with the routes in force.
+    fn check_policy(&self, text: &str) -> Result<(), Vec<PolicyProblemView>>;
+    /// The default and generated policy text, for admins to read.
+    fn builtin_policies(&self) -> (String, String);
+    /// The Cedar schema.
+    fn schema(&self) -> &'static str;
+    /// Re-reads routes and policies now (after this process changed them), so the change is in
+    /// force when the API answers. Other replicas follow through the store's notifications.
+    fn reload(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// A route as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RouteView {
+    /// Absent for routes from the config file.
+    pub id: Option<String>,
+    pub host: String,
+    pub path_prefix: String,
+    pub upstream: String,
+    pub app: String,
+    pub groups: Vec<String>,
+    pub public_paths: Vec<String>,
+    /// `config` or `runtime`.
+    pub source: &'static str,
+}
+
+/// One problem in a policy text.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PolicyProblemView {
+    /// `defaults`, `routes` or `custom`.
+    pub source: String,
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
 }
 
 impl std::fmt::Debug for AppState {

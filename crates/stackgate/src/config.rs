@@ -115,7 +115,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn err(key: &str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_owned(),
         message: message.into(),
@@ -147,6 +147,8 @@ pub struct Config {
     pub signing_key_rotation: i64,
     /// The global sign-in policy; groups may ask for more.
     pub mfa_policy: stackgate_identity::MfaPolicy,
+    /// The edge proxy, when `proxy_listen` is set.
+    pub proxy: Option<crate::proxy_config::ProxyConfig>,
 }
 
 /// A raw value: from the file (typed by TOML) or the environment (always text).
@@ -155,10 +157,34 @@ enum Raw {
     Env(String),
 }
 
-struct Values(BTreeMap<String, Raw>);
+pub(crate) struct Values(BTreeMap<String, Raw>);
+
+/// Whether `key` is a setting, of the core or of the proxy.
+fn is_key(key: &str) -> bool {
+    KEYS.iter()
+        .chain(crate::proxy_config::KEYS)
+        .any(|(k, _)| *k == key)
+}
 
 impl Values {
-    fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// An array given in the file (tables, for `[[key]]`).
+    pub(crate) fn file_array(&self, key: &str) -> Result<Option<&Vec<toml::Value>>, ConfigError> {
+        match self.0.get(key) {
+            None => Ok(None),
+            Some(Raw::File(toml::Value::Array(items))) => Ok(Some(items)),
+            Some(Raw::File(other)) => Err(err(
+                key,
+                format!("expected [[{key}]] tables, found {}", other.type_str()),
+            )),
+            Some(Raw::Env(_)) => Err(err(key, "can be set in the config file only")),
+        }
+    }
+
+    pub(crate) fn text(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.0.get(key) {
             None => Ok(None),
             Some(Raw::Env(s)) => Ok(Some(s.clone())),
@@ -170,7 +196,7 @@ impl Values {
         }
     }
 
-    fn int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
+    pub(crate) fn int(&self, key: &str, min: i64, max: i64) -> Result<Option<i64>, ConfigError> {
         let value = match self.0.get(key) {
             None => return Ok(None),
             Some(Raw::File(toml::Value::Integer(i))) => *i,
@@ -226,7 +252,7 @@ impl Config {
                 )
             })?;
             for (key, value) in table {
-                if !KEYS.iter().any(|(k, _)| *k == key) {
+                if !is_key(&key) {
                     return Err(err(
                         &key,
                         format!(
@@ -248,7 +274,7 @@ impl Config {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
-            if !KEYS.iter().any(|(k, _)| *k == key) {
+            if !is_key(&key) {
                 return Err(err(
                     &name,
                     "unknown setting; check the spelling against the README's configuration reference",
@@ -401,6 +427,7 @@ impl Config {
                 .int("signing_key_rotation", 3600, 31_536_000)?
                 .unwrap_or(2_592_000),
             mfa_policy,
+            proxy: crate::proxy_config::ProxyConfig::from_values(v)?,
         })
     }
 
@@ -463,6 +490,18 @@ impl Config {
             ),
             format!("signing_key_rotation = {}", self.signing_key_rotation),
             format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),
+            match &self.proxy {
+                Some(proxy) => format!(
+                    "proxy_listen = \"{}\"\nproxy_tls_dir = {}\nproxy_route = {} route(s)",
+                    proxy.listen,
+                    proxy.tls_dir.as_ref().map_or(
+                        "\"(none: plain HTTP)\"".to_owned(),
+                        |d| format!("{:?}", d.display().to_string())
+                    ),
+                    proxy.routes.len()
+                ),
+                None => "proxy_listen = \"(none: no edge proxy)\"".to_owned(),
+            },
         ]
         .join("\n")
     }

@@ -8,6 +8,7 @@ mod commands;
 pub mod config;
 mod error;
 mod logging;
+pub mod proxy_config;
 pub mod server;
 
 pub use error::CliError;

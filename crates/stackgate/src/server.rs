@@ -86,6 +86,9 @@ pub async fn keyring(config: &Config, store: &Store) -> Result<Keyring, CliError
 /// A server running in this process.
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// Where the edge proxy listens, when it is on.
+    pub proxy_addr: Option<SocketAddr>,
+    edge_tasks: Vec<JoinHandle<()>>,
     /// The one-time link that creates the first admin, when none exists yet.
     pub setup_link: Option<String>,
     pub store: Store,
@@ -164,12 +167,17 @@ pub async fn start_on(
             .ok()
             .map(Arc::new),
         throttle: Arc::default(),
+        edge: Arc::default(),
         config: Arc::new(web_config),
     };
     let sweeper_state = state.clone();
     let local_addr = listener.local_addr()?;
-    let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop, mut stopped) = watch::channel(false);
+    let edge = match &config.proxy {
+        Some(proxy) => Some(start_edge(config, proxy, &state, stop.subscribe()).await?),
+        None => None,
+    };
+    let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
     let watched = store.clone();
     tokio::spawn(async move { watched.watch_sessions().await });
@@ -191,8 +199,11 @@ pub async fn start_on(
         database = store.backend().name(),
         "Stackgate is listening"
     );
+    let (proxy_addr, edge_tasks) = edge.unzip();
     Ok(Running {
         local_addr,
+        proxy_addr,
+        edge_tasks: edge_tasks.unwrap_or_default(),
         setup_link,
         store,
         keyring,
@@ -200,6 +211,96 @@ pub async fn start_on(
         task,
         grace: Duration::from_secs(config.shutdown_grace),
     })
+}
+
+/// Starts the edge proxy (and its HTTP→HTTPS redirect): its listeners, its routes and policies,
+/// and its reloads when they change.
+async fn start_edge(
+    config: &Config,
+    proxy: &crate::proxy_config::ProxyConfig,
+    state: &AppState,
+    stopped: watch::Receiver<bool>,
+) -> Result<(SocketAddr, Vec<JoinHandle<()>>), CliError> {
+    use stackgate_proxy::{CertResolver, Edge, EdgeSettings, Listener};
+    let runtime = |e: stackgate_proxy::ProxyError| CliError::Runtime(format!("edge proxy: {e}"));
+    let tcp = TcpListener::bind(proxy.listen).await.map_err(|e| {
+        CliError::Usage(format!(
+            "proxy_listen: cannot listen on {}: {e}",
+            proxy.listen
+        ))
+    })?;
+    let proxy_addr = tcp.local_addr()?;
+    let tls = match &proxy.tls_dir {
+        Some(dir) => {
+            let resolver = CertResolver::open(dir).map_err(runtime)?;
+            resolver.clone().watch(Duration::from_secs(2));
+            Some(resolver.server_config().map_err(runtime)?)
+        }
+        None => None,
+    };
+    let settings = EdgeSettings {
+        issuer: config.issuer_str().to_owned(),
+        https: tls.is_some(),
+        session_idle_timeout: config.session_idle_timeout,
+        mfa_policy: config.mfa_policy,
+        headers: proxy
+            .headers
+            .to_identity_headers()
+            .map_err(CliError::Usage)?,
+        upstream_connect_timeout: proxy.upstream_connect_timeout,
+        upstream_response_timeout: proxy.upstream_response_timeout,
+        default_policies: proxy
+            .policies
+            .clone()
+            .unwrap_or_else(|| stackgate_proxy::access::DEFAULT_POLICIES.to_owned()),
+        routes: proxy.routes.clone(),
+    };
+    let edge = Edge::open(
+        settings,
+        state.store.clone(),
+        state.keyring.clone(),
+        state.clock.clone(),
+        stackgate_web::router(state.clone()),
+    )
+    .await
+    .map_err(runtime)?;
+    let _ = state.edge.set(edge.clone());
+    edge.follow_changes();
+    let listener = Listener {
+        tls,
+        header_read_timeout: proxy.header_read_timeout,
+        max_header_bytes: proxy.max_header_bytes,
+        max_headers: proxy.max_headers,
+        grace: Duration::from_secs(config.shutdown_grace),
+    };
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let mut tasks = Vec::new();
+    if let Some(redirect) = proxy.redirect_listen {
+        let plain = TcpListener::bind(redirect).await.map_err(|e| {
+            CliError::Usage(format!(
+                "proxy_redirect_listen: cannot listen on {redirect}: {e}"
+            ))
+        })?;
+        tasks.push(tokio::spawn(stackgate_proxy::serve_redirect(
+            plain,
+            proxy_addr.port(),
+            Listener {
+                tls: None,
+                ..listener.clone()
+            },
+            until_stopped(stopped.clone()),
+        )));
+    }
+    tasks.push(tokio::spawn(stackgate_proxy::serve(
+        edge,
+        tcp,
+        listener,
+        until_stopped(stopped),
+    )));
+    tracing::info!(address = %proxy_addr, https = proxy.tls_dir.is_some(), routes = proxy.routes.len(), "edge proxy is listening");
+    Ok((proxy_addr, tasks))
 }
 
 /// Every minute: ends sessions past their limits, with the same fan-out as a sign-out.
@@ -260,6 +361,10 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish (up to the grace period), closes the database.
     pub async fn shutdown(self) -> Result<(), CliError> {
         let _ = self.stop.send(true);
+        let edge = futures_join_all(self.edge_tasks);
+        if tokio::time::timeout(self.grace, edge).await.is_err() {
+            tracing::warn!(grace = ?self.grace, "edge connections did not finish in time");
+        }
         match tokio::time::timeout(self.grace, self.task).await {
             Ok(Ok(result)) => result?,
             Ok(Err(join)) => return Err(CliError::Runtime(format!("server task failed: {join}"))),
@@ -272,6 +377,12 @@ impl Running {
             tracing::info!("database closed");
         }
         Ok(())
+    }
+}
+
+async fn futures_join_all(tasks: Vec<JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
     }
 }
 

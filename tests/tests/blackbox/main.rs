@@ -11,6 +11,7 @@ mod oidc_interop;
 mod oidc_node;
 mod openapi;
 mod pages;
+mod proxy;
 mod replicas;
 mod shutdown;
 mod sign_off;

@@ -1,0 +1,340 @@
+//! The access policy, in Cedar: may this user do this HTTP method on this app and path?
+//!
+//! Three sources are compiled into one policy set and validated against the schema together:
+//! the defaults shipped in `policies/`, one rule per route from its groups, and the admins' own
+//! text. Each problem is reported with the source it is in and its line and column.
+
+use crate::routes::RouteTable;
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, Policy, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode,
+    Validator,
+};
+use hyper::Method;
+use miette::Diagnostic;
+use stackgate_store::Session;
+use std::{
+    collections::{HashMap, HashSet},
+    str::FromStr,
+};
+
+/// The schema, compiled into the binary.
+pub const SCHEMA: &str = include_str!("../../../policies/stackgate.cedarschema");
+/// The default policies, compiled into the binary.
+pub const DEFAULT_POLICIES: &str = include_str!("../../../policies/default.cedar");
+
+/// One thing wrong with a policy text, located in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyProblem {
+    /// `defaults`, `routes` or `custom`.
+    pub source: &'static str,
+    pub message: String,
+    /// 1-based; absent when Cedar gives no place.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl std::fmt::Display for PolicyProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(
+                    f,
+                    "{} policy, line {line}, column {column}: {}",
+                    self.source, self.message
+                )
+            }
+            _ => write!(f, "{} policy: {}", self.source, self.message),
+        }
+    }
+}
+
+/// What the policy says about one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+/// A compiled, validated policy set, with what a request needs ready.
+#[derive(Debug)]
+pub struct AccessPolicy {
+    schema: Option<Schema>,
+    policies: PolicySet,
+    authorizer: Authorizer,
+    /// `None` only in the deny-all policy in force before the first compile.
+    types: Option<Types>,
+}
+
+/// The schema's entity types, parsed once.
+#[derive(Debug)]
+struct Types {
+    user: EntityTypeName,
+    group: EntityTypeName,
+    app: EntityTypeName,
+    action: EntityTypeName,
+}
+
+impl Types {
+    fn new() -> Result<Self, PolicyProblem> {
+        let name = |n: &str| {
+            EntityTypeName::from_str(n).map_err(|e| PolicyProblem {
+                source: "schema",
+                message: e.to_string(),
+                line: None,
+                column: None,
+            })
+        };
+        Ok(Types {
+            user: name("User")?,
+            group: name("Group")?,
+            app: name("App")?,
+            action: name("Action")?,
+        })
+    }
+}
+
+/// The schema, which is ours: a failure to parse it is a bug caught by the tests.
+fn schema() -> Result<Schema, PolicyProblem> {
+    Schema::from_cedarschema_str(SCHEMA)
+        .map(|(schema, _warnings)| schema)
+        .map_err(|e| PolicyProblem {
+            source: "schema",
+            message: e.to_string(),
+            line: None,
+            column: None,
+        })
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn problem(source: &'static str, text: &str, error: &dyn Diagnostic) -> PolicyProblem {
+    let offset = error
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| label.offset());
+    let (line, column) = match offset {
+        Some(offset) => {
+            let (l, c) = line_column(text, offset);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    let mut message = error.to_string();
+    if let Some(help) = error.help() {
+        message.push_str(&format!(" ({help})"));
+    }
+    PolicyProblem {
+        source,
+        message,
+        line,
+        column,
+    }
+}
+
+/// The rule a route's groups stand for.
+pub(crate) fn route_rules(routes: &RouteTable) -> String {
+    let mut rules = Vec::new();
+    let mut seen = HashSet::new();
+    for route in routes.routes() {
+        for group in &route.groups {
+            if seen.insert((group.clone(), route.app.clone())) {
+                rules.push(format!(
+                    "permit (principal in Group::{group:?}, action, resource == App::{app:?});",
+                    app = route.app
+                ));
+            }
+        }
+    }
+    rules.sort();
+    rules.join("\n")
+}
+
+impl AccessPolicy {
+    /// Denies everything; in force only until the first compile.
+    pub fn empty() -> Self {
+        AccessPolicy {
+            schema: None,
+            policies: PolicySet::new(),
+            authorizer: Authorizer::new(),
+            types: None,
+        }
+    }
+
+    /// Checks the admins' text alone against the schema (for the API, before storing it).
+    pub fn check_custom(
+        defaults: &str,
+        routes: &RouteTable,
+        custom: &str,
+    ) -> Result<(), Vec<PolicyProblem>> {
+        Self::compile(defaults, routes, custom).map(|_| ())
+    }
+
+    pub fn compile(
+        defaults: &str,
+        routes: &RouteTable,
+        custom: &str,
+    ) -> Result<Self, Vec<PolicyProblem>> {
+        let schema = schema().map_err(|p| vec![p])?;
+        let types = Types::new().map_err(|p| vec![p])?;
+        let generated = route_rules(routes);
+        let mut problems = Vec::new();
+        let mut policies = PolicySet::new();
+        for (source, text) in [
+            ("defaults", defaults),
+            ("routes", generated.as_str()),
+            ("custom", custom),
+        ] {
+            let parsed = match PolicySet::from_str(text) {
+                Ok(parsed) => parsed,
+                Err(errors) => {
+                    for error in errors.iter() {
+                        problems.push(problem(source, text, error));
+                    }
+                    continue;
+                }
+            };
+            if parsed.templates().next().is_some() {
+                problems.push(PolicyProblem {
+                    source,
+                    message:
+                        "templates (?principal, ?resource) are not supported; write the rule out"
+                            .into(),
+                    line: None,
+                    column: None,
+                });
+            }
+            let validation =
+                Validator::new(schema.clone()).validate(&parsed, ValidationMode::Strict);
+            for error in validation.validation_errors() {
+                problems.push(problem(source, text, error));
+            }
+            for policy in parsed.policies() {
+                let id = PolicyId::new(format!(
+                    "{source}.{}",
+                    policy.annotation("id").unwrap_or(policy.id().as_ref())
+                ));
+                if let Err(err) = policies.add(policy.new_id(id)) {
+                    problems.push(PolicyProblem {
+                        source,
+                        message: err.to_string(),
+                        line: None,
+                        column: None,
+                    });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            // One mistake can be reported once per action it applies to.
+            problems.dedup();
+            return Err(problems);
+        }
+        Ok(AccessPolicy {
+            schema: Some(schema),
+            policies,
+            authorizer: Authorizer::new(),
+            types: Some(types),
+        })
+    }
+
+    /// The whole policy set as it is in force, for admins to read.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.policies.policies()
+    }
+
+    pub fn decide(&self, session: &Session, app: &str, method: &Method, path: &str) -> Decision {
+        match self.evaluate(session, app, method, path) {
+            Ok(true) => Decision::Allow,
+            Ok(false) => Decision::Deny,
+            Err(err) => {
+                tracing::warn!(error = %err, app, "cannot evaluate the access policy; denying");
+                Decision::Deny
+            }
+        }
+    }
+
+    fn evaluate(
+        &self,
+        session: &Session,
+        app: &str,
+        method: &Method,
+        path: &str,
+    ) -> Result<bool, String> {
+        let Some(types) = &self.types else {
+            return Ok(false);
+        };
+        let user = EntityUid::from_type_name_and_id(
+            types.user.clone(),
+            EntityId::new(&session.user.username),
+        );
+        let groups: HashSet<EntityUid> = session
+            .groups
+            .iter()
+            .map(|g| EntityUid::from_type_name_and_id(types.group.clone(), EntityId::new(g)))
+            .collect();
+        let mut attrs = HashMap::from([(
+            "username".to_owned(),
+            RestrictedExpression::new_string(session.user.username.clone()),
+        )]);
+        if let Some(email) = &session.user.email {
+            attrs.insert(
+                "email".to_owned(),
+                RestrictedExpression::new_string(email.clone()),
+            );
+        }
+        let mut entities =
+            vec![Entity::new(user.clone(), attrs, groups.clone()).map_err(|e| e.to_string())?];
+        entities.extend(
+            groups
+                .into_iter()
+                .map(|g| Entity::new_no_attrs(g, HashSet::new())),
+        );
+        // With the schema, the action entities and their groups (`read`, `write`) come along.
+        let entities =
+            Entities::from_entities(entities, self.schema.as_ref()).map_err(|e| e.to_string())?;
+        let action = EntityUid::from_type_name_and_id(
+            types.action.clone(),
+            EntityId::new(action_of(method)),
+        );
+        let resource = EntityUid::from_type_name_and_id(types.app.clone(), EntityId::new(app));
+        let context = Context::from_pairs([(
+            "path".to_owned(),
+            RestrictedExpression::new_string(path.to_owned()),
+        )])
+        .map_err(|e| e.to_string())?;
+        let request = Request::new(user, action, resource, context, self.schema.as_ref())
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
+        Ok(response.decision() == CedarDecision::Allow)
+    }
+}
+
+/// The schema's action for a method.
+fn action_of(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PROPFIND" => "PROPFIND",
+        "REPORT" => "REPORT",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "PROPPATCH" => "PROPPATCH",
+        "MKCOL" => "MKCOL",
+        "COPY" => "COPY",
+        "MOVE" => "MOVE",
+        "LOCK" => "LOCK",
+        "UNLOCK" => "UNLOCK",
+        _ => "OTHER",
+    }
+}

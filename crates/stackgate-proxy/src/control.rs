@@ -1,0 +1,80 @@
+//! What the admin API and the login pages ask of the edge.
+
+use crate::{
+    Edge,
+    access::{AccessPolicy, SCHEMA, route_rules},
+    routes::{Route, RouteTable, normalise_host},
+};
+use stackgate_store::NewRoute;
+use stackgate_web::{EdgeControl, PolicyProblemView, RouteView};
+
+impl EdgeControl for Edge {
+    fn return_host(&self, url: &url::Url) -> Option<String> {
+        if url.scheme() != self.scheme() || url.username() != "" || url.password().is_some() {
+            return None;
+        }
+        let host = normalise_host(url.host_str()?)?;
+        self.routes().has_host(&host).then_some(host)
+    }
+
+    fn routes(&self) -> Vec<RouteView> {
+        let mut views: Vec<RouteView> = Edge::routes(self)
+            .routes()
+            .map(|r| RouteView {
+                id: r.id.clone(),
+                host: r.host.clone(),
+                path_prefix: r.path_prefix.clone(),
+                upstream: r.upstream.to_string(),
+                app: r.app.clone(),
+                groups: r.groups.clone(),
+                public_paths: r.public_paths.clone(),
+                source: if r.id.is_some() { "runtime" } else { "config" },
+            })
+            .collect();
+        views.sort_by(|a, b| (&a.host, &a.path_prefix).cmp(&(&b.host, &b.path_prefix)));
+        views
+    }
+
+    fn check_route(&self, route: &NewRoute) -> Result<(), String> {
+        Route::new(
+            &route.host,
+            &route.path_prefix,
+            &route.upstream,
+            &route.app,
+            route.groups.clone(),
+            route.public_paths.clone(),
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    }
+
+    fn check_policy(&self, text: &str) -> Result<(), Vec<PolicyProblemView>> {
+        let routes = Edge::routes(self);
+        AccessPolicy::compile(&self.settings.default_policies, &routes, text)
+            .map(|_| ())
+            .map_err(|problems| {
+                problems
+                    .into_iter()
+                    .map(|p| PolicyProblemView {
+                        source: p.source.to_owned(),
+                        message: p.message,
+                        line: p.line,
+                        column: p.column,
+                    })
+                    .collect()
+            })
+    }
+
+    fn builtin_policies(&self) -> (String, String) {
+        let routes: std::sync::Arc<RouteTable> = Edge::routes(self);
+        (self.settings.default_policies.clone(), route_rules(&routes))
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn reload(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { Edge::reload(self).await.map_err(|e| e.to_string()) })
+    }
+}

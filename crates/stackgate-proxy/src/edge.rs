@@ -1,0 +1,493 @@
+//! One request at the edge: which host, which route, who is calling, may they, then forward.
+
+use crate::{
+    ProxyError,
+    access::{AccessPolicy, Decision},
+    identity::{Assertions, IdentityHeaders, add_identity},
+    pages,
+    routes::{Route, RouteTable, normalise_host},
+    upstream::{Forwarder, Hop},
+};
+use axum::{body::Body, extract::ConnectInfo};
+use hyper::{
+    HeaderMap, Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
+use stackgate_identity::{Clock, MfaPolicy, SecretToken, hash_secret};
+use stackgate_store::{Session, Store};
+use stackgate_web::oidc::keyring::Keyring;
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+use tower::ServiceExt;
+
+/// Where the login host hands a sign-in over to an app's host.
+pub(crate) const CALLBACK_PATH: &str = "/.stackgate/callback";
+/// The login host's page that starts that hand-over.
+pub(crate) const SIGN_IN_PATH: &str = "/proxy/sign-in";
+/// Forward-auth, on the login host.
+pub(crate) const FORWARD_AUTH_PATH: &str = "/forward-auth";
+
+/// The edge's settings, validated by the binary's config loader.
+#[derive(Debug, Clone)]
+pub struct EdgeSettings {
+    /// The issuer, no trailing slash.
+    pub issuer: String,
+    /// Whether the edge serves HTTPS (decides cookie names and flags, and redirect schemes).
+    pub https: bool,
+    pub session_idle_timeout: i64,
+    pub mfa_policy: MfaPolicy,
+    pub headers: IdentityHeaders,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_response_timeout: Duration,
+    /// Cedar default policies (from `policies/`), beside those generated from routes.
+    pub default_policies: String,
+    /// Routes from the config file.
+    pub routes: Vec<Route>,
+}
+
+/// The edge: routes, policies and everything a request needs, shared by every connection.
+pub struct Edge {
+    pub(crate) settings: EdgeSettings,
+    issuer_host: String,
+    pub(crate) store: Store,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    web: axum::Router,
+    routes: RwLock<Arc<RouteTable>>,
+    access: RwLock<Arc<AccessPolicy>>,
+    forwarder: Forwarder,
+    assertions: Assertions,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge")
+            .field("issuer", &self.settings.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the checks decided about a request for a protected app.
+pub(crate) enum Verdict {
+    /// Let through, as this session.
+    Allowed(Box<Session>),
+    /// A public path: let through without identity.
+    Public,
+    /// Not signed in (or not strongly enough): go and sign in at this URL.
+    SignIn(String),
+    /// Signed in, refused by the access policy.
+    Denied,
+    /// The store could not answer.
+    Unavailable,
+}
+
+impl Edge {
+    /// Builds the edge and loads its routes and policies; fails on a route or policy that does
+    /// not compile, so a bad config never starts.
+    pub async fn open(
+        settings: EdgeSettings,
+        store: Store,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        web: axum::Router,
+    ) -> Result<Arc<Self>, ProxyError> {
+        let issuer_host = url::Url::parse(&settings.issuer)
+            .ok()
+            .and_then(|u| u.host_str().and_then(normalise_host))
+            .ok_or_else(|| {
+                ProxyError::Config(format!("issuer {:?} has no host", settings.issuer))
+            })?;
+        let forwarder = Forwarder::new(
+            settings.upstream_connect_timeout,
+            settings.upstream_response_timeout,
+        );
+        let edge = Arc::new(Edge {
+            settings,
+            issuer_host,
+            store,
+            keyring,
+            clock,
+            web,
+            routes: RwLock::new(Arc::default()),
+            access: RwLock::new(Arc::new(AccessPolicy::empty())),
+            forwarder,
+            assertions: Assertions::default(),
+        });
+        edge.reload().await?;
+        Ok(edge)
+    }
+
+    /// Re-reads runtime routes and the admins' policy; keeps the old ones if the new do not
+    /// compile (the API refuses such changes, so this means two replicas disagree on versions).
+    pub async fn reload(&self) -> Result<(), ProxyError> {
+        let mut routes = self.settings.routes.clone();
+        for stored in self.store.proxy_routes().await? {
+            let mut route = Route::new(
+                &stored.host,
+                &stored.path_prefix,
+                &stored.upstream,
+                &stored.app,
+                stored.groups,
+                stored.public_paths,
+            )?;
+            route.id = Some(stored.id.to_string());
+            routes.push(route);
+        }
+        let table = RouteTable::new(routes)?;
+        let custom = self.store.access_policy().await?;
+        let access = AccessPolicy::compile(&self.settings.default_policies, &table, &custom)
+            .map_err(ProxyError::Policy)?;
+        if let Ok(mut slot) = self.routes.write() {
+            *slot = Arc::new(table);
+        }
+        if let Ok(mut slot) = self.access.write() {
+            *slot = Arc::new(access);
+        }
+        Ok(())
+    }
+
+    /// Reloads whenever the store says routes or policies changed, until the process ends.
+    pub fn follow_changes(self: &Arc<Self>) {
+        let edge = Arc::downgrade(self);
+        let mut changes = self.store.proxy_changes();
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                let Some(edge) = edge.upgrade() else { return };
+                if let Err(err) = edge.reload().await {
+                    tracing::warn!(%err, "cannot reload proxy routes and policies; keeping the previous ones");
+                }
+            }
+        });
+    }
+
+    pub fn routes(&self) -> Arc<RouteTable> {
+        match self.routes.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn access(&self) -> Arc<AccessPolicy> {
+        match self.access.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn cookie_name(&self) -> &'static str {
+        if self.settings.https {
+            "__Host-stackgate_proxy"
+        } else {
+            "stackgate_proxy"
+        }
+    }
+
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.settings.https { "https" } else { "http" }
+    }
+
+    /// Serves one request from a client at `peer`.
+    pub async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let Some((host, host_as_sent)) = request_host(&request) else {
+            return pages::status(StatusCode::BAD_REQUEST, "The request names no host.");
+        };
+        if host == self.issuer_host {
+            if request.uri().path() == FORWARD_AUTH_PATH {
+                return crate::forward_auth::answer(&self, request.headers()).await;
+            }
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            return match self.web.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+        }
+        let routes = self.routes();
+        let path = request.uri().path().to_owned();
+        let Some(route) = routes.find(&host, &path).cloned() else {
+            return pages::unknown_host(&host);
+        };
+        if path == CALLBACK_PATH {
+            return self
+                .callback(&host, request.uri().query().unwrap_or(""))
+                .await;
+        }
+        let original_url = format!(
+            "{}://{}{}",
+            self.scheme(),
+            host_as_sent,
+            request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let verdict = self
+            .check(
+                &route,
+                &host,
+                request.method(),
+                &path,
+                request.headers(),
+                &original_url,
+            )
+            .await;
+        let (mut parts, body) = request.into_parts();
+        self.settings.headers.strip(&mut parts.headers);
+        remove_cookie(&mut parts.headers, self.cookie_name());
+        match verdict {
+            Verdict::Public => {}
+            Verdict::Allowed(session) => {
+                let assertion = self.assertions.assertion(
+                    &self.keyring,
+                    &self.settings.issuer,
+                    &session,
+                    &route.app,
+                    self.clock.unix(),
+                );
+                add_identity(
+                    &mut parts.headers,
+                    &self.settings.headers,
+                    &session,
+                    assertion,
+                );
+            }
+            Verdict::SignIn(url) => {
+                return if matches!(parts.method, Method::GET | Method::HEAD) {
+                    pages::redirect(&url)
+                } else {
+                    pages::status(StatusCode::UNAUTHORIZED, "Sign in first, then try again.")
+                };
+            }
+            Verdict::Denied => return pages::forbidden(&route.app),
+            Verdict::Unavailable => {
+                return pages::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is unavailable for a moment. Try again shortly.",
+                );
+            }
+        }
+        let hop = Hop {
+            client_ip: peer.ip(),
+            proto: self.scheme(),
+            host: host_as_sent,
+        };
+        let request = Request::from_parts(parts, body);
+        self.forwarder.forward(request, &route.upstream, &hop).await
+    }
+
+    /// Session, sign-in policy and access policy for a request to `route`.
+    pub(crate) async fn check(
+        &self,
+        route: &Route,
+        host: &str,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        original_url: &str,
+    ) -> Verdict {
+        if route.is_public(path) {
+            return Verdict::Public;
+        }
+        let sign_in = || {
+            let mut url = format!("{}{SIGN_IN_PATH}?", self.settings.issuer);
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("rd", original_url)
+                    .finish(),
+            );
+            Verdict::SignIn(url)
+        };
+        let Some(secret) = cookie_value(headers, self.cookie_name()) else {
+            return sign_in();
+        };
+        let session = match self
+            .store
+            .proxy_session(
+                &hash_secret(secret),
+                host,
+                self.settings.session_idle_timeout,
+            )
+            .await
+        {
+            Ok(Some(session)) => session,
+            Ok(None) => return sign_in(),
+            Err(err) => {
+                tracing::warn!(%err, "cannot check a proxy session");
+                return Verdict::Unavailable;
+            }
+        };
+        // A policy tightened since this session signed in sends it back for a stronger sign-in.
+        if !self
+            .settings
+            .mfa_policy
+            .max(session.group_mfa_policy)
+            .met_by(&session.amr)
+        {
+            return sign_in();
+        }
+        match self.access().decide(&session, &route.app, method, path) {
+            Decision::Allow => Verdict::Allowed(Box::new(session)),
+            Decision::Deny => Verdict::Denied,
+        }
+    }
+
+    /// `/.stackgate/callback?code=…&rd=…` on an app's host: trades the one-time code for this
+    /// host's cookie and returns to the page the person asked for.
+    pub(crate) async fn callback(&self, host: &str, query: &str) -> Response<Body> {
+        let mut code = None;
+        let mut rd = None;
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "code" => code = Some(value.into_owned()),
+                "rd" => rd = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        let rd = rd
+            .filter(|r| is_local_path(r))
+            .unwrap_or_else(|| "/".to_owned());
+        let Some(code) = code else {
+            return pages::status(StatusCode::BAD_REQUEST, "This sign-in link is incomplete.");
+        };
+        let secret = match SecretToken::generate("") {
+            Ok(secret) => secret,
+            Err(err) => {
+                tracing::error!(%err, "no randomness for a proxy session");
+                return pages::status(StatusCode::INTERNAL_SERVER_ERROR, "Try again.");
+            }
+        };
+        match self
+            .store
+            .redeem_proxy_code(&hash_secret(&code), host, &secret.hash)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return pages::page(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in link has expired",
+                    "It was used already or is too old. Open the app's address again to sign in.",
+                );
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot redeem a proxy sign-in code");
+                return pages::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Sign-in is unavailable for a moment. Try again shortly.",
+                );
+            }
+        }
+        let mut response = pages::redirect(&rd);
+        let secure = if self.settings.https { "; Secure" } else { "" };
+        let cookie = format!(
+            "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            self.cookie_name(),
+            secret.plaintext
+        );
+        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        response
+    }
+}
+
+/// The host a request is for: from the URI (HTTP/2, absolute-form) or the `Host` header.
+/// Returns the normalised name and the host as sent (with its port).
+fn request_host<B>(request: &Request<B>) -> Option<(String, String)> {
+    let sent = match request.uri().authority() {
+        Some(authority) => authority.as_str().to_owned(),
+        None => request
+            .headers()
+            .get(header::HOST)?
+            .to_str()
+            .ok()?
+            .to_owned(),
+    };
+    Some((normalise_host(&sent)?, sent))
+}
+
+/// A path on this host, not a way out of it (`//evil`, `/\evil`).
+pub(crate) fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && !path.chars().any(|c| c.is_control())
+}
+
+/// The value of cookie `name`, from every `Cookie` header.
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Removes cookie `name` before the request goes upstream: the app must never see the edge's
+/// own credential.
+fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(n, _)| n != name))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_edge_cookie_never_reaches_the_app() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; stackgate_proxy=secret"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("stackgate_proxy=again; b=2"),
+        );
+        assert_eq!(cookie_value(&headers, "stackgate_proxy"), Some("secret"));
+        remove_cookie(&mut headers, "stackgate_proxy");
+        assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
+        let mut only = HeaderMap::new();
+        only.insert(
+            header::COOKIE,
+            HeaderValue::from_static("stackgate_proxy=secret"),
+        );
+        remove_cookie(&mut only, "stackgate_proxy");
+        assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn return_paths_stay_on_the_host() {
+        assert!(is_local_path("/wiki/page?x=1"));
+        assert!(!is_local_path("//evil.example/"));
+        assert!(!is_local_path("/\\evil.example/"));
+        assert!(!is_local_path("https://evil.example/"));
+        assert!(!is_local_path("/a\nb"));
+    }
+}

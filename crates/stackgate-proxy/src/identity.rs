@@ -1,0 +1,159 @@
+//! Telling the upstream who is calling: plain headers (user, email, groups) for apps that trust
+//! their network, and a signed assertion (a short-lived JWT, audience = the app) for apps that
+//! verify. Whatever the client sent under those names is removed first, always, so a client can
+//! never speak for someone else.
+
+use hyper::{HeaderMap, header::HeaderName, header::HeaderValue};
+use serde::Serialize;
+use stackgate_oidc::SigningAlg;
+use stackgate_store::Session;
+use stackgate_web::oidc::keyring::Keyring;
+use std::{collections::HashMap, sync::Mutex};
+
+/// The header names, from config.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub groups: HeaderName,
+    pub assertion: HeaderName,
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        IdentityHeaders {
+            user: HeaderName::from_static("x-forwarded-user"),
+            email: HeaderName::from_static("x-forwarded-email"),
+            groups: HeaderName::from_static("x-forwarded-groups"),
+            assertion: HeaderName::from_static("x-stackgate-assertion"),
+        }
+    }
+}
+
+impl IdentityHeaders {
+    /// Removes every identity header, whatever its case or count.
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        for name in [&self.user, &self.email, &self.groups, &self.assertion] {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Seconds an assertion is valid.
+pub const ASSERTION_LIFETIME: i64 = 60;
+/// A cached assertion is reused while it has at least this long left.
+const REUSE_WHILE: i64 = 30;
+const MAX_CACHED: usize = 50_000;
+
+#[derive(Serialize)]
+struct AssertionClaims<'a> {
+    iss: &'a str,
+    sub: String,
+    aud: &'a str,
+    iat: i64,
+    exp: i64,
+    sid: String,
+    preferred_username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    groups: &'a [String],
+}
+
+struct CachedAssertion {
+    token: String,
+    exp: i64,
+    /// What the token says, to notice a changed user.
+    said: (Vec<String>, Option<String>, String),
+}
+
+/// Signs assertions, reusing each for half its life: signing costs far more than a lookup.
+#[derive(Default)]
+pub struct Assertions {
+    cache: Mutex<HashMap<(String, String), CachedAssertion>>,
+}
+
+impl Assertions {
+    pub fn assertion(
+        &self,
+        keyring: &Keyring,
+        issuer: &str,
+        session: &Session,
+        app: &str,
+        now: i64,
+    ) -> Option<String> {
+        let key = (session.id.to_string(), app.to_owned());
+        let said = (
+            session.groups.clone(),
+            session.user.email.clone(),
+            session.user.username.clone(),
+        );
+        if let Ok(cache) = self.cache.lock()
+            && let Some(hit) = cache.get(&key)
+            && hit.exp - now >= REUSE_WHILE
+            && hit.said == said
+        {
+            return Some(hit.token.clone());
+        }
+        let claims = AssertionClaims {
+            iss: issuer,
+            sub: session.user.id.to_string(),
+            aud: app,
+            iat: now,
+            exp: now + ASSERTION_LIFETIME,
+            sid: session.id.to_string(),
+            preferred_username: &session.user.username,
+            email: session.user.email.as_deref(),
+            groups: &session.groups,
+        };
+        let keys = keyring.keys();
+        let token = match keys
+            .signer(SigningAlg::ES256)
+            .and_then(|key| stackgate_oidc::sign(key, "JWT", &claims))
+        {
+            Ok(token) => token,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot sign an identity assertion");
+                return None;
+            }
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= MAX_CACHED {
+                cache.retain(|_, c| c.exp - now >= REUSE_WHILE);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                key,
+                CachedAssertion {
+                    token: token.clone(),
+                    exp: now + ASSERTION_LIFETIME,
+                    said,
+                },
+            );
+        }
+        Some(token)
+    }
+}
+
+/// Adds the identity headers for `session` (after [`IdentityHeaders::strip`]).
+pub fn add_identity(
+    headers: &mut HeaderMap,
+    names: &IdentityHeaders,
+    session: &Session,
+    assertion: Option<String>,
+) {
+    let mut put = |name: &HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name.clone(), value);
+        }
+    };
+    put(&names.user, &session.user.username);
+    if let Some(email) = &session.user.email {
+        put(&names.email, email);
+    }
+    put(&names.groups, &session.groups.join(","));
+    if let Some(assertion) = assertion {
+        put(&names.assertion, &assertion);
+    }
+}

@@ -1,0 +1,30 @@
+//! Stackgate's edge: one listener (HTTPS, or plain HTTP for development) in front of the login
+//! host and every protected app.
+//!
+//! A request for the login host goes to the web router in-process. A request for an app host
+//! is matched to a route, checked (the proxy's own session cookie for that host, looked up in
+//! memory; the sign-in policy; the Cedar access policy), given the caller's identity, and
+//! streamed to the upstream. Forward-auth answers the same question for an ingress that keeps
+//! proxying itself.
+
+#![forbid(unsafe_code)]
+
+pub mod access;
+mod control;
+mod edge;
+mod error;
+mod forward_auth;
+mod identity;
+mod listener;
+mod pages;
+pub mod routes;
+mod tls;
+mod upstream;
+
+pub use access::{AccessPolicy, PolicyProblem};
+pub use edge::{Edge, EdgeSettings};
+pub use error::ProxyError;
+pub use identity::IdentityHeaders;
+pub use listener::{Listener, serve, serve_redirect};
+pub use routes::{Route, RouteTable};
+pub use tls::CertResolver;

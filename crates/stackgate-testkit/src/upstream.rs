@@ -1,0 +1,96 @@
+//! A stand-in app behind the edge proxy: it answers every request with what it received (method,
+//! path, headers), counts streamed uploads without keeping them, and echoes WebSocket messages.
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Request, ws::WebSocketUpgrade},
+    response::{IntoResponse, Response},
+    routing::{any, get, post},
+};
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+
+/// A running stand-in app.
+#[derive(Debug)]
+pub struct EchoUpstream {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EchoUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl EchoUpstream {
+    pub async fn start() -> Self {
+        let app = Router::new()
+            .route("/ws", get(websocket))
+            .route("/upload", post(upload))
+            .fallback(any(echo));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let addr = listener.local_addr().expect("upstream addr");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("upstream serves");
+        });
+        EchoUpstream { addr, task }
+    }
+
+    /// `http://127.0.0.1:PORT`, as a route's upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn echo(request: Request) -> Json<Value> {
+    let mut headers = Map::new();
+    for (name, value) in request.headers() {
+        let value = Value::String(value.to_str().unwrap_or("(binary)").to_owned());
+        match headers.get_mut(name.as_str()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.clone(), value]),
+            None => {
+                headers.insert(name.as_str().to_owned(), value);
+            }
+        }
+    }
+    Json(json!({
+        "method": request.method().as_str(),
+        "path": request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+        "headers": headers,
+    }))
+}
+
+/// Reads the body chunk by chunk and answers how many bytes arrived.
+async fn upload(request: Request) -> Response {
+    use http_body_util::BodyExt;
+    let mut body: Body = request.into_body();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    total += data.len() as u64;
+                }
+            }
+            Err(err) => {
+                return (axum::http::StatusCode::BAD_REQUEST, err.to_string()).into_response();
+            }
+        }
+    }
+    Json(json!({ "bytes": total })).into_response()
+}
+
+async fn websocket(upgrade: WebSocketUpgrade) -> Response {
+    upgrade.on_upgrade(|mut socket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if socket.send(message).await.is_err() {
+                break;
+            }
+        }
+    })
+}

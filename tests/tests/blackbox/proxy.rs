@@ -1,0 +1,402 @@
+//! The edge proxy end to end: a real upstream behind it, people signing in through the login
+//! host, Cedar deciding, identity headers the client cannot spoof, an assertion the upstream can
+//! verify against the JWKS, WebSockets, routes changing at runtime, and sign-off taking effect on
+//! the next request.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use stackgate_testkit::{AdminClient, EchoUpstream, TestServer, sign_in_and_authorize};
+
+pub(crate) const PASSWORD: &str = "a long enough password 1";
+
+pub(crate) async fn api(
+    server: &TestServer,
+    admin: &AdminClient,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Client::new()
+        .request(method, server.url(&format!("/api/v1{path}")))
+        .bearer_auth(&admin.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub(crate) async fn add_route(server: &TestServer, admin: &AdminClient, route: Value) -> Value {
+    let (status, body) = api(
+        server,
+        admin,
+        reqwest::Method::POST,
+        "/proxy/routes",
+        Some(route),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+pub(crate) async fn user(server: &TestServer, admin: &AdminClient, name: &str, groups: &[&str]) {
+    for group in groups {
+        let (status, _) = api(
+            server,
+            admin,
+            reqwest::Method::POST,
+            "/groups",
+            Some(json!({ "name": group })),
+        )
+        .await;
+        assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT);
+    }
+    let (status, body) = api(
+        server,
+        admin,
+        reqwest::Method::POST,
+        "/users",
+        Some(json!({ "username": name, "email": format!("{name}@example.org"), "password": PASSWORD, "groups": groups })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Opens `url` on an app host as a person would: sent to sign in, signs in, handed back to the
+/// app's host, and lands on the page asked for. Returns that last response.
+pub(crate) async fn open_signed_in(
+    server: &TestServer,
+    browser: &Client,
+    url: &str,
+    username: &str,
+) -> reqwest::Response {
+    let first = browser.get(url).send().await.unwrap();
+    assert_eq!(
+        first.status(),
+        StatusCode::FOUND,
+        "a person without a session is sent to sign in"
+    );
+    let sign_in = first.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        sign_in.starts_with(&server.url("/proxy/sign-in?rd=")),
+        "{sign_in}"
+    );
+    let callback = sign_in_and_authorize(server, browser, &sign_in, username, PASSWORD).await;
+    assert_eq!(callback.path(), "/.stackgate/callback", "{callback}");
+    let back = browser.get(callback.clone()).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::FOUND);
+    let cookie = back.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("stackgate_proxy="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let target = back.headers()["location"].to_str().unwrap().to_owned();
+    let again = callback.join(&target).unwrap();
+    // The code is spent.
+    let replay = browser.get(callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    browser.get(again).send().await.unwrap()
+}
+
+async fn echoed(response: reqwest::Response) -> Value {
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.headers()
+    );
+    response.json().await.unwrap()
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    signs_in_through_the_login_host_and_tells_the_app_who_calls => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({
+            "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki",
+            "groups": ["staff"], "public_paths": ["/health"],
+        })).await;
+        user(&server, &admin, "ana", &["staff"]).await;
+        let browser = server.edge_browser(&["wiki.localhost"]);
+
+        // Public paths need no session, and carry no identity even if the client claims one.
+        let public = browser
+            .get(server.app_url("wiki.localhost", "/health"))
+            .header("X-Forwarded-User", "root")
+            .send().await.unwrap();
+        let public = echoed(public).await;
+        assert!(public["headers"].get("x-forwarded-user").is_none(), "{public}");
+
+        let page = open_signed_in(&server, &browser, &server.app_url("wiki.localhost", "/page?x=1"), "ana").await;
+        let seen = echoed(page).await;
+        assert_eq!(seen["path"], "/page?x=1");
+        assert_eq!(seen["headers"]["x-forwarded-user"], "ana");
+        assert_eq!(seen["headers"]["x-forwarded-email"], "ana@example.org");
+        assert_eq!(seen["headers"]["x-forwarded-groups"], "staff");
+        assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+        assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert!(seen["headers"]["host"].as_str().unwrap().starts_with("wiki.localhost:"));
+        assert!(seen["headers"].get("cookie").is_none(), "the edge's cookie never reaches the app: {seen}");
+
+        // Spoofed identity headers are replaced, whatever their case or count; the app's own
+        // cookies pass, the edge's does not.
+        let edge_cookie = proxy_cookie(&server, "wiki.localhost", "ana").await;
+        let spoofed = server.edge_browser(&["wiki.localhost"])
+            .get(server.app_url("wiki.localhost", "/x"))
+            .header("x-forwarded-user", "root")
+            .header("X-Forwarded-Groups", "admins")
+            .header("X-Stackgate-Assertion", "forged")
+            .header("Cookie", format!("theirs=1; {edge_cookie}"))
+            .send().await.unwrap();
+        let spoofed = echoed(spoofed).await;
+        assert_eq!(spoofed["headers"]["x-forwarded-user"], "ana", "{spoofed}");
+        assert_eq!(spoofed["headers"]["x-forwarded-groups"], "staff");
+        assert_ne!(spoofed["headers"]["x-stackgate-assertion"], "forged");
+        assert_eq!(spoofed["headers"]["cookie"], "theirs=1", "the app's own cookies pass");
+
+        // The assertion verifies against the JWKS, for this app only, briefly.
+        let assertion = spoofed["headers"]["x-stackgate-assertion"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(assertion).unwrap();
+        let jwks: jsonwebtoken::jwk::JwkSet = Client::new().get(server.url("/jwks.json")).send().await.unwrap().json().await.unwrap();
+        let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_audience(&["wiki"]);
+        validation.set_issuer(&[server.base_url.as_str()]);
+        let claims = jsonwebtoken::decode::<Value>(assertion, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims["preferred_username"], "ana");
+        assert_eq!(claims["groups"], json!(["staff"]));
+        assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 60);
+        let mut other_app = jsonwebtoken::Validation::new(header.alg);
+        other_app.set_audience(&["board"]);
+        assert!(jsonwebtoken::decode::<Value>(assertion, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &other_app).is_err());
+
+        // A form post without a session is refused, not redirected.
+        let stranger = server.edge_browser(&["wiki.localhost"]);
+        let post = stranger.post(server.app_url("wiki.localhost", "/save")).body("x").send().await.unwrap();
+        assert_eq!(post.status(), StatusCode::UNAUTHORIZED);
+
+        // A stolen cookie does not work on another app's host.
+        add_route(&server, &admin, json!({ "host": "board.localhost", "upstream": upstream.url(), "app": "board", "groups": ["staff"] })).await;
+        let cookie = browser
+            .get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
+        assert_eq!(cookie.status(), StatusCode::OK);
+        let other = server.edge_browser(&["board.localhost"]);
+        let jar_cookie = format!("stackgate_proxy={}", "x".repeat(43));
+        let refused = other.get(server.app_url("board.localhost", "/")).header("cookie", jar_cookie).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FOUND);
+        server.stop().await;
+    };
+
+    cedar_decides_by_group_method_and_path => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
+        add_route(&server, &admin, json!({ "host": "board.localhost", "upstream": upstream.url(), "app": "board", "groups": ["board"] })).await;
+        user(&server, &admin, "ana", &["staff"]).await;
+        user(&server, &admin, "bo", &["board"]).await;
+        user(&server, &admin, "ivo", &["interns"]).await;
+        let hosts = ["wiki.localhost", "board.localhost"];
+
+        let ana = server.edge_browser(&hosts);
+        let page = open_signed_in(&server, &ana, &server.app_url("wiki.localhost", "/"), "ana").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let post = ana.post(server.app_url("wiki.localhost", "/edit")).body("text").send().await.unwrap();
+        assert_eq!(echoed(post).await["method"], "POST");
+        // Not her group's app: a page that says whom to ask.
+        let board = open_signed_in(&server, &ana, &server.app_url("board.localhost", "/"), "ana").await;
+        assert_eq!(board.status(), StatusCode::FORBIDDEN);
+        let text = board.text().await.unwrap();
+        assert!(text.contains("Ask your administrator") && text.contains("board"), "{text}");
+
+        // Interns may read the wiki but not change it, and nobody outside finance reaches
+        // /finance, whatever else permits it.
+        let policy = r#"
+permit (principal in Group::"interns", action in Action::"read", resource == App::"wiki");
+forbid (principal, action, resource == App::"wiki")
+  when { context.path like "/finance*" }
+  unless { principal in Group::"finance" };
+"#;
+        let (status, body) = api(&server, &admin, reqwest::Method::PUT, "/access-policy", Some(json!({ "text": policy }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ivo = server.edge_browser(&hosts);
+        let read = open_signed_in(&server, &ivo, &server.app_url("wiki.localhost", "/page"), "ivo").await;
+        assert_eq!(read.status(), StatusCode::OK);
+        let write = ivo.post(server.app_url("wiki.localhost", "/page")).body("x").send().await.unwrap();
+        assert_eq!(write.status(), StatusCode::FORBIDDEN);
+        let delete = ivo.delete(server.app_url("wiki.localhost", "/page")).send().await.unwrap();
+        assert_eq!(delete.status(), StatusCode::FORBIDDEN);
+        let finance = ana.get(server.app_url("wiki.localhost", "/finance/2026")).send().await.unwrap();
+        assert_eq!(finance.status(), StatusCode::FORBIDDEN);
+        let elsewhere = ana.get(server.app_url("wiki.localhost", "/news")).send().await.unwrap();
+        assert_eq!(elsewhere.status(), StatusCode::OK);
+
+        // A policy that does not validate is refused with its place, and the old one stays.
+        let bad = "permit (principal in Group::\"interns\", action, resource == App::\"wiki\")\n  when { context.pth == \"/\" };";
+        let (status, body) = api(&server, &admin, reqwest::Method::PUT, "/access-policy", Some(json!({ "text": bad }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let problem = &body["problems"][0];
+        assert_eq!(problem["source"], "custom");
+        assert_eq!(problem["line"], 2, "{body}");
+        assert!(problem["column"].as_u64().unwrap() > 1, "{body}");
+        assert!(problem["message"].as_str().unwrap().contains("pth"), "{body}");
+        let syntax = "permit (principal, action, resource) when { ";
+        let (status, body) = api(&server, &admin, reqwest::Method::PUT, "/access-policy", Some(json!({ "text": syntax }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["problems"][0]["line"], 1, "{body}");
+        let (_, current) = api(&server, &admin, reqwest::Method::GET, "/access-policy", None).await;
+        assert_eq!(current["text"], policy);
+        assert!(current["generated"].as_str().unwrap().contains("App::\"board\""));
+        let still = ivo.get(server.app_url("wiki.localhost", "/page")).send().await.unwrap();
+        assert_eq!(still.status(), StatusCode::OK);
+
+        // Moving ana to the board group takes effect on her next request.
+        let (status, _) = api(&server, &admin, reqwest::Method::PUT, "/groups/board/members/ana", None).await;
+        assert!(status.is_success(), "{status}");
+        let board = ana.get(server.app_url("board.localhost", "/")).send().await.unwrap();
+        assert_eq!(board.status(), StatusCode::OK);
+
+        // Every change is in the audit log.
+        let (_, audit) = api(&server, &admin, reqwest::Method::GET, "/audit?limit=100", None).await;
+        let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        assert!(actions.contains(&"access_policy.update") && actions.contains(&"proxy.route.create"), "{actions:?}");
+        server.stop().await;
+    };
+
+    signing_out_is_refused_on_the_next_request_and_routes_change_at_runtime => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        let browser = server.edge_browser(&["wiki.localhost", "new.localhost"]);
+        let unknown = browser.get(server.app_url("new.localhost", "/")).send().await.unwrap();
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert!(unknown.text().await.unwrap().contains("No app here"));
+
+        let route = add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
+        user(&server, &admin, "ana", &["staff"]).await;
+        let page = open_signed_in(&server, &browser, &server.app_url("wiki.localhost", "/"), "ana").await;
+        assert_eq!(page.status(), StatusCode::OK);
+
+        // A route for the same host twice is a conflict; a bad upstream is named.
+        let (status, _) = api(&server, &admin, reqwest::Method::POST, "/proxy/routes",
+            Some(json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "x" }))).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = api(&server, &admin, reqwest::Method::POST, "/proxy/routes",
+            Some(json!({ "host": "x.localhost", "upstream": "ftp://nope", "app": "x" }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["detail"].as_str().unwrap().contains("http://"), "{body}");
+
+        // Signing out at the login host ends the app session on the very next request.
+        let signed_out = browser
+            .post(server.url("/logout/everywhere"))
+            .header("origin", server.base_url.as_str())
+            .form(&[("csrf", stackgate_testkit::hidden_field(&browser.get(server.url("/")).send().await.unwrap().text().await.unwrap(), "csrf").as_str())])
+            .send().await.unwrap();
+        assert_eq!(signed_out.status(), StatusCode::OK);
+        let after = browser.get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
+        assert_eq!(after.status(), StatusCode::FOUND, "signed out means signed out, at once");
+
+        // Removing the route unpublishes the app at once.
+        let id = route["id"].as_str().unwrap();
+        let (status, _) = api(&server, &admin, reqwest::Method::DELETE, &format!("/proxy/routes/{id}"), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let gone = browser.get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+        server.stop().await;
+    };
+
+    a_sign_in_cannot_be_bounced_elsewhere => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
+        let browser = admin.browser.clone();
+        for rd in ["https://evil.example/", "http://evil.localhost/", "javascript:alert(1)", "https://wiki.localhost/", "http://user@wiki.localhost/"] {
+            let url = format!("{}?rd={}", server.url("/proxy/sign-in"), urlencode(rd));
+            let response = browser.get(url).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{rd}");
+        }
+        // Signed in, a good return URL gets a code for that host only.
+        let rd = server.app_url("wiki.localhost", "/a?b=c");
+        let response = browser.get(format!("{}?rd={}", server.url("/proxy/sign-in"), urlencode(&rd))).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let callback = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+        assert_eq!(callback.host_str(), Some("wiki.localhost"));
+        let pairs: std::collections::HashMap<_, _> = callback.query_pairs().into_owned().collect();
+        assert_eq!(pairs["rd"], "/a?b=c");
+        // The callback refuses to send anyone off the host.
+        let edge = server.edge_browser(&["wiki.localhost"]);
+        let code = &pairs["code"];
+        let out = edge.get(server.app_url("wiki.localhost", &format!("/.stackgate/callback?code={code}&rd=//evil.example/"))).send().await.unwrap();
+        assert_eq!(out.status(), StatusCode::FOUND);
+        assert_eq!(out.headers()["location"], "/");
+        server.stop().await;
+    };
+
+    websockets_pass_through => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "chat.localhost", "upstream": upstream.url(), "app": "chat", "groups": ["staff"] })).await;
+        user(&server, &admin, "ana", &["staff"]).await;
+        let browser = server.edge_browser(&["chat.localhost"]);
+        let page = open_signed_in(&server, &browser, &server.app_url("chat.localhost", "/"), "ana").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        // The edge cookie for the app host, as a WebSocket client sends it.
+        let cookie = proxy_cookie(&server, "chat.localhost", "ana").await;
+        let addr = server.proxy_addr.unwrap();
+        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            format!("ws://chat.localhost:{}/ws", addr.port()),
+        )
+        .unwrap();
+        request.headers_mut().insert("cookie", cookie.parse().unwrap());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut socket, response) = tokio_tungstenite::client_async(request, stream).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        use futures_util::{SinkExt, StreamExt};
+        for text in ["hello", "through the edge"] {
+            socket.send(tokio_tungstenite::tungstenite::Message::text(text)).await.unwrap();
+            let echoed = socket.next().await.unwrap().unwrap();
+            assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        }
+        // Without the cookie, no upgrade.
+        let mut anonymous = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            format!("ws://chat.localhost:{}/ws", addr.port()),
+        )
+        .unwrap();
+        anonymous.headers_mut().insert("x-forwarded-user", "ana".parse().unwrap());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(tokio_tungstenite::client_async(anonymous, stream).await.is_err());
+        server.stop().await;
+    };
+}
+
+/// Signs `username` in to `host` with a fresh browser and returns the edge cookie it was given,
+/// as a `Cookie` header value (reqwest does not expose its cookie jar).
+pub(crate) async fn proxy_cookie(server: &TestServer, host: &str, username: &str) -> String {
+    let fresh = server.edge_browser(&[host]);
+    let first = fresh.get(server.app_url(host, "/")).send().await.unwrap();
+    let sign_in = first.headers()["location"].to_str().unwrap().to_owned();
+    let callback = sign_in_and_authorize(server, &fresh, &sign_in, username, PASSWORD).await;
+    let back = fresh.get(callback).send().await.unwrap();
+    let set = back.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+pub(crate) fn urlencode(s: &str) -> String {
+    url_escape(s)
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
