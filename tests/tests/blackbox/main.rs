@@ -12,6 +12,7 @@ mod oidc_node;
 mod openapi;
 mod pages;
 mod proxy;
+mod proxy_tls;
 mod replicas;
 mod shutdown;
 mod sign_off;
