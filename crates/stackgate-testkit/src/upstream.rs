@@ -29,6 +29,7 @@ impl EchoUpstream {
         let app = Router::new()
             .route("/ws", get(websocket))
             .route("/upload", post(upload))
+            .route("/download/{bytes}", get(download))
             .fallback(any(echo));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -83,6 +84,34 @@ async fn upload(request: Request) -> Response {
         }
     }
     Json(json!({ "bytes": total })).into_response()
+}
+
+/// Streams `bytes` zero bytes, 64 KiB at a time, without ever holding more.
+async fn download(axum::extract::Path(bytes): axum::extract::Path<u64>) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let chunk = axum::body::Bytes::from(vec![0u8; CHUNK]);
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            if tx.send(Ok(chunk.slice(..n))).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+    });
+    let stream = futures_stream(rx);
+    Response::builder()
+        .header("content-length", bytes.to_string())
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
+fn futures_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn websocket(upgrade: WebSocketUpgrade) -> Response {

@@ -12,6 +12,7 @@ mod oidc_node;
 mod openapi;
 mod pages;
 mod proxy;
+mod proxy_stream;
 mod proxy_tls;
 mod replicas;
 mod shutdown;
