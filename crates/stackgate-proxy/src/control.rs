@@ -74,6 +74,13 @@ impl EdgeControl for Edge {
         SCHEMA
     }
 
+    fn forward_auth(
+        &self,
+        headers: hyper::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send + '_>> {
+        Box::pin(async move { crate::forward_auth::answer(self, &headers).await })
+    }
+
     fn reload(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move { Edge::reload(self).await.map_err(|e| e.to_string()) })
     }

@@ -28,8 +28,6 @@ use tower::ServiceExt;
 pub(crate) const CALLBACK_PATH: &str = "/.stackgate/callback";
 /// The login host's page that starts that hand-over.
 pub(crate) const SIGN_IN_PATH: &str = "/proxy/sign-in";
-/// Forward-auth, on the login host.
-pub(crate) const FORWARD_AUTH_PATH: &str = "/forward-auth";
 
 /// The edge's settings, validated by the binary's config loader.
 #[derive(Debug, Clone)]
@@ -200,9 +198,6 @@ impl Edge {
             return pages::status(StatusCode::BAD_REQUEST, "The request names no host.");
         };
         if host == self.issuer_host {
-            if request.uri().path() == FORWARD_AUTH_PATH {
-                return crate::forward_auth::answer(&self, request.headers()).await;
-            }
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             return match self.web.clone().oneshot(request).await {
@@ -246,13 +241,7 @@ impl Edge {
         match verdict {
             Verdict::Public => {}
             Verdict::Allowed(session) => {
-                let assertion = self.assertions.assertion(
-                    &self.keyring,
-                    &self.settings.issuer,
-                    &session,
-                    &route.app,
-                    self.clock.unix(),
-                );
+                let assertion = self.assertion(&session, &route.app);
                 add_identity(
                     &mut parts.headers,
                     &self.settings.headers,
@@ -282,6 +271,17 @@ impl Edge {
         };
         let request = Request::from_parts(parts, body);
         self.forwarder.forward(request, &route.upstream, &hop).await
+    }
+
+    /// A signed statement of who `session` is, for `app`.
+    pub(crate) fn assertion(&self, session: &Session, app: &str) -> Option<String> {
+        self.assertions.assertion(
+            &self.keyring,
+            &self.settings.issuer,
+            session,
+            app,
+            self.clock.unix(),
+        )
     }
 
     /// Session, sign-in policy and access policy for a request to `route`.

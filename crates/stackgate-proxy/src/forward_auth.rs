@@ -77,11 +77,12 @@ pub(crate) async fn answer(edge: &Edge, headers: &HeaderMap) -> Response<Body> {
         Verdict::Public => ok(),
         Verdict::Allowed(session) => {
             let mut response = ok();
+            let assertion = edge.assertion(&session, &route.app);
             add_identity(
                 response.headers_mut(),
                 &edge.settings.headers,
                 &session,
-                None,
+                assertion,
             );
             response
         }

@@ -29,6 +29,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/proxy/sign-in", get(proxy_sign_in::start))
         .route(
+            "/forward-auth",
+            axum::routing::any(proxy_sign_in::forward_auth),
+        )
+        .route(
             "/login/second-factor",
             get(second_factor::form).post(second_factor::submit),
         )

@@ -93,6 +93,11 @@ pub trait EdgeControl: Send + Sync {
     /// Re-reads routes and policies now (after this process changed them), so the change is in
     /// force when the API answers. Other replicas follow through the store's notifications.
     fn reload(&self) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+    /// Answers an ingress's forward-auth question (nginx `auth_request`, Traefik `forwardAuth`).
+    fn forward_auth(
+        &self,
+        headers: axum::http::HeaderMap,
+    ) -> std::pin::Pin<Box<dyn Future<Output = axum::response::Response> + Send + '_>>;
 }
 
 /// A route as the API shows it.

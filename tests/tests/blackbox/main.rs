@@ -4,6 +4,7 @@
 mod admin_api;
 mod browser;
 mod cli;
+mod forward_auth;
 mod mfa;
 mod mfa_policy;
 mod oidc;

@@ -66,3 +66,11 @@ pub(crate) async fn start(
     callback.set_fragment(None);
     Ok(Redirect::to(callback.as_str()).into_response())
 }
+
+/// `/forward-auth`: an ingress asks whether a request may pass (see the edge's forward-auth).
+pub(crate) async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.edge.get() {
+        Some(edge) => edge.forward_auth(headers).await,
+        None => PageError::NotFound.into_response(),
+    }
+}
