@@ -31,6 +31,8 @@ CREATE TABLE proxy_codes (
     code_hash  TEXT    NOT NULL PRIMARY KEY,
     session_id TEXT    NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     host       TEXT    NOT NULL,
+    -- Digest of the state cookie of the browser sent to sign in: only it may redeem the code.
+    state_hash TEXT    NOT NULL,
     expires_at INTEGER  NOT NULL
 );
 

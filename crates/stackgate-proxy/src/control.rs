@@ -35,8 +35,8 @@ impl EdgeControl for Edge {
         views
     }
 
-    fn check_route(&self, route: &NewRoute) -> Result<(), String> {
-        Route::new(
+    fn check_route(&self, route: &NewRoute) -> Result<NewRoute, String> {
+        let checked = Route::new(
             &route.host,
             &route.path_prefix,
             &route.upstream,
@@ -44,8 +44,31 @@ impl EdgeControl for Edge {
             route.groups.clone(),
             route.public_paths.clone(),
         )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        if checked.host == self.issuer_host() {
+            return Err(format!(
+                "{} is the login host; it cannot be routed to an app",
+                checked.host
+            ));
+        }
+        // The table must still build with it: a clash found only at the next reload would
+        // leave the edge unable to take in any later change.
+        let current = Edge::routes(self);
+        RouteTable::new(
+            current
+                .routes()
+                .map(|r| (**r).clone())
+                .chain([checked.clone()]),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(NewRoute {
+            host: checked.host,
+            path_prefix: checked.path_prefix,
+            upstream: checked.upstream.to_string(),
+            app: checked.app,
+            groups: checked.groups,
+            public_paths: checked.public_paths,
+        })
     }
 
     fn check_policy(&self, text: &str) -> Result<(), Vec<PolicyProblemView>> {

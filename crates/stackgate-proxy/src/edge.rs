@@ -5,8 +5,9 @@ use crate::{
     access::{AccessPolicy, Decision},
     identity::{Assertions, IdentityHeaders, add_identity},
     pages,
+    paths::{BadPath, canonical_path},
     routes::{Route, RouteTable, normalise_host},
-    upstream::{Forwarder, Hop},
+    upstream::{Forwarder, Hop, sanitise_request},
 };
 use axum::{body::Body, extract::ConnectInfo};
 use hyper::{
@@ -75,8 +76,8 @@ pub(crate) enum Verdict {
     Allowed(Box<Session>),
     /// A public path: let through without identity.
     Public,
-    /// Not signed in (or not strongly enough): go and sign in at this URL.
-    SignIn(String),
+    /// Not signed in (or not strongly enough): go and sign in.
+    SignIn(SignIn),
     /// Signed in, refused by the access policy.
     Denied,
     /// The store could not answer.
@@ -184,6 +185,19 @@ impl Edge {
         }
     }
 
+    /// The cookie that ties a sign-in hand-over to the browser that started it.
+    pub(crate) fn state_cookie_name(&self) -> &'static str {
+        if self.settings.https {
+            "__Host-stackgate_state"
+        } else {
+            "stackgate_state"
+        }
+    }
+
+    pub(crate) fn issuer_host(&self) -> &str {
+        &self.issuer_host
+    }
+
     pub(crate) fn scheme(&self) -> &'static str {
         if self.settings.https { "https" } else { "http" }
     }
@@ -205,26 +219,33 @@ impl Edge {
                 Err(never) => match never {},
             };
         }
+        let path = match canonical_path(request.uri().path()) {
+            Ok(path) => path,
+            Err(BadPath(why)) => {
+                return pages::status(
+                    StatusCode::BAD_REQUEST,
+                    &format!("This address cannot be served: its path has {why}."),
+                );
+            }
+        };
         let routes = self.routes();
-        let path = request.uri().path().to_owned();
+        if path == CALLBACK_PATH && routes.has_host(&host) {
+            return self
+                .callback(
+                    &host,
+                    request.uri().query().unwrap_or(""),
+                    request.headers(),
+                )
+                .await;
+        }
         let Some(route) = routes.find(&host, &path).cloned() else {
             return pages::unknown_host(&host);
         };
-        if path == CALLBACK_PATH {
-            return self
-                .callback(&host, request.uri().query().unwrap_or(""))
-                .await;
-        }
-        let original_url = format!(
-            "{}://{}{}",
-            self.scheme(),
-            host_as_sent,
-            request
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/")
-        );
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        };
+        let original_url = format!("{}://{}{}", self.scheme(), host_as_sent, path_and_query);
         let verdict = self
             .check(
                 &route,
@@ -236,8 +257,16 @@ impl Edge {
             )
             .await;
         let (mut parts, body) = request.into_parts();
-        self.settings.headers.strip(&mut parts.headers);
+        // What the app receives is the path that was checked.
+        match hyper::Uri::builder().path_and_query(path_and_query).build() {
+            Ok(uri) => parts.uri = uri,
+            Err(_) => {
+                return pages::status(StatusCode::BAD_REQUEST, "This address cannot be served.");
+            }
+        }
+        sanitise_request(&mut parts.headers, &self.settings.headers);
         remove_cookie(&mut parts.headers, self.cookie_name());
+        remove_cookie(&mut parts.headers, self.state_cookie_name());
         match verdict {
             Verdict::Public => {}
             Verdict::Allowed(session) => {
@@ -249,9 +278,9 @@ impl Edge {
                     assertion,
                 );
             }
-            Verdict::SignIn(url) => {
+            Verdict::SignIn(sign_in) => {
                 return if matches!(parts.method, Method::GET | Method::HEAD) {
-                    pages::redirect(&url)
+                    sign_in.redirect()
                 } else {
                     pages::status(StatusCode::UNAUTHORIZED, "Sign in first, then try again.")
                 };
@@ -270,7 +299,14 @@ impl Edge {
             host: host_as_sent,
         };
         let request = Request::from_parts(parts, body);
-        self.forwarder.forward(request, &route.upstream, &hop).await
+        self.forwarder
+            .forward(
+                request,
+                &route.upstream,
+                &hop,
+                &[self.cookie_name(), self.state_cookie_name()],
+            )
+            .await
     }
 
     /// A signed statement of who `session` is, for `app`.
@@ -284,7 +320,41 @@ impl Edge {
         )
     }
 
-    /// Session, sign-in policy and access policy for a request to `route`.
+    /// Where to sign in, bound to this browser: the state cookie it already has for this host,
+    /// or a new one to set.
+    fn sign_in(&self, headers: &HeaderMap, original_url: &str) -> Verdict {
+        let (nonce, fresh) = match cookie_value(headers, self.state_cookie_name()) {
+            Some(nonce) if is_token_shaped(nonce) => (nonce.to_owned(), false),
+            _ => match SecretToken::generate("") {
+                Ok(token) => (token.plaintext, true),
+                Err(err) => {
+                    tracing::error!(%err, "no randomness for a sign-in state");
+                    return Verdict::Unavailable;
+                }
+            },
+        };
+        let mut url = format!("{}{SIGN_IN_PATH}?", self.settings.issuer);
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("rd", original_url)
+                .append_pair("state", &hash_secret(&nonce))
+                .finish(),
+        );
+        let set_cookie = fresh.then(|| {
+            format!(
+                "{}={nonce}; Path=/; Max-Age={STATE_LIFETIME}; HttpOnly; SameSite=Lax{}",
+                self.state_cookie_name(),
+                self.secure_attribute()
+            )
+        });
+        Verdict::SignIn(SignIn { url, set_cookie })
+    }
+
+    fn secure_attribute(&self) -> &'static str {
+        if self.settings.https { "; Secure" } else { "" }
+    }
+
+    /// Session, sign-in policy and access policy for a request to `route` (`path` canonical).
     pub(crate) async fn check(
         &self,
         route: &Route,
@@ -297,17 +367,8 @@ impl Edge {
         if route.is_public(path) {
             return Verdict::Public;
         }
-        let sign_in = || {
-            let mut url = format!("{}{SIGN_IN_PATH}?", self.settings.issuer);
-            url.push_str(
-                &url::form_urlencoded::Serializer::new(String::new())
-                    .append_pair("rd", original_url)
-                    .finish(),
-            );
-            Verdict::SignIn(url)
-        };
         let Some(secret) = cookie_value(headers, self.cookie_name()) else {
-            return sign_in();
+            return self.sign_in(headers, original_url);
         };
         let session = match self
             .store
@@ -319,7 +380,7 @@ impl Edge {
             .await
         {
             Ok(Some(session)) => session,
-            Ok(None) => return sign_in(),
+            Ok(None) => return self.sign_in(headers, original_url),
             Err(err) => {
                 tracing::warn!(%err, "cannot check a proxy session");
                 return Verdict::Unavailable;
@@ -332,7 +393,7 @@ impl Edge {
             .max(session.group_mfa_policy)
             .met_by(&session.amr)
         {
-            return sign_in();
+            return self.sign_in(headers, original_url);
         }
         match self.access().decide(&session, &route.app, method, path) {
             Decision::Allow => Verdict::Allowed(Box::new(session)),
@@ -341,8 +402,15 @@ impl Edge {
     }
 
     /// `/.stackgate/callback?code=…&rd=…` on an app's host: trades the one-time code for this
-    /// host's cookie and returns to the page the person asked for.
-    pub(crate) async fn callback(&self, host: &str, query: &str) -> Response<Body> {
+    /// host's cookie and returns to the page the person asked for. The code is honoured only in
+    /// the browser that was sent to sign in (its state cookie), so nobody can sign someone else
+    /// in to an app as themselves by sending them a link.
+    pub(crate) async fn callback(
+        &self,
+        host: &str,
+        query: &str,
+        headers: &HeaderMap,
+    ) -> Response<Body> {
         let mut code = None;
         let mut rd = None;
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -355,8 +423,20 @@ impl Edge {
         let rd = rd
             .filter(|r| is_local_path(r))
             .unwrap_or_else(|| "/".to_owned());
-        let Some(code) = code else {
-            return pages::status(StatusCode::BAD_REQUEST, "This sign-in link is incomplete.");
+        let expired = || {
+            pages::page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired",
+                "It was used already, is too old, or was opened in another browser. Open the app's address again to sign in.",
+            )
+        };
+        let Some(code) = code.filter(|c| is_token_shaped(c)) else {
+            return expired();
+        };
+        let Some(state) =
+            cookie_value(headers, self.state_cookie_name()).filter(|s| is_token_shaped(s))
+        else {
+            return expired();
         };
         let secret = match SecretToken::generate("") {
             Ok(secret) => secret,
@@ -367,17 +447,11 @@ impl Edge {
         };
         match self
             .store
-            .redeem_proxy_code(&hash_secret(&code), host, &secret.hash)
+            .redeem_proxy_code(&hash_secret(&code), host, &hash_secret(state), &secret.hash)
             .await
         {
             Ok(true) => {}
-            Ok(false) => {
-                return pages::page(
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in link has expired",
-                    "It was used already or is too old. Open the app's address again to sign in.",
-                );
-            }
+            Ok(false) => return expired(),
             Err(err) => {
                 tracing::warn!(%err, "cannot redeem a proxy sign-in code");
                 return pages::status(
@@ -387,17 +461,58 @@ impl Edge {
             }
         }
         let mut response = pages::redirect(&rd);
-        let secure = if self.settings.https { "; Secure" } else { "" };
-        let cookie = format!(
-            "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-            self.cookie_name(),
-            secret.plaintext
-        );
-        if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        let secure = self.secure_attribute();
+        for cookie in [
+            format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
+                self.cookie_name(),
+                secret.plaintext
+            ),
+            format!(
+                "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}",
+                self.state_cookie_name()
+            ),
+        ] {
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
         }
         response
     }
+}
+
+/// Seconds a sign-in may take, from the app's redirect to the hand-over.
+const STATE_LIFETIME: i64 = 600;
+
+/// Where to sign in, and the state cookie to set on the way (when the browser had none).
+pub(crate) struct SignIn {
+    pub url: String,
+    pub set_cookie: Option<String>,
+}
+
+impl SignIn {
+    pub(crate) fn redirect(&self) -> Response<Body> {
+        let mut response = pages::redirect(&self.url);
+        self.add_cookie(&mut response);
+        response
+    }
+
+    pub(crate) fn add_cookie(&self, response: &mut Response<Body>) {
+        if let Some(cookie) = &self.set_cookie
+            && let Ok(cookie) = HeaderValue::from_str(cookie)
+        {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+    }
+}
+
+/// A value shaped like the 256-bit secrets Stackgate hands out (43 base64url characters), checked
+/// before any database work is spent on it.
+fn is_token_shaped(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The host a request is for: from the URI (HTTP/2, absolute-form) or the `Host` header.

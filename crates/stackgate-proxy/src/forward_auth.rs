@@ -12,65 +12,98 @@ use crate::{
     edge::{CALLBACK_PATH, Edge, Verdict},
     identity::add_identity,
     pages,
+    paths::{BadPath, canonical_path},
     routes::normalise_host,
 };
 use axum::body::Body;
 use hyper::{HeaderMap, Method, Response, StatusCode, header};
 
 struct Asked {
-    url: url::Url,
+    /// `scheme://host[:port]`, as the ingress gave it.
+    origin: String,
+    host: String,
+    /// Canonical (see [`crate::paths`]).
+    path: String,
+    query: Option<String>,
     method: Method,
     /// Traefik hands our answer to the browser; nginx needs a 401.
     browser_sees_answer: bool,
 }
 
-fn asked(headers: &HeaderMap) -> Option<Asked> {
+/// What the ingress asks about. Every part is required: a question without its method or path
+/// would be answered for the wrong request.
+fn asked(headers: &HeaderMap) -> Result<Asked, &'static str> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(original) = text("x-original-url") {
-        let method = text("x-original-method").unwrap_or("GET");
-        return Some(Asked {
-            url: url::Url::parse(original).ok()?,
-            method: Method::from_bytes(method.as_bytes()).ok()?,
-            browser_sees_answer: false,
-        });
+    let (url, method, browser_sees_answer) = match text("x-original-url") {
+        Some(original) => (
+            original.to_owned(),
+            text("x-original-method").ok_or("X-Original-Method is missing")?,
+            false,
+        ),
+        None => {
+            let proto = text("x-forwarded-proto").ok_or("X-Forwarded-Proto is missing")?;
+            let host = text("x-forwarded-host").ok_or("X-Forwarded-Host is missing")?;
+            let uri = text("x-forwarded-uri").ok_or("X-Forwarded-Uri is missing")?;
+            let method = text("x-forwarded-method").ok_or("X-Forwarded-Method is missing")?;
+            (format!("{proto}://{host}{uri}"), method, true)
+        }
+    };
+    let (scheme, rest) = url.split_once("://").ok_or("the URL has no scheme")?;
+    if scheme != "http" && scheme != "https" {
+        return Err("the URL is not http or https");
     }
-    let proto = text("x-forwarded-proto").unwrap_or("https");
-    let host = text("x-forwarded-host")?;
-    let uri = text("x-forwarded-uri").unwrap_or("/");
-    let method = text("x-forwarded-method").unwrap_or("GET");
-    Some(Asked {
-        url: url::Url::parse(&format!("{proto}://{host}{uri}")).ok()?,
-        method: Method::from_bytes(method.as_bytes()).ok()?,
-        browser_sees_answer: true,
+    let (authority, target) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => return Err("the URL has no path"),
+    };
+    let target = target.split('#').next().unwrap_or(target);
+    let (raw_path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query.to_owned())),
+        None => (target, None),
+    };
+    Ok(Asked {
+        origin: format!("{scheme}://{authority}"),
+        host: normalise_host(authority).ok_or("the URL has no valid host")?,
+        path: canonical_path(raw_path).map_err(|BadPath(why)| why)?,
+        query,
+        method: Method::from_bytes(method.as_bytes()).map_err(|_| "the method is not valid")?,
+        browser_sees_answer,
     })
 }
 
 pub(crate) async fn answer(edge: &Edge, headers: &HeaderMap) -> Response<Body> {
-    let Some(asked) = asked(headers) else {
-        return pages::status(
-            StatusCode::BAD_REQUEST,
-            "Forward-auth needs X-Original-URL (nginx) or X-Forwarded-Host and X-Forwarded-Uri (Traefik).",
-        );
+    let asked = match asked(headers) {
+        Ok(asked) => asked,
+        Err(why) => {
+            return pages::status(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Forward-auth needs X-Original-URL and X-Original-Method (nginx), or X-Forwarded-Proto, -Host, -Uri and -Method (Traefik): {why}."
+                ),
+            );
+        }
     };
-    let Some(host) = asked.url.host_str().and_then(normalise_host) else {
-        return pages::status(StatusCode::BAD_REQUEST, "The forwarded URL has no host.");
-    };
-    let path = asked.url.path();
     let routes = edge.routes();
-    let Some(route) = routes.find(&host, path).cloned() else {
-        return pages::unknown_host(&host);
-    };
-    if path == CALLBACK_PATH && asked.browser_sees_answer {
-        return edge.callback(&host, asked.url.query().unwrap_or("")).await;
+    if asked.path == CALLBACK_PATH && asked.browser_sees_answer && routes.has_host(&asked.host) {
+        return edge
+            .callback(&asked.host, asked.query.as_deref().unwrap_or(""), headers)
+            .await;
     }
+    let Some(route) = routes.find(&asked.host, &asked.path).cloned() else {
+        return pages::unknown_host(&asked.host);
+    };
+    let original_url = match &asked.query {
+        Some(query) => format!("{}{}?{query}", asked.origin, asked.path),
+        None => format!("{}{}", asked.origin, asked.path),
+    };
     match edge
         .check(
             &route,
-            &host,
+            &asked.host,
             &asked.method,
-            path,
+            &asked.path,
             headers,
-            asked.url.as_str(),
+            &original_url,
         )
         .await
     {
@@ -86,14 +119,15 @@ pub(crate) async fn answer(edge: &Edge, headers: &HeaderMap) -> Response<Body> {
             );
             response
         }
-        Verdict::SignIn(url) => {
+        Verdict::SignIn(sign_in) => {
             if asked.browser_sees_answer {
-                pages::redirect(&url)
+                sign_in.redirect()
             } else {
                 let mut response = pages::status(StatusCode::UNAUTHORIZED, "Sign in first.");
-                if let Ok(location) = header::HeaderValue::from_str(&url) {
+                if let Ok(location) = header::HeaderValue::from_str(&sign_in.url) {
                     response.headers_mut().insert(header::LOCATION, location);
                 }
+                sign_in.add_cookie(&mut response);
                 response
             }
         }

@@ -39,6 +39,9 @@ impl IdentityHeaders {
     }
 }
 
+/// The assertion's `typ`, so it can never pass for an ID or access token (RFC 8725 §3.11).
+pub const ASSERTION_TYPE: &str = "stackgate-assertion+jwt";
+
 /// Seconds an assertion is valid.
 pub const ASSERTION_LIFETIME: i64 = 60;
 /// A cached assertion is reused while it has at least this long left.
@@ -108,7 +111,7 @@ impl Assertions {
         let keys = keyring.keys();
         let token = match keys
             .signer(SigningAlg::ES256)
-            .and_then(|key| stackgate_oidc::sign(key, "JWT", &claims))
+            .and_then(|key| stackgate_oidc::sign(key, ASSERTION_TYPE, &claims))
         {
             Ok(token) => token,
             Err(err) => {

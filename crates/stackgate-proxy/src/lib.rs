@@ -17,6 +17,7 @@ mod forward_auth;
 mod identity;
 mod listener;
 mod pages;
+pub mod paths;
 pub mod routes;
 mod tls;
 mod upstream;

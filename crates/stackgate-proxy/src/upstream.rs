@@ -2,7 +2,7 @@
 //! (hop-by-hop removed, `X-Forwarded-*` set), bodies streamed both ways, WebSocket upgrades
 //! joined end to end, and bounded waits.
 
-use crate::{pages, routes::Upstream};
+use crate::{IdentityHeaders, pages, routes::Upstream};
 use axum::body::Body;
 use hyper::{
     HeaderMap, Request, Response, StatusCode, Uri, Version,
@@ -31,6 +31,72 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Headers apps or frameworks trust to say where a request came from, which path it was for or
+/// which method it really is. Only the edge may say such things; a client's are dropped.
+const UNTRUSTED: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+    "x-real-ip",
+    "x-original-url",
+    "x-original-method",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Cleans a client's request before the edge adds anything of its own:
+/// - headers the `Connection` header names are removed now, so that a client cannot use it to
+///   remove headers the edge adds later (only the `upgrade` token survives);
+/// - a body framed both ways keeps only chunked framing (no length for the upstream to trust);
+/// - names with `_` are dropped: CGI-style servers read `X_Forwarded_User` as `X-Forwarded-User`;
+/// - [`UNTRUSTED`] headers and the identity headers are dropped.
+pub fn sanitise_request(headers: &mut HeaderMap, identity: &IdentityHeaders) {
+    let mut upgrade = false;
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    for token in named {
+        if token == "upgrade" {
+            upgrade = true;
+        } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    headers.remove(header::CONNECTION);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
+    }
+    for name in UNTRUSTED {
+        headers.remove(*name);
+    }
+    identity.strip(headers);
+}
 
 /// The pooled client every route shares.
 #[derive(Clone)]
@@ -70,6 +136,7 @@ impl Forwarder {
         mut request: Request<Incoming>,
         upstream: &Upstream,
         hop: &Hop,
+        edge_cookies: &[&str],
     ) -> Response<Body> {
         let upgrade = websocket_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -105,7 +172,31 @@ impl Forwarder {
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
+        remove_set_cookies(&mut parts.headers, edge_cookies);
         Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// An app must not set (or clear) the edge's own cookies.
+fn remove_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let all: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for value in all {
+        let name = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split('=').next())
+            .map(str::trim);
+        if name.is_none_or(|n| !names.contains(&n)) {
+            headers.append(header::SET_COOKIE, value);
+        }
     }
 }
 
@@ -156,10 +247,10 @@ fn prepare(
     headers.insert(X_FORWARDED_HOST.clone(), host);
     // The edge is the first hop anyone can trust: what the client claims is replaced.
     headers.remove(&FORWARDED);
-    headers.insert(
-        X_FORWARDED_FOR.clone(),
-        HeaderValue::from_str(&hop.client_ip.to_string()).map_err(|_| StatusCode::BAD_REQUEST)?,
-    );
+    let client_ip =
+        HeaderValue::from_str(&hop.client_ip.to_string()).map_err(|_| StatusCode::BAD_REQUEST)?;
+    headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+    headers.insert(X_REAL_IP.clone(), client_ip);
     headers.insert(
         X_FORWARDED_PROTO.clone(),
         HeaderValue::from_static(hop.proto),
@@ -222,6 +313,55 @@ mod tests {
         strip_hop_by_hop(&mut headers, false);
         assert_eq!(headers.len(), 1, "{headers:?}");
         assert!(headers.contains_key(header::ACCEPT));
+    }
+
+    #[test]
+    fn a_client_cannot_speak_for_the_edge() {
+        let identity = IdentityHeaders::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("X-Stackgate-Assertion, Upgrade"),
+        );
+        headers.insert("x_forwarded_user", HeaderValue::from_static("root"));
+        headers.insert("X-Real-IP", HeaderValue::from_static("10.0.0.1"));
+        headers.insert("X-Original-URL", HeaderValue::from_static("/admin"));
+        headers.insert("X-HTTP-Method-Override", HeaderValue::from_static("DELETE"));
+        headers.insert("X-Forwarded-User", HeaderValue::from_static("root"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        sanitise_request(&mut headers, &identity);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "connection", "transfer-encoding"]);
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+        // Identity added afterwards survives the client's `Connection` header.
+        headers.insert(
+            identity.assertion.clone(),
+            HeaderValue::from_static("signed"),
+        );
+        strip_hop_by_hop(&mut headers, false);
+        assert_eq!(headers[&identity.assertion], "signed");
+    }
+
+    #[test]
+    fn apps_cannot_set_the_edge_cookies() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("stackgate_proxy=x; Path=/"),
+        );
+        headers.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("app=1; Path=/"),
+        );
+        remove_set_cookies(&mut headers, &["stackgate_proxy", "stackgate_state"]);
+        let left: Vec<_> = headers.get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(left, ["app=1; Path=/"]);
     }
 
     #[test]

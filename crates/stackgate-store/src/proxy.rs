@@ -193,6 +193,7 @@ impl Store {
         code_hash: &str,
         session: Uuid,
         host: &str,
+        state_hash: &str,
         lifetime: i64,
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -203,11 +204,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO proxy_codes (code_hash, session_id, host, expires_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO proxy_codes (code_hash, session_id, host, state_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(code_hash)
             .bind(session.to_string())
             .bind(host)
+            .bind(state_hash)
             .bind(now + lifetime)
             .execute(&mut *tx)
             .await?;
@@ -216,26 +218,46 @@ impl Store {
         Ok(())
     }
 
-    /// Takes a live code for `host` (once) and opens a proxy session with `secret_hash` in its
-    /// place. Returns false when the code is unknown, spent, expired or meant for another host.
+    /// Takes a live code for `host` and the browser holding `state_hash` (once) and opens a proxy
+    /// session with `secret_hash` in its place, replacing that session's earlier one on the host.
+    /// Returns false when the code is unknown, spent, expired, or meant for another host or
+    /// browser.
     pub async fn redeem_proxy_code(
         &self,
         code_hash: &str,
         host: &str,
+        state_hash: &str,
         secret_hash: &str,
     ) -> Result<bool, StoreError> {
         let now = self.now();
+        // Junk codes cost a read, not a write transaction.
+        let known: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT expires_at FROM proxy_codes WHERE code_hash = $1")
+                .bind(code_hash)
+                .fetch_optional(pool)
+                .await?
+        });
+        if known.is_none_or(|(expires_at,)| expires_at <= now) {
+            return Ok(false);
+        }
         let opened = on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let session: Option<(String,)> = sqlx::query_as(
-                "DELETE FROM proxy_codes WHERE code_hash = $1 AND host = $2 AND expires_at > $3 RETURNING session_id",
+                "DELETE FROM proxy_codes WHERE code_hash = $1 AND host = $2 AND state_hash = $3 AND expires_at > $4 \
+                 RETURNING session_id",
             )
             .bind(code_hash)
             .bind(host)
+            .bind(state_hash)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((session,)) = &session {
+                sqlx::query("DELETE FROM proxy_sessions WHERE session_id = $1 AND host = $2")
+                    .bind(session)
+                    .bind(host)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(
                     "INSERT INTO proxy_sessions (secret_hash, session_id, host, created_at) VALUES ($1, $2, $3, $4)",
                 )
@@ -247,9 +269,16 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            session.is_some()
+            session
         });
-        Ok(opened)
+        // The replaced session on this host must not live on in any cache entry.
+        if let Some((session,)) = &opened {
+            match Uuid::parse_str(session) {
+                Ok(id) => self.sessions.evict_session(id),
+                Err(_) => self.sessions.evict_all(),
+            }
+        }
+        Ok(opened.is_some())
     }
 
     /// The live SSO session behind a proxy cookie on `host`, from the cache when it can vouch.

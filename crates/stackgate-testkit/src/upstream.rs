@@ -29,6 +29,21 @@ impl EchoUpstream {
         let app = Router::new()
             .route("/ws", get(websocket))
             .route("/upload", post(upload))
+            .route(
+                "/set-cookie",
+                get(|| async {
+                    (
+                        [
+                            (
+                                axum::http::header::SET_COOKIE,
+                                "stackgate_proxy=planted; Path=/",
+                            ),
+                            (axum::http::header::SET_COOKIE, "app=1; Path=/"),
+                        ],
+                        "cookies",
+                    )
+                }),
+            )
             .route("/download/{bytes}", get(download))
             .fallback(any(echo));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

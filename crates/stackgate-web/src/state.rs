@@ -82,8 +82,12 @@ pub trait EdgeControl: Send + Sync {
     fn return_host(&self, url: &url::Url) -> Option<String>;
     /// Every route in force: from the config file (`id` none) and added at runtime.
     fn routes(&self) -> Vec<RouteView>;
-    /// Checks a route before it is stored.
-    fn check_route(&self, route: &stackgate_store::NewRoute) -> Result<(), String>;
+    /// Checks a route before it is stored, against the routes in force; returns it normalised
+    /// (the host lower-cased, without port or trailing dot).
+    fn check_route(
+        &self,
+        route: &stackgate_store::NewRoute,
+    ) -> Result<stackgate_store::NewRoute, String>;
     /// Checks the admins' policy text with the routes in force.
     fn check_policy(&self, text: &str) -> Result<(), Vec<PolicyProblemView>>;
     /// The default and generated policy text, for admins to read.

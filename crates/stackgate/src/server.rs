@@ -240,7 +240,9 @@ async fn start_edge(
     };
     let settings = EdgeSettings {
         issuer: config.issuer_str().to_owned(),
-        https: tls.is_some(),
+        // Behind another TLS terminator the edge listens in plain HTTP, but people reach it
+        // over HTTPS: cookies and return URLs follow the public scheme.
+        https: tls.is_some() || config.issuer.scheme() == "https",
         session_idle_timeout: config.session_idle_timeout,
         mfa_policy: config.mfa_policy,
         headers: proxy

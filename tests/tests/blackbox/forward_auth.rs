@@ -65,6 +65,7 @@ http {{
       auth_request_set $sg_groups $upstream_http_x_forwarded_groups;
       auth_request_set $sg_assertion $upstream_http_x_stackgate_assertion;
       auth_request_set $sg_signin $upstream_http_location;
+      auth_request_set $sg_state $upstream_http_set_cookie;
       error_page 401 = @stackgate_signin;
       proxy_set_header X-Forwarded-User $sg_user;
       proxy_set_header X-Forwarded-Groups $sg_groups;
@@ -82,6 +83,7 @@ http {{
     }}
 
     location @stackgate_signin {{
+      add_header Set-Cookie $sg_state always;
       return 302 $sg_signin;
     }}
   }}
@@ -89,18 +91,20 @@ http {{
 "#
     );
     std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let child = Command::new(nginx_binary())
-        .args(["-p", &dir.display().to_string(), "-c", "nginx.conf"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx is installed (tests/run installs it)");
+    let nginx = Nginx(
+        Command::new(nginx_binary())
+            .args(["-p", &dir.display().to_string(), "-c", "nginx.conf"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx is installed (tests/run installs it)"),
+    );
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return (Nginx(child), port);
+            return (nginx, port);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -181,10 +185,22 @@ stackgate_testkit::on_both_backends_with! {
         // A host Stackgate does not know is not vouched for.
         let unknown = reqwest::Client::new()
             .get(server.url("/forward-auth"))
+            .header("X-Forwarded-Proto", "http")
             .header("X-Forwarded-Host", "other.localhost")
             .header("X-Forwarded-Uri", "/")
+            .header("X-Forwarded-Method", "GET")
             .send().await.unwrap();
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        // A question missing its method or path is not answered yes (it is not known which
+        // request it is about), nor is one with a path the app could read otherwise.
+        let vague = reqwest::Client::new()
+            .get(server.url("/forward-auth"))
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Host", "notes.localhost")
+            .header("X-Forwarded-Uri", "/status")
+            .send().await.unwrap();
+        assert_eq!(vague.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(ask(None, "/status/../page").await.unwrap().status(), StatusCode::BAD_REQUEST);
         server.stop().await;
     };
 }

@@ -182,15 +182,20 @@ stackgate_testkit::on_both_backends_with! {
         let post = stranger.post(server.app_url("wiki.localhost", "/save")).body("x").send().await.unwrap();
         assert_eq!(post.status(), StatusCode::UNAUTHORIZED);
 
-        // A stolen cookie does not work on another app's host.
+        // A cookie for one app's host does not open another's, though the same person may use both.
         add_route(&server, &admin, json!({ "host": "board.localhost", "upstream": upstream.url(), "app": "board", "groups": ["staff"] })).await;
-        let cookie = browser
-            .get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
-        assert_eq!(cookie.status(), StatusCode::OK);
-        let other = server.edge_browser(&["board.localhost"]);
-        let jar_cookie = format!("stackgate_proxy={}", "x".repeat(43));
-        let refused = other.get(server.app_url("board.localhost", "/")).header("cookie", jar_cookie).send().await.unwrap();
-        assert_eq!(refused.status(), StatusCode::FOUND);
+        let works = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+            .resolve("wiki.localhost", server.proxy_addr.unwrap()).resolve("board.localhost", server.proxy_addr.unwrap())
+            .build().unwrap();
+        let on_wiki = works.get(server.app_url("wiki.localhost", "/")).header("cookie", &edge_cookie).send().await.unwrap();
+        assert_eq!(on_wiki.status(), StatusCode::OK);
+        let on_board = works.get(server.app_url("board.localhost", "/")).header("cookie", &edge_cookie).send().await.unwrap();
+        assert_eq!(on_board.status(), StatusCode::FOUND, "a wiki cookie is not a board session");
+
+        // The app cannot set or clear the edge's cookies, and cannot learn them.
+        let tricky = works.get(server.app_url("wiki.localhost", "/set-cookie")).header("cookie", &edge_cookie).send().await.unwrap();
+        let set: Vec<&str> = tricky.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(set, ["app=1; Path=/"], "the app's own cookie passes, its try at the edge's does not");
         server.stop().await;
     };
 
@@ -310,19 +315,83 @@ forbid (principal, action, resource == App::"wiki")
         server.stop().await;
     };
 
+    a_sign_in_link_works_only_in_the_browser_that_asked => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
+        user(&server, &admin, "mallory", &["staff"]).await;
+        // Mallory starts a sign-in and keeps the hand-over link instead of following it.
+        let mallory = server.edge_browser(&["wiki.localhost"]);
+        let first = mallory.get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
+        let sign_in = first.headers()["location"].to_str().unwrap().to_owned();
+        let link = sign_in_and_authorize(&server, &mallory, &sign_in, "mallory", PASSWORD).await;
+        // The victim opens it: no session as Mallory for them.
+        let victim = server.edge_browser(&["wiki.localhost"]);
+        let opened = victim.get(link.clone()).send().await.unwrap();
+        assert_eq!(opened.status(), StatusCode::BAD_REQUEST);
+        assert!(opened.headers().get("set-cookie").is_none());
+        // Nor with a state cookie of their own: the code belongs to Mallory's browser.
+        victim.get(server.app_url("wiki.localhost", "/")).send().await.unwrap();
+        let again = victim.get(link.clone()).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+        // The sign-in page refuses to issue a code without the browser's state.
+        let rd = urlencode(&server.app_url("wiki.localhost", "/"));
+        let bare = admin.browser.get(format!("{}?rd={rd}", server.url("/proxy/sign-in"))).send().await.unwrap();
+        assert_eq!(bare.status(), StatusCode::BAD_REQUEST);
+        // In Mallory's own browser the link still works, once.
+        let own = mallory.get(link.clone()).send().await.unwrap();
+        assert_eq!(own.status(), StatusCode::FOUND);
+        server.stop().await;
+    };
+
+    paths_are_checked_as_the_app_will_read_them => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"], "public_paths": ["/health"] })).await;
+        add_route(&server, &admin, json!({ "host": "tools.localhost", "path_prefix": "/app", "upstream": upstream.url(), "app": "tools", "groups": ["staff"] })).await;
+        let port = server.proxy_addr.unwrap().port();
+        // Raw requests: an HTTP client would tidy these paths before sending them.
+        let raw = |host: &'static str, target: &'static str, extra: &'static str| async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            stream.write_all(format!("GET {target} HTTP/1.1\r\nhost: {host}\r\n{extra}connection: close\r\n\r\n").as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            answer
+        };
+        for target in ["/health/../admin", "/health/%2e%2e/admin", "/health/..;/admin", "/health%2f..%2fadmin", "/health\\..\\admin"] {
+            let answer = raw("wiki.localhost", target, "").await;
+            assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+        }
+        // An escaped letter is the letter: /%68ealth is the public /health, and reaches the app
+        // as /health.
+        let answer = raw("wiki.localhost", "/%68ealth", "").await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"path\":\"/health\""), "{answer}");
+        // Underscored twins of identity headers never reach the app, on public paths too.
+        let answer = raw("wiki.localhost", "/health", "x_forwarded_user: root\r\nx-real-ip: 10.9.9.9\r\nx-original-url: /admin\r\n").await;
+        assert!(!answer.contains("x_forwarded_user") && !answer.contains("10.9.9.9") && !answer.contains("/admin"), "{answer}");
+        assert!(answer.contains("\"x-real-ip\":\"127.0.0.1\""), "{answer}");
+        // A host routed under a prefix still takes the sign-in hand-over.
+        let answer = raw("tools.localhost", "/.stackgate/callback?code=x", "").await;
+        assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("expired"), "{answer}");
+        server.stop().await;
+    };
+
     a_sign_in_cannot_be_bounced_elsewhere => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
         let upstream = EchoUpstream::start().await;
         add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
         let browser = admin.browser.clone();
         for rd in ["https://evil.example/", "http://evil.localhost/", "javascript:alert(1)", "https://wiki.localhost/", "http://user@wiki.localhost/"] {
-            let url = format!("{}?rd={}", server.url("/proxy/sign-in"), urlencode(rd));
+            let url = format!("{}?rd={}&state={}", server.url("/proxy/sign-in"), urlencode(rd), "s".repeat(43));
             let response = browser.get(url).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{rd}");
         }
         // Signed in, a good return URL gets a code for that host only.
         let rd = server.app_url("wiki.localhost", "/a?b=c");
-        let response = browser.get(format!("{}?rd={}", server.url("/proxy/sign-in"), urlencode(&rd))).send().await.unwrap();
+        let nonce = "n".repeat(43);
+        let state = stackgate_identity::hash_secret(&nonce);
+        let response = browser.get(format!("{}?rd={}&state={state}", server.url("/proxy/sign-in"), urlencode(&rd))).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         let callback = reqwest::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
         assert_eq!(callback.host_str(), Some("wiki.localhost"));
@@ -331,7 +400,9 @@ forbid (principal, action, resource == App::"wiki")
         // The callback refuses to send anyone off the host.
         let edge = server.edge_browser(&["wiki.localhost"]);
         let code = &pairs["code"];
-        let out = edge.get(server.app_url("wiki.localhost", &format!("/.stackgate/callback?code={code}&rd=//evil.example/"))).send().await.unwrap();
+        let out = edge.get(server.app_url("wiki.localhost", &format!("/.stackgate/callback?code={code}&rd=//evil.example/")))
+            .header("cookie", format!("stackgate_state={nonce}"))
+            .send().await.unwrap();
         assert_eq!(out.status(), StatusCode::FOUND);
         assert_eq!(out.headers()["location"], "/");
         server.stop().await;

@@ -92,20 +92,20 @@ pub async fn create_route(
             });
         }
     }
-    edge.check_route(&new).map_err(|detail| ApiError::Invalid {
-        field: "route".into(),
-        detail,
-    })?;
     if edge
         .routes()
         .iter()
-        .any(|r| r.source == "config" && r.host == new.host && r.path_prefix == new.path_prefix)
+        .any(|r| r.host == new.host.trim_end_matches('.') && r.path_prefix == new.path_prefix)
     {
         return Err(ApiError::Conflict {
-            detail: "the config file already routes this host and path prefix".into(),
+            detail: "a route for this host and path prefix exists already".into(),
             field: Some("host".into()),
         });
     }
+    let new = edge.check_route(&new).map_err(|detail| ApiError::Invalid {
+        field: "route".into(),
+        detail,
+    })?;
     let entry = admin
         .actor
         .entry("proxy.route.create", Target::System)

@@ -35,9 +35,23 @@ pub(crate) async fn start(
     let raw = params.get("rd").ok_or_else(not_ours)?;
     let url = url::Url::parse(raw).map_err(|_| not_ours())?;
     let host = edge.return_host(&url).ok_or_else(not_ours)?;
+    // The digest of the app host's state cookie: the code will be honoured only there.
+    let browser = params
+        .get("state")
+        .filter(|s| {
+            s.len() == 43
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .ok_or_else(|| {
+            PageError::BadRequest(
+                "This sign-in link is incomplete. Open the app's address again.".into(),
+            )
+        })?;
     let Some(session) = session_from_cookies(&state, &headers).await? else {
         let mut again = url::form_urlencoded::Serializer::new(String::new());
         again.append_pair("rd", url.as_str());
+        again.append_pair("state", browser);
         let mut login = url::form_urlencoded::Serializer::new(String::new());
         login.append_pair("return_to", &format!("/proxy/sign-in?{}", again.finish()));
         return Ok(Redirect::to(&format!("/login?{}", login.finish())).into_response());
@@ -50,7 +64,7 @@ pub(crate) async fn start(
     let code = SecretToken::generate("")?;
     state
         .store
-        .issue_proxy_code(&code.hash, session.id, &host, CODE_LIFETIME)
+        .issue_proxy_code(&code.hash, session.id, &host, browser, CODE_LIFETIME)
         .await?;
     let mut callback = url.clone();
     callback.set_path("/.stackgate/callback");

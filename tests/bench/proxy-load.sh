@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Load test of the edge proxy: the release binary as its own process, driven by wrk, against
+# baselines measured in the same run on the same machine:
+#   direct   wrk → upstream (nginx serving a 1 KiB file)
+#   nginx    wrk → nginx proxy_pass (pooled upstream connections) → upstream
+#   edge     wrk → Stackgate edge (session cookie checked in memory, Cedar policy, identity
+#            headers and signed assertion added) → upstream
+# Then 10,000 concurrent connections held open against the edge, with its RSS sampled.
+#   tests/bench/proxy-load.sh [seconds per run]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-10}
+threads=2
+connections=64
+
+for tool in wrk nginx python3 curl; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing="${missing:-} $tool"
+done
+if [ -n "${missing:-}" ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+cargo build --release -q -p stackgate
+bin=$PWD/target/release/stackgate
+ulimit -n 65536
+
+work=$(mktemp -d)
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up=$(free_port); ngx=$(free_port); web=$(free_port); edge=$(free_port)
+trap 'kill ${server_pid:-} ${nginx_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# The upstream and the nginx baseline, in one nginx: one worker for the upstream's server, two
+# (as many as Stackgate's threads) for the proxying one is not expressible per server, so both
+# share worker_processes auto (2 here).
+mkdir -p "$work/nginx" "$work/www"
+head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
+cat >"$work/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes auto;
+worker_rlimit_nofile 65536;
+pid $work/nginx/nginx.pid;
+error_log stderr error;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 100000;
+  upstream app { server 127.0.0.1:$up; keepalive 128; }
+  server { listen 127.0.0.1:$up; root $work/www; }
+  server {
+    listen 127.0.0.1:$ngx;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+    }
+  }
+}
+NGINX
+"$nginx" -p "$work/nginx" -c nginx.conf &
+nginx_pid=$!
+
+cat >"$work/stackgate.toml" <<TOML
+[[proxy_route]]
+host = "bench.localhost"
+upstream = "http://127.0.0.1:$up"
+app = "bench"
+groups = ["staff"]
+TOML
+export STACKGATE_CONFIG=$work/stackgate.toml STACKGATE_DATA_DIR=$work/data STACKGATE_LISTEN=127.0.0.1:$web \
+  STACKGATE_ISSUER=http://127.0.0.1:$web STACKGATE_PROXY_LISTEN=127.0.0.1:$edge STACKGATE_LOG=warn
+password='correct horse battery staple'
+echo "$password" | "$bin" user add bench --email bench@bench.example --password-stdin >/dev/null
+"$bin" group add staff >/dev/null
+"$bin" group add-member staff bench >/dev/null
+"$bin" serve >"$work/serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$web/readyz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$up/" >/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+echo "edge RSS idle: $(rss) MiB"
+
+# Sign in once, as a browser would: login host, then the hand-over to the app's host.
+cookie=$(python3 - "$web" "$edge" "$password" <<'PY'
+import http.client, re, sys, urllib.parse
+web, edge, password = sys.argv[1:4]
+conn = http.client.HTTPConnection(f"127.0.0.1:{web}")
+jar = {}
+def call(method, path, body=None, headers=None):
+    headers = dict(headers or {}); headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+    headers["Origin"] = f"http://127.0.0.1:{web}"
+    conn.request(method, path, body=body, headers=headers); r = conn.getresponse(); data = r.read()
+    for v in r.headers.get_all("Set-Cookie") or []:
+        k, _, rest = v.partition("="); jar[k] = rest.split(";")[0]
+    return r, data
+r, page = call("GET", "/login")
+csrf = re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
+r, _ = call("POST", "/login", urllib.parse.urlencode({"csrf": csrf, "username": "bench", "password": password, "return_to": "/"}),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+assert r.status == 303, r.status
+rd = urllib.parse.quote(f"http://bench.localhost:{edge}/", safe="")
+r, _ = call("GET", f"/proxy/sign-in?rd={rd}")
+callback = urllib.parse.urlparse(r.headers["Location"])
+e = http.client.HTTPConnection(f"127.0.0.1:{edge}")
+e.request("GET", f"{callback.path}?{callback.query}", headers={"Host": f"bench.localhost:{edge}"})
+r = e.getresponse(); r.read()
+print(r.headers["Set-Cookie"].split(";")[0])
+PY
+)
+check=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" "http://127.0.0.1:$edge/")
+[ "$check" = 200 ] || { echo "the edge did not let the session through: $check"; exit 1; }
+
+run() { # name, url, extra wrk args
+  local name=$1 url=$2; shift 2
+  wrk -t$threads -c$connections -d${seconds}s --latency "$@" "$url" >"$work/$name.txt" 2>&1
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
+  p50=$(awk '$1=="50%" {print $2}' "$work/$name.txt")
+  p99=$(awk '$1=="99%" {print $2}' "$work/$name.txt")
+  printf '%-8s %10s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
+  eval "${name}_rps=$rps"
+}
+echo "wrk: $threads threads, $connections connections, ${seconds}s per run, 1 KiB responses"
+run direct "http://127.0.0.1:$up/"
+run nginx "http://127.0.0.1:$ngx/" -H "Host: bench.localhost"
+run edge "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
+python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
+echo "edge RSS after load: $(rss) MiB"
+
+# 10,000 connections held open against the edge (requests keep flowing on them).
+wrk -t$threads -c10000 -d${seconds}s --timeout 30s "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" >"$work/c10k.txt" 2>&1 &
+wrk_pid=$!
+peak=0
+while kill -0 $wrk_pid 2>/dev/null; do
+  now=$(rss); peak=$(python3 -c "print(max($peak, $now))"); sleep 0.5
+done
+conns=$(awk '/connections/ {print $4; exit}' "$work/c10k.txt")
+echo "10,000 connections: $(awk '/Requests\/sec/ {print $2}' "$work/c10k.txt") req/s, $(grep -c . "$work/c10k.txt" >/dev/null; awk '/Socket errors/ {print}' "$work/c10k.txt") edge peak RSS sampled: $peak MiB"
