@@ -108,7 +108,11 @@ fn schema() -> Result<Schema, PolicyProblem> {
 
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
@@ -336,5 +340,124 @@ fn action_of(method: &Method) -> &'static str {
         "LOCK" => "LOCK",
         "UNLOCK" => "UNLOCK",
         _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::Route;
+    use stackgate_identity::{MfaPolicy, OffsetDateTime, User, Uuid};
+
+    fn session(username: &str, groups: &[&str]) -> Session {
+        Session {
+            id: Uuid::new_v4(),
+            user: User {
+                id: Uuid::new_v4(),
+                username: username.into(),
+                email: Some(format!("{username}@example.org")),
+                display_name: username.into(),
+                disabled: false,
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                updated_at: OffsetDateTime::UNIX_EPOCH,
+            },
+            is_admin: groups.contains(&"admins"),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            auth_time: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            amr: "pwd".into(),
+            group_mfa_policy: MfaPolicy::Optional,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
+    fn routes() -> RouteTable {
+        RouteTable::new([Route::new(
+            "wiki.example.org",
+            "/",
+            "http://127.0.0.1:9",
+            "wiki",
+            vec!["staff".into()],
+            vec![],
+        )
+        .unwrap()])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_shipped_schema_and_defaults_compile() {
+        AccessPolicy::compile(DEFAULT_POLICIES, &routes(), "").unwrap();
+    }
+
+    #[test]
+    fn groups_methods_and_paths_decide() {
+        let custom = r#"
+permit (principal in Group::"interns", action in Action::"read", resource == App::"wiki");
+forbid (principal, action, resource) when { context.path like "/finance*" } unless { principal in Group::"finance" };
+"#;
+        let policy = AccessPolicy::compile(DEFAULT_POLICIES, &routes(), custom).unwrap();
+        let decide =
+            |s: &Session, method: Method, path: &str| policy.decide(s, "wiki", &method, path);
+        let staff = session("ana", &["staff"]);
+        let intern = session("ivo", &["interns"]);
+        let admin = session("root", &["admins"]);
+        let nobody = session("eve", &[]);
+        assert_eq!(decide(&staff, Method::POST, "/page"), Decision::Allow);
+        assert_eq!(decide(&intern, Method::GET, "/page"), Decision::Allow);
+        assert_eq!(
+            decide(&intern, Method::from_bytes(b"PROPFIND").unwrap(), "/dav"),
+            Decision::Allow
+        );
+        assert_eq!(decide(&intern, Method::PUT, "/page"), Decision::Deny);
+        assert_eq!(
+            decide(&intern, Method::from_bytes(b"BREW").unwrap(), "/pot"),
+            Decision::Deny,
+            "unknown methods count as writes"
+        );
+        assert_eq!(decide(&nobody, Method::GET, "/"), Decision::Deny);
+        assert_eq!(decide(&admin, Method::DELETE, "/x"), Decision::Allow);
+        assert_eq!(
+            decide(&admin, Method::GET, "/finance/q3"),
+            Decision::Deny,
+            "forbid wins"
+        );
+        assert_eq!(
+            policy.decide(&staff, "board", &Method::GET, "/"),
+            Decision::Deny
+        );
+        assert_eq!(
+            AccessPolicy::empty().decide(&admin, "wiki", &Method::GET, "/"),
+            Decision::Deny
+        );
+    }
+
+    #[test]
+    fn problems_carry_their_place() {
+        let text = "permit (principal, action, resource);\npermit (principal, action, resource)\n  when { context.pth == \"/\" };";
+        let problems = AccessPolicy::compile(DEFAULT_POLICIES, &routes(), text).unwrap_err();
+        assert!(
+            problems.iter().all(|p| p.source == "custom"),
+            "{problems:?}"
+        );
+        let first = &problems[0];
+        assert_eq!(
+            (first.line, first.column),
+            (Some(3), Some(10)),
+            "{problems:?}"
+        );
+        assert!(first.message.contains("pth"), "{first}");
+        let unknown = AccessPolicy::compile(
+            DEFAULT_POLICIES,
+            &routes(),
+            "permit (principal in Team::\"x\", action, resource);",
+        )
+        .unwrap_err();
+        assert_eq!(unknown[0].line, Some(1));
+        assert_eq!(line_column("ab\ncd\né", 8), (3, 2));
+        assert_eq!(
+            line_column("ab\ncd\né", 7),
+            (3, 1),
+            "inside a character: no panic"
+        );
     }
 }

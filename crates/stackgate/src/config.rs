@@ -709,6 +709,31 @@ mod tests {
                 "STACKGATE_LSITEN: unknown setting",
             ),
             (
+                &[("STACKGATE_PROXY_TLS_DIR", "/tmp")],
+                "proxy_tls_dir: has no effect without proxy_listen",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_REDIRECT_LISTEN", "127.0.0.1:0"),
+                ],
+                "proxy_redirect_listen: redirects to HTTPS, so it needs proxy_tls_dir",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_HEADER_USER", "bad header"),
+                ],
+                "proxy_header_user: \"bad header\" is not a header name",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_ROUTE", "x"),
+                ],
+                "proxy_route: can be set in the config file only",
+            ),
+            (
                 &[
                     ("STACKGATE_SESSION_IDLE_TIMEOUT", "7200"),
                     ("STACKGATE_SESSION_LIFETIME", "3600"),
@@ -750,6 +775,55 @@ mod tests {
         );
         let missing = Config::load(Some(&dir.path().join("nope.toml")), env(&[])).unwrap_err();
         assert_eq!(missing.key, "config");
+    }
+
+    #[test]
+    fn proxy_routes_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stackgate.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            Config::load(
+                Some(&file),
+                env(&[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")]),
+            )
+        };
+        let config = load(
+            "[[proxy_route]]\nhost = \"Wiki.Example.org\"\nupstream = \"http://10.0.0.5:3000\"\napp = \"wiki\"\ngroups = [\"staff\"]\npublic_paths = [\"/health\"]\n",
+        )
+        .unwrap();
+        let proxy = config.proxy.unwrap();
+        assert_eq!(proxy.routes.len(), 1);
+        assert_eq!(proxy.routes[0].host, "wiki.example.org");
+        assert_eq!(proxy.routes[0].groups, ["staff"]);
+        for (text, expected) in [
+            (
+                "[[proxy_route]]\nhost = \"a.example\"\napp = \"a\"\n",
+                "proxy_route[0].upstream: is required",
+            ),
+            (
+                "[[proxy_route]]\nhost = \"a.example\"\nupstream = \"https://x\"\napp = \"a\"\n",
+                "proxy_route[0]: upstream \"https://x\": must start with http://",
+            ),
+            (
+                "[[proxy_route]]\nhost = \"a.example\"\nupstream = \"http://x\"\napp = \"a\"\ngroups = [\"Staff Team\"]\n",
+                "proxy_route[0].groups: \"Staff Team\" is not a group name",
+            ),
+            (
+                "[[proxy_route]]\nhost = \"a.example\"\nupstream = \"http://x\"\napp = \"a\"\ncolour = \"red\"\n",
+                "proxy_route[0].colour: unknown field",
+            ),
+            (
+                "[[proxy_route]]\nhost = \"a.example\"\nupstream = \"http://x\"\napp = \"a\"\n[[proxy_route]]\nhost = \"A.example\"\nupstream = \"http://y\"\napp = \"b\"\n",
+                "proxy_route: two routes for a.example/",
+            ),
+        ] {
+            let message = load(text).unwrap_err().to_string();
+            assert!(
+                message.starts_with(expected),
+                "{message} (expected {expected})"
+            );
+        }
     }
 
     #[test]
