@@ -22,7 +22,7 @@ fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release -q -p stackgate
 bin=$PWD/target/release/stackgate
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -34,10 +34,12 @@ trap 'kill ${server_pid:-} ${nginx_pid:-} 2>/dev/null || true; rm -rf "$work"' E
 # share worker_processes auto (2 here).
 mkdir -p "$work/nginx" "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
+# nginx's workers run as nobody when started by root: they must read the file.
+chmod 755 "$work" "$work/www" && chmod 644 "$work/www/index.html"
 cat >"$work/nginx/nginx.conf" <<NGINX
 daemon off;
 worker_processes auto;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 20000;
 pid $work/nginx/nginx.pid;
 error_log stderr error;
 events { worker_connections 20000; }
@@ -88,7 +90,7 @@ echo "edge RSS idle: $(rss) MiB"
 
 # Sign in once, as a browser would: login host, then the hand-over to the app's host.
 cookie=$(python3 - "$web" "$edge" "$password" <<'PY'
-import http.client, re, sys, urllib.parse
+import base64, hashlib, http.client, re, secrets, sys, urllib.parse
 web, edge, password = sys.argv[1:4]
 conn = http.client.HTTPConnection(f"127.0.0.1:{web}")
 jar = {}
@@ -105,12 +107,16 @@ r, _ = call("POST", "/login", urllib.parse.urlencode({"csrf": csrf, "username": 
             {"Content-Type": "application/x-www-form-urlencoded"})
 assert r.status == 303, r.status
 rd = urllib.parse.quote(f"http://bench.localhost:{edge}/", safe="")
-r, _ = call("GET", f"/proxy/sign-in?rd={rd}")
+# The browser's state cookie on the app host, and its digest for the login host.
+nonce = secrets.token_urlsafe(32)
+state = base64.urlsafe_b64encode(hashlib.sha256(nonce.encode()).digest()).rstrip(b"=").decode()
+r, _ = call("GET", f"/proxy/sign-in?rd={rd}&state={state}")
+assert r.status == 303, r.status
 callback = urllib.parse.urlparse(r.headers["Location"])
 e = http.client.HTTPConnection(f"127.0.0.1:{edge}")
-e.request("GET", f"{callback.path}?{callback.query}", headers={"Host": f"bench.localhost:{edge}"})
+e.request("GET", f"{callback.path}?{callback.query}", headers={"Host": f"bench.localhost:{edge}", "Cookie": f"stackgate_state={nonce}"})
 r = e.getresponse(); r.read()
-print(r.headers["Set-Cookie"].split(";")[0])
+print([c for c in r.headers.get_all("Set-Cookie") if c.startswith("stackgate_proxy=")][0].split(";")[0])
 PY
 )
 check=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" "http://127.0.0.1:$edge/")

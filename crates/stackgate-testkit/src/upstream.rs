@@ -30,6 +30,13 @@ impl EchoUpstream {
             .route("/ws", get(websocket))
             .route("/upload", post(upload))
             .route(
+                "/slow/{seconds}",
+                get(|axum::extract::Path(seconds): axum::extract::Path<u64>| async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                    "late"
+                }),
+            )
+            .route(
                 "/set-cookie",
                 get(|| async {
                     (

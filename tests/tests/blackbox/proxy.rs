@@ -471,3 +471,35 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"), ("STACKGATE_PROXY_UPSTREAM_RESPONSE_TIMEOUT", "1"), ("STACKGATE_PROXY_MAX_HEADERS", "20")];
+
+    slow_or_missing_apps_and_oversized_requests_get_clear_answers => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        let gone = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", probe.local_addr().unwrap())
+        };
+        add_route(&server, &admin, json!({ "host": "slow.localhost", "upstream": upstream.url(), "app": "slow", "public_paths": ["/"] })).await;
+        add_route(&server, &admin, json!({ "host": "gone.localhost", "upstream": gone, "app": "gone", "public_paths": ["/"] })).await;
+        let client = server.edge_browser(&["slow.localhost", "gone.localhost"]);
+        let started = std::time::Instant::now();
+        let late = client.get(server.app_url("slow.localhost", "/slow/5")).send().await.unwrap();
+        assert_eq!(late.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "the wait is bounded");
+        let down = client.get(server.app_url("gone.localhost", "/")).send().await.unwrap();
+        assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
+        assert!(down.text().await.unwrap().contains("not answering"));
+        let mut crowded = client.get(server.app_url("slow.localhost", "/"));
+        for i in 0..40 {
+            crowded = crowded.header(format!("x-filler-{i}"), "x");
+        }
+        let refused = crowded.send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let fine = client.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!(fine.status(), StatusCode::OK);
+        server.stop().await;
+    };
+}
