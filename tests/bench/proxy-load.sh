@@ -135,9 +135,44 @@ run() { # name, url, extra wrk args
 echo "wrk: $threads threads, $connections connections, ${seconds}s per run, 1 KiB responses"
 run direct "http://127.0.0.1:$up/"
 run nginx "http://127.0.0.1:$ngx/" -H "Host: bench.localhost"
+if [ -n "${PERF:-}" ]; then
+  # PERF=FILE: profile the edge during its run; the report goes to FILE.
+  perf record -F 999 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
 run edge "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
+if [ -n "${PERF:-}" ]; then
+  wait "$perf_pid" || true
+  perf report -i "$work/perf.data" --stdio --no-children --percent-limit 0.7 --sort symbol 2>/dev/null | grep -v "^$" | head -120 >"$PERF" || true
+  perf report -i "$work/perf.data" --stdio --children --percent-limit 2 --sort symbol -g none 2>/dev/null | grep -v "^$" | head -150 >"$PERF.children" || true
+fi
 python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
 echo "edge RSS after load: $(rss) MiB"
+
+# 10,000 connections open at once, each having made one request and then idle (kept alive).
+python3 - "$edge" "$cookie" "$server_pid" <<'PY'
+import resource, socket, sys, time
+edge, cookie, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+before = rss()
+request = f"GET / HTTP/1.1\r\nHost: bench.localhost:{edge}\r\nCookie: {cookie}\r\n\r\n".encode()
+socks, ok = [], 0
+for i in range(10000):
+    s = socket.create_connection(("127.0.0.1", edge))
+    s.sendall(request)
+    socks.append(s)
+for s in socks:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    ok += data.startswith(b"HTTP/1.1 200")
+time.sleep(1)
+print(f"10,000 idle kept-alive connections: {ok} answered 200; edge RSS {before:.1f} MiB before, {rss():.1f} MiB with them open")
+PY
 
 # 10,000 connections held open against the edge (requests keep flowing on them).
 wrk -t$threads -c10000 -d${seconds}s --timeout 30s "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" >"$work/c10k.txt" 2>&1 &

@@ -13,9 +13,11 @@ use cedar_policy::{
 use hyper::Method;
 use miette::Diagnostic;
 use stackgate_store::Session;
+use stackgate_identity::Uuid;
 use std::{
     collections::{HashMap, HashSet},
     str::FromStr,
+    sync::{Arc, Mutex},
 };
 
 /// The schema, compiled into the binary.
@@ -64,7 +66,30 @@ pub struct AccessPolicy {
     authorizer: Authorizer,
     /// `None` only in the deny-all policy in force before the first compile.
     types: Option<Types>,
+    /// Each session's principal, built once: entities are the costly part of a decision.
+    principals: Mutex<HashMap<Uuid, Arc<Principal>>>,
 }
+
+/// A session's user and groups as Cedar entities, with what they were built from.
+#[derive(Debug)]
+struct Principal {
+    uid: EntityUid,
+    entities: Entities,
+    username: String,
+    email: Option<String>,
+    groups: Vec<String>,
+}
+
+impl Principal {
+    fn describes(&self, session: &Session) -> bool {
+        self.username == session.user.username
+            && self.email == session.user.email
+            && self.groups == session.groups
+    }
+}
+
+/// Above this many cached principals the cache starts over.
+const MAX_PRINCIPALS: usize = 50_000;
 
 /// The schema's entity types, parsed once.
 #[derive(Debug)]
@@ -168,6 +193,7 @@ impl AccessPolicy {
             policies: PolicySet::new(),
             authorizer: Authorizer::new(),
             types: None,
+            principals: Mutex::default(),
         }
     }
 
@@ -244,6 +270,7 @@ impl AccessPolicy {
             policies,
             authorizer: Authorizer::new(),
             types: Some(types),
+            principals: Mutex::default(),
         })
     }
 
@@ -273,6 +300,35 @@ impl AccessPolicy {
         let Some(types) = &self.types else {
             return Ok(false);
         };
+        let principal = self.principal(types, session)?;
+        let action = EntityUid::from_type_name_and_id(
+            types.action.clone(),
+            EntityId::new(action_of(method)),
+        );
+        let resource = EntityUid::from_type_name_and_id(types.app.clone(), EntityId::new(app));
+        let context = Context::from_pairs([(
+            "path".to_owned(),
+            RestrictedExpression::new_string(path.to_owned()),
+        )])
+        .map_err(|e| e.to_string())?;
+        // The policies were validated against the schema and the request is built here from
+        // the schema's own names, so it is not validated again on every request.
+        let request = Request::new(principal.uid.clone(), action, resource, context, None)
+            .map_err(|e| e.to_string())?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &principal.entities);
+        Ok(response.decision() == CedarDecision::Allow)
+    }
+
+    /// The session's principal, from the cache while it still describes the session.
+    fn principal(&self, types: &Types, session: &Session) -> Result<Arc<Principal>, String> {
+        if let Ok(cache) = self.principals.lock()
+            && let Some(cached) = cache.get(&session.id)
+            && cached.describes(session)
+        {
+            return Ok(cached.clone());
+        }
         let user = EntityUid::from_type_name_and_id(
             types.user.clone(),
             EntityId::new(&session.user.username),
@@ -302,22 +358,20 @@ impl AccessPolicy {
         // With the schema, the action entities and their groups (`read`, `write`) come along.
         let entities =
             Entities::from_entities(entities, self.schema.as_ref()).map_err(|e| e.to_string())?;
-        let action = EntityUid::from_type_name_and_id(
-            types.action.clone(),
-            EntityId::new(action_of(method)),
-        );
-        let resource = EntityUid::from_type_name_and_id(types.app.clone(), EntityId::new(app));
-        let context = Context::from_pairs([(
-            "path".to_owned(),
-            RestrictedExpression::new_string(path.to_owned()),
-        )])
-        .map_err(|e| e.to_string())?;
-        let request = Request::new(user, action, resource, context, self.schema.as_ref())
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
-        Ok(response.decision() == CedarDecision::Allow)
+        let principal = Arc::new(Principal {
+            uid: user,
+            entities,
+            username: session.user.username.clone(),
+            email: session.user.email.clone(),
+            groups: session.groups.clone(),
+        });
+        if let Ok(mut cache) = self.principals.lock() {
+            if cache.len() >= MAX_PRINCIPALS {
+                cache.clear();
+            }
+            cache.insert(session.id, principal.clone());
+        }
+        Ok(principal)
     }
 }
 

@@ -73,7 +73,7 @@ impl std::fmt::Debug for Edge {
 /// What the checks decided about a request for a protected app.
 pub(crate) enum Verdict {
     /// Let through, as this session.
-    Allowed(Box<Session>),
+    Allowed(Arc<Session>),
     /// A public path: let through without identity.
     Public,
     /// Not signed in (or not strongly enough): go and sign in.
@@ -396,7 +396,7 @@ impl Edge {
             return self.sign_in(headers, original_url);
         }
         match self.access().decide(&session, &route.app, method, path) {
-            Decision::Allow => Verdict::Allowed(Box::new(session)),
+            Decision::Allow => Verdict::Allowed(session),
             Decision::Deny => Verdict::Denied,
         }
     }

@@ -6,6 +6,7 @@
 use hyper::{HeaderMap, header::HeaderName, header::HeaderValue};
 use serde::Serialize;
 use stackgate_oidc::SigningAlg;
+use stackgate_identity::Uuid;
 use stackgate_store::Session;
 use stackgate_web::oidc::keyring::Keyring;
 use std::{collections::HashMap, sync::Mutex};
@@ -63,16 +64,30 @@ struct AssertionClaims<'a> {
 }
 
 struct CachedAssertion {
+    app: String,
     token: String,
     exp: i64,
     /// What the token says, to notice a changed user.
-    said: (Vec<String>, Option<String>, String),
+    username: String,
+    email: Option<String>,
+    groups: Vec<String>,
+}
+
+impl CachedAssertion {
+    fn still_true(&self, session: &Session, app: &str, now: i64) -> bool {
+        self.app == app
+            && self.exp - now >= REUSE_WHILE
+            && self.username == session.user.username
+            && self.email == session.user.email
+            && self.groups == session.groups
+    }
 }
 
 /// Signs assertions, reusing each for half its life: signing costs far more than a lookup.
 #[derive(Default)]
 pub struct Assertions {
-    cache: Mutex<HashMap<(String, String), CachedAssertion>>,
+    /// By session: one entry per app the session reached.
+    cache: Mutex<HashMap<Uuid, Vec<CachedAssertion>>>,
 }
 
 impl Assertions {
@@ -84,16 +99,10 @@ impl Assertions {
         app: &str,
         now: i64,
     ) -> Option<String> {
-        let key = (session.id.to_string(), app.to_owned());
-        let said = (
-            session.groups.clone(),
-            session.user.email.clone(),
-            session.user.username.clone(),
-        );
         if let Ok(cache) = self.cache.lock()
-            && let Some(hit) = cache.get(&key)
-            && hit.exp - now >= REUSE_WHILE
-            && hit.said == said
+            && let Some(hit) = cache
+                .get(&session.id)
+                .and_then(|apps| apps.iter().find(|c| c.still_true(session, app, now)))
         {
             return Some(hit.token.clone());
         }
@@ -121,19 +130,21 @@ impl Assertions {
         };
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= MAX_CACHED {
-                cache.retain(|_, c| c.exp - now >= REUSE_WHILE);
+                cache.retain(|_, apps| apps.iter().any(|c| c.exp - now >= REUSE_WHILE));
                 if cache.len() >= MAX_CACHED {
                     cache.clear();
                 }
             }
-            cache.insert(
-                key,
-                CachedAssertion {
-                    token: token.clone(),
-                    exp: now + ASSERTION_LIFETIME,
-                    said,
-                },
-            );
+            let apps = cache.entry(session.id).or_default();
+            apps.retain(|c| c.app != app);
+            apps.push(CachedAssertion {
+                app: app.to_owned(),
+                token: token.clone(),
+                exp: now + ASSERTION_LIFETIME,
+                username: session.user.username.clone(),
+                email: session.user.email.clone(),
+                groups: session.groups.clone(),
+            });
         }
         Some(token)
     }

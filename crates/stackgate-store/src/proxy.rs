@@ -287,7 +287,7 @@ impl Store {
         secret_hash: &str,
         host: &str,
         idle_timeout: i64,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<std::sync::Arc<Session>>, StoreError> {
         self.live_session(SessionKey::Proxy { secret_hash, host }, idle_timeout)
             .await
     }

@@ -33,7 +33,8 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Clone)]
 struct Entry {
-    session: Session,
+    /// Shared, so a hit costs a reference count, not a copy.
+    session: std::sync::Arc<Session>,
     read_at: Instant,
     /// The watch generation the entry was read under (0: unwatched).
     generation: u64,
@@ -44,7 +45,7 @@ struct Entry {
 /// What a lookup found.
 pub(crate) enum Cached {
     Hit {
-        session: Box<Session>,
+        session: std::sync::Arc<Session>,
         last_seen_at: i64,
     },
     Miss {
@@ -126,7 +127,7 @@ impl SessionCache {
         let vouched = generation != 0 && entry.generation == generation;
         if vouched || entry.read_at.elapsed() < UNWATCHED_TTL {
             Cached::Hit {
-                session: Box::new(entry.session),
+                session: entry.session,
                 last_seen_at: entry.last_seen_at,
             }
         } else {
@@ -139,7 +140,13 @@ impl SessionCache {
     }
 
     /// Keeps a session read from the database, unless an eviction happened since `epoch`.
-    pub(crate) fn put(&self, secret_hash: &str, session: Session, last_seen_at: i64, epoch: u64) {
+    pub(crate) fn put(
+        &self,
+        secret_hash: &str,
+        session: std::sync::Arc<Session>,
+        last_seen_at: i64,
+        epoch: u64,
+    ) {
         let generation = self.live_generation();
         let Ok(mut entries) = self.entries.write() else {
             return;
@@ -240,8 +247,8 @@ mod tests {
     use super::*;
     use stackgate_identity::{OffsetDateTime, User};
 
-    fn session(user: Uuid) -> Session {
-        Session {
+    fn session(user: Uuid) -> std::sync::Arc<Session> {
+        std::sync::Arc::new(Session {
             id: Uuid::new_v4(),
             user: User {
                 id: user,
@@ -259,7 +266,7 @@ mod tests {
             amr: "pwd".into(),
             group_mfa_policy: stackgate_identity::MfaPolicy::Optional,
             groups: Vec::new(),
-        }
+        })
     }
 
     fn hit(cache: &SessionCache, key: &str) -> bool {

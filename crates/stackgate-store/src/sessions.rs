@@ -9,6 +9,7 @@ use crate::{
     session_cache::Cached,
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, MfaPolicy, OffsetDateTime, User, Uuid};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct NewSession {
@@ -97,15 +98,17 @@ impl Store {
         secret_hash: &str,
         idle_timeout: i64,
     ) -> Result<Option<Session>, StoreError> {
-        self.live_session(SessionKey::Sso { secret_hash }, idle_timeout)
-            .await
+        Ok(self
+            .live_session(SessionKey::Sso { secret_hash }, idle_timeout)
+            .await?
+            .map(Arc::unwrap_or_clone))
     }
 
     pub(crate) async fn live_session(
         &self,
         key: SessionKey<'_>,
         idle_timeout: i64,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         let now = self.now();
         let cache_key = key.cache_key();
         let secret_hash = cache_key.as_str();
@@ -132,7 +135,7 @@ impl Store {
                     }
                     self.sessions.touched(secret_hash, now);
                 }
-                return Ok(Some(*session));
+                return Ok(Some(session));
             }
             Cached::Miss { epoch } => epoch,
         };
@@ -145,7 +148,7 @@ impl Store {
         idle_timeout: i64,
         now: i64,
         epoch: u64,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         let found = self.read_session(key, idle_timeout, now).await?;
         let Some((session, mut last_seen_at)) = found else {
             return Ok(None);
@@ -154,6 +157,7 @@ impl Store {
             self.touch_session(session.id, now).await?;
             last_seen_at = now;
         }
+        let session = Arc::new(session);
         self.sessions
             .put(&key.cache_key(), session.clone(), last_seen_at, epoch);
         Ok(Some(session))
