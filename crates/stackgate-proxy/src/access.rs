@@ -12,8 +12,8 @@ use cedar_policy::{
 };
 use hyper::Method;
 use miette::Diagnostic;
-use stackgate_store::Session;
 use stackgate_identity::Uuid;
+use stackgate_store::Session;
 use std::{
     collections::{HashMap, HashSet},
     str::FromStr,

@@ -5,8 +5,8 @@
 
 use hyper::{HeaderMap, header::HeaderName, header::HeaderValue};
 use serde::Serialize;
-use stackgate_oidc::SigningAlg;
 use stackgate_identity::Uuid;
+use stackgate_oidc::SigningAlg;
 use stackgate_store::Session;
 use stackgate_web::oidc::keyring::Keyring;
 use std::{collections::HashMap, sync::Mutex};

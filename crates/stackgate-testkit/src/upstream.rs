@@ -31,10 +31,12 @@ impl EchoUpstream {
             .route("/upload", post(upload))
             .route(
                 "/slow/{seconds}",
-                get(|axum::extract::Path(seconds): axum::extract::Path<u64>| async move {
-                    tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-                    "late"
-                }),
+                get(
+                    |axum::extract::Path(seconds): axum::extract::Path<u64>| async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                        "late"
+                    },
+                ),
             )
             .route(
                 "/set-cookie",

@@ -26,6 +26,15 @@ impl Drop for Replica {
 
 impl Replica {
     async fn start(first: &TestServer, master_key: &str, dir: &std::path::Path) -> Self {
+        Self::start_with(first, master_key, dir, &[]).await
+    }
+
+    async fn start_with(
+        first: &TestServer,
+        master_key: &str,
+        dir: &std::path::Path,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -39,6 +48,7 @@ impl Replica {
             .env("STACKGATE_ISSUER", &first.base_url)
             .env("STACKGATE_MASTER_KEY", master_key)
             .env("STACKGATE_LOG", "warn")
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -212,4 +222,83 @@ async fn a_replica_refuses_an_ended_session_within_a_second() {
     for elapsed in [healthy, while_down, restored] {
         assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_added_or_removed_on_one_replica_applies_on_the_other() {
+    let master_key = MasterKey::generate().unwrap();
+    let Some(server) = TestServer::start_with(
+        Backend::Postgres,
+        &[
+            ("STACKGATE_MASTER_KEY", &master_key),
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let edge = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::start_with(
+        &server,
+        &master_key,
+        dir.path(),
+        &[("STACKGATE_PROXY_LISTEN", &edge.to_string())],
+    )
+    .await;
+    let upstream = stackgate_testkit::EchoUpstream::start().await;
+    let client = reqwest::Client::builder()
+        .resolve("wiki.localhost", edge)
+        .build()
+        .unwrap();
+    let url = format!("http://wiki.localhost:{}/", edge.port());
+    let status = || async { client.get(&url).send().await.unwrap().status() };
+    assert_eq!(status().await, StatusCode::NOT_FOUND);
+
+    // Added through the first process: the replica's edge serves it.
+    let route = crate::proxy::add_route(
+        &server,
+        &admin,
+        serde_json::json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "public_paths": ["/"] }),
+    )
+    .await;
+    let started = Instant::now();
+    while status().await != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the replica never took the route"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let added = started.elapsed();
+
+    // Removed through the first process: gone on the replica too.
+    let id = route["id"].as_str().unwrap();
+    let (removed, _) = crate::proxy::api(
+        &server,
+        &admin,
+        reqwest::Method::DELETE,
+        &format!("/proxy/routes/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(removed, StatusCode::NO_CONTENT);
+    let started = Instant::now();
+    while status().await != StatusCode::NOT_FOUND {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the replica kept the route"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "replica's edge: route in force {added:?} after it was added elsewhere, gone {:?} after removal",
+        started.elapsed()
+    );
+    drop(replica);
 }
