@@ -76,10 +76,20 @@ pub(crate) struct LoginForm {
 
 const WRONG: &str = "Wrong username or password.";
 
+/// A wait in whole seconds, rounded up: a person told "1 second" who waits 1 s must not find
+/// the door still shut.
+fn whole_seconds(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
 /// The page shown while an account or address must wait before its next attempt.
 pub(super) fn throttled_message(wait: std::time::Duration) -> String {
-    let seconds = wait.as_secs().max(1);
-    if seconds < 90 {
+    let seconds = whole_seconds(wait);
+    if seconds == 1 {
+        "Too many failed attempts. Wait 1 second, then try again.".to_owned()
+    } else if seconds < 90 {
         format!("Too many failed attempts. Wait {seconds} seconds, then try again.")
     } else {
         format!(
@@ -125,7 +135,7 @@ pub(crate) async fn submit(
             StatusCode::TOO_MANY_REQUESTS,
             [
                 (header::CACHE_CONTROL, "no-store".to_owned()),
-                (header::RETRY_AFTER, wait.as_secs().max(1).to_string()),
+                (header::RETRY_AFTER, whole_seconds(wait).to_string()),
             ],
             page,
         )
@@ -238,4 +248,19 @@ pub(crate) async fn logout_everywhere(
         return Err(PageError::forged_form());
     }
     Ok(crate::oidc::end_session::sign_out_everywhere(&state, &headers, jar).await)
+}
+
+#[cfg(test)]
+mod wait_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn waits_are_rounded_up_never_down() {
+        assert_eq!(whole_seconds(Duration::from_millis(1900)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert!(throttled_message(Duration::from_millis(1900)).contains("Wait 2 seconds"));
+        assert!(throttled_message(Duration::from_millis(400)).contains("Wait 1 second,"));
+    }
 }
