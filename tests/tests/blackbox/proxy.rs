@@ -473,7 +473,12 @@ fn url_escape(s: &str) -> String {
 }
 
 stackgate_testkit::on_both_backends_with! {
-    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"), ("STACKGATE_PROXY_UPSTREAM_RESPONSE_TIMEOUT", "1"), ("STACKGATE_PROXY_MAX_HEADERS", "20")];
+    &[
+        ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+        ("STACKGATE_PROXY_UPSTREAM_RESPONSE_TIMEOUT", "1"),
+        ("STACKGATE_PROXY_MAX_HEADERS", "20"),
+        ("STACKGATE_PROXY_HEADER_READ_TIMEOUT", "1"),
+    ];
 
     slow_or_missing_apps_and_oversized_requests_get_clear_answers => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
@@ -500,6 +505,24 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(refused.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
         let fine = client.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
         assert_eq!(fine.status(), StatusCode::OK);
+
+        // A client that sends its headers too slowly, or keeps a connection idle after its
+        // request, is cut off by the header read timeout.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let port = server.proxy_addr.unwrap().port();
+        let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nhost: slow.localhost\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        let cut = tokio::time::timeout(std::time::Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+        assert!(cut.is_ok(), "a half-sent request head is not waited for forever");
+        let mut idle = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nhost: slow.localhost\r\n\r\n").await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "an idle kept-alive connection is closed");
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
         server.stop().await;
     };
 }
