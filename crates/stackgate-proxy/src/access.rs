@@ -197,15 +197,6 @@ impl AccessPolicy {
         }
     }
 
-    /// Checks the admins' text alone against the schema (for the API, before storing it).
-    pub fn check_custom(
-        defaults: &str,
-        routes: &RouteTable,
-        custom: &str,
-    ) -> Result<(), Vec<PolicyProblem>> {
-        Self::compile(defaults, routes, custom).map(|_| ())
-    }
-
     pub fn compile(
         defaults: &str,
         routes: &RouteTable,

@@ -245,7 +245,8 @@ impl Edge {
             Some(query) => format!("{path}?{query}"),
             None => path.clone(),
         };
-        let original_url = format!("{}://{}{}", self.scheme(), host_as_sent, path_and_query);
+        // Needed only to send someone to sign in: built then, not on every request.
+        let original_url = || format!("{}://{}{}", self.scheme(), host_as_sent, path_and_query);
         let verdict = self
             .check(
                 &route,
@@ -287,10 +288,7 @@ impl Edge {
             }
             Verdict::Denied => return pages::forbidden(&route.app),
             Verdict::Unavailable => {
-                return pages::status(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in is unavailable for a moment. Try again shortly.",
-                );
+                return pages::sign_in_unavailable();
             }
         }
         let hop = Hop {
@@ -362,13 +360,13 @@ impl Edge {
         method: &Method,
         path: &str,
         headers: &HeaderMap,
-        original_url: &str,
+        original_url: &(dyn Fn() -> String + Sync),
     ) -> Verdict {
         if route.is_public(path) {
             return Verdict::Public;
         }
         let Some(secret) = cookie_value(headers, self.cookie_name()) else {
-            return self.sign_in(headers, original_url);
+            return self.sign_in(headers, &original_url());
         };
         let session = match self
             .store
@@ -380,7 +378,7 @@ impl Edge {
             .await
         {
             Ok(Some(session)) => session,
-            Ok(None) => return self.sign_in(headers, original_url),
+            Ok(None) => return self.sign_in(headers, &original_url()),
             Err(err) => {
                 tracing::warn!(%err, "cannot check a proxy session");
                 return Verdict::Unavailable;
@@ -393,7 +391,7 @@ impl Edge {
             .max(session.group_mfa_policy)
             .met_by(&session.amr)
         {
-            return self.sign_in(headers, original_url);
+            return self.sign_in(headers, &original_url());
         }
         match self.access().decide(&session, &route.app, method, path) {
             Decision::Allow => Verdict::Allowed(session),
@@ -454,10 +452,7 @@ impl Edge {
             Ok(false) => return expired(),
             Err(err) => {
                 tracing::warn!(%err, "cannot redeem a proxy sign-in code");
-                return pages::status(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in is unavailable for a moment. Try again shortly.",
-                );
+                return pages::sign_in_unavailable();
             }
         }
         let mut response = pages::redirect(&rd);

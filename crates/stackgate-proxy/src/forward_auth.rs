@@ -92,7 +92,7 @@ pub(crate) async fn answer(edge: &Edge, headers: &HeaderMap) -> Response<Body> {
     let Some(route) = routes.find(&asked.host, &asked.path).cloned() else {
         return pages::unknown_host(&asked.host);
     };
-    let original_url = match &asked.query {
+    let original_url = || match &asked.query {
         Some(query) => format!("{}{}?{query}", asked.origin, asked.path),
         None => format!("{}{}", asked.origin, asked.path),
     };

@@ -82,6 +82,14 @@ pub fn forbidden(app: &str) -> Response<Body> {
     )
 }
 
+/// The store could not answer a session check or hand-over.
+pub fn sign_in_unavailable() -> Response<Body> {
+    status(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is unavailable for a moment. Try again shortly.",
+    )
+}
+
 pub fn bad_gateway() -> Response<Body> {
     page(
         StatusCode::BAD_GATEWAY,

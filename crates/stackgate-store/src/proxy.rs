@@ -273,10 +273,7 @@ impl Store {
         });
         // The replaced session on this host must not live on in any cache entry.
         if let Some((session,)) = &opened {
-            match Uuid::parse_str(session) {
-                Ok(id) => self.sessions.evict_session(id),
-                Err(_) => self.sessions.evict_all(),
-            }
+            self.evict_session_id(session);
         }
         Ok(opened.is_some())
     }

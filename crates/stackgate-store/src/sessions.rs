@@ -163,7 +163,7 @@ impl Store {
         Ok(Some(session))
     }
 
-    fn evict_session_id(&self, id: &str) {
+    pub(crate) fn evict_session_id(&self, id: &str) {
         match Uuid::parse_str(id) {
             Ok(id) => self.sessions.evict_session(id),
             Err(_) => self.sessions.evict_all(),
