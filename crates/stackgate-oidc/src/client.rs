@@ -309,7 +309,8 @@ fn check_redirect_uri(field: &str, uri: &str, public: bool) -> Result<(), OidcEr
         "https" => Ok(()),
         "http" => {
             let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d == "localhost",
+                // RFC 6761: `localhost` and its subdomains resolve to loopback only.
+                Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
                 Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
                 Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
                 None => false,

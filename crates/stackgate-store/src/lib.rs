@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod api_tokens;
+mod apps;
 mod audit;
 mod error;
 mod grants;
@@ -31,6 +32,7 @@ mod users;
 mod webauthn;
 
 pub use api_tokens::{ApiToken, TokenOwner};
+pub use apps::{AppStatus, InstalledApp, NewInstall};
 pub use audit::AuditFilter;
 pub use error::StoreError;
 pub use grants::{

@@ -1,6 +1,7 @@
 //! The admin API under `/api/v1`. Every route is registered through [`utoipa_axum::routes!`], so
 //! the router and the OpenAPI document are built from the same list and cannot drift apart.
 
+mod apps;
 mod audit;
 pub mod clients;
 mod consents;
@@ -34,7 +35,7 @@ pub use views::*;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
     tags(
-        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "proxy"), (name = "meta")
+        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "proxy"), (name = "apps"), (name = "meta")
     )
 )]
 struct ApiDoc;
@@ -84,6 +85,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(edge::list_routes, edge::create_route))
         .routes(routes!(edge::delete_route))
         .routes(routes!(edge::show_policy, edge::update_policy))
+        .routes(routes!(apps::catalog))
+        .routes(routes!(apps::validate))
+        .routes(routes!(apps::list, apps::install))
+        .routes(routes!(apps::show, apps::uninstall))
+        .routes(routes!(apps::set_access))
         .routes(routes!(openapi_json))
 }
 

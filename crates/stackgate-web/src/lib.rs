@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app_control;
 mod auth;
 mod csrf;
 pub mod error;

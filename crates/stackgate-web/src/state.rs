@@ -73,6 +73,8 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// The edge proxy, once it is running (it is built after the router it serves).
     pub edge: Arc<std::sync::OnceLock<Arc<dyn EdgeControl>>>,
+    /// The app registry, once it is running (it needs this state to reach the edge).
+    pub apps: Arc<std::sync::OnceLock<Arc<dyn crate::app_control::AppControl>>>,
 }
 
 /// What the web layer asks of the edge proxy (which lives in a crate that depends on this one).

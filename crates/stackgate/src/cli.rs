@@ -53,8 +53,75 @@ pub enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Install, list and remove apps (talks to the running server's admin API).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Run the demo app (the process driver starts it; settings come from its environment).
+    #[command(hide = true)]
+    DemoApp,
     /// Measure password hashing and the admin API on this machine.
     Bench(BenchArgs),
+}
+
+/// How the `app` commands reach the server.
+#[derive(Debug, Args)]
+pub struct ServerAccess {
+    /// The server's base URL (default: the configured issuer).
+    #[arg(long, global = true)]
+    pub url: Option<String>,
+    /// An admin's API token (`stackgate token create`).
+    #[arg(
+        long,
+        global = true,
+        env = "STACKGATE_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List the apps that can be installed (no server needed).
+    Catalog,
+    /// List installed apps.
+    List {
+        #[command(flatten)]
+        server: ServerAccess,
+    },
+    /// Install an app from the catalog, showing each step; undone entirely if a step fails.
+    Install {
+        id: String,
+        /// A group that reaches the app as a user (repeat; default: the manifest's).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// A group that reaches the app as an admin (repeat).
+        #[arg(long = "admin-group")]
+        admin_groups: Vec<String>,
+        /// none, patch or minor.
+        #[arg(long)]
+        update_policy: Option<String>,
+        /// Show what would be created, and create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
+    /// Remove an app and everything installing it created (data volumes stay unless --purge).
+    Uninstall {
+        id: String,
+        #[arg(long)]
+        purge: bool,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
+    /// Show an app and its install's steps.
+    Status {
+        id: String,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
+    /// Check a manifest file: its shape and its meaning, with line numbers (no server needed).
+    Validate { manifest: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! One function per command; each opens what it needs and reports in plain lines.
 
+mod apps;
 mod bench;
 mod bench_login;
 mod bench_oidc;
@@ -44,6 +45,8 @@ pub(crate) async fn dispatch(command: Command, config: Config) -> Result<(), Cli
         Command::Keys(cmd) => {
             with_store(&config, |store| clients::keys(cmd, store, config.clone())).await
         }
+        Command::App(cmd) => apps::run(cmd, &config).await,
+        Command::DemoApp => Ok(()),
         Command::Bench(args) => bench::run(args, config).await,
     }
 }

@@ -15,7 +15,7 @@ use url::Url;
 pub const ENV_PREFIX: &str = "STACKGATE_";
 
 /// Environment variables with the prefix that are not config keys.
-const ENV_NOT_KEYS: &[&str] = &["STACKGATE_CONFIG"];
+const ENV_NOT_KEYS: &[&str] = &["STACKGATE_CONFIG", "STACKGATE_API_TOKEN"];
 const ENV_IGNORED_PREFIXES: &[&str] = &["STACKGATE_TEST_"];
 
 /// Every key, with its documentation; the README's reference and `config check` follow it.
@@ -98,6 +98,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "mfa_policy",
         "what every sign-in must use: optional, required or phishing_resistant (default optional)",
     ),
+    (
+        "apps_domain",
+        "installed apps get the host APP.apps_domain at the edge proxy (default localhost, which browsers resolve to this machine)",
+    ),
+    (
+        "apps_test_fail_step",
+        "a test hook: makes this app install step fail (client, secret, deploy, route or ready), to prove nothing is left behind (default none)",
+    ),
 ];
 
 /// A configuration value that cannot be used. Displays as one line: `key: what is wrong`.
@@ -149,6 +157,8 @@ pub struct Config {
     pub mfa_policy: stackgate_identity::MfaPolicy,
     /// The edge proxy, when `proxy_listen` is set.
     pub proxy: Option<crate::proxy_config::ProxyConfig>,
+    pub apps_domain: String,
+    pub apps_test_fail_step: Option<String>,
 }
 
 /// A raw value: from the file (typed by TOML) or the environment (always text).
@@ -428,6 +438,39 @@ impl Config {
                 .unwrap_or(2_592_000),
             mfa_policy,
             proxy: crate::proxy_config::ProxyConfig::from_values(v)?,
+            apps_domain: {
+                let domain = v
+                    .text("apps_domain")?
+                    .unwrap_or_else(|| "localhost".into())
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                let label_ok = |l: &str| {
+                    (1..=63).contains(&l.len())
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                };
+                if domain.len() > 200 || !domain.split('.').all(label_ok) {
+                    return Err(err(
+                        "apps_domain",
+                        format!("{domain:?} is not a domain name"),
+                    ));
+                }
+                domain
+            },
+            apps_test_fail_step: match v.text("apps_test_fail_step")? {
+                Some(step) if stackgate_apps::STEPS.contains(&step.as_str()) => Some(step),
+                Some(step) => {
+                    return Err(err(
+                        "apps_test_fail_step",
+                        format!(
+                            "{step:?} is not one of {}",
+                            stackgate_apps::STEPS.join(", ")
+                        ),
+                    ));
+                }
+                None => None,
+            },
         })
     }
 
@@ -490,6 +533,11 @@ impl Config {
             ),
             format!("signing_key_rotation = {}", self.signing_key_rotation),
             format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),
+            format!("apps_domain = {:?}", self.apps_domain),
+            format!(
+                "apps_test_fail_step = {:?}",
+                self.apps_test_fail_step.as_deref().unwrap_or("(none)")
+            ),
             match &self.proxy {
                 Some(proxy) => format!(
                     "proxy_listen = \"{}\"\nproxy_tls_dir = {}\nproxy_route = {} route(s)",

@@ -17,6 +17,19 @@ use cli::Cli;
 
 /// Runs one command line to completion.
 pub fn run(cli: Cli) -> Result<(), CliError> {
+    // The demo app is started by the process driver with its own settings only; it reads no
+    // Stackgate configuration.
+    if let cli::Command::DemoApp = cli.command {
+        let settings =
+            stackgate_demo::DemoSettings::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Runtime(format!("cannot start the async runtime: {e}")))?;
+        return runtime
+            .block_on(stackgate_demo::serve(settings))
+            .map_err(|e| CliError::Runtime(e.to_string()));
+    }
     let config = config::Config::load(
         cli.config.as_deref(),
         // vars_os: a variable that is not UTF-8 must not crash us unless it is one of ours.

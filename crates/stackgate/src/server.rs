@@ -89,6 +89,7 @@ pub struct Running {
     /// Where the edge proxy listens, when it is on.
     pub proxy_addr: Option<SocketAddr>,
     edge_tasks: Vec<JoinHandle<()>>,
+    registry: stackgate_apps::Registry,
     /// The one-time link that creates the first admin, when none exists yet.
     pub setup_link: Option<String>,
     pub store: Store,
@@ -168,6 +169,7 @@ pub async fn start_on(
             .map(Arc::new),
         throttle: Arc::default(),
         edge: Arc::default(),
+        apps: Arc::default(),
         config: Arc::new(web_config),
     };
     let sweeper_state = state.clone();
@@ -177,6 +179,7 @@ pub async fn start_on(
         Some(proxy) => Some(start_edge(config, proxy, &state, stop.subscribe()).await?),
         None => None,
     };
+    let registry = start_registry(config, &state, edge.as_ref().map(|(addr, _)| *addr)).await?;
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
     let watched = store.clone();
@@ -204,6 +207,7 @@ pub async fn start_on(
         local_addr,
         proxy_addr,
         edge_tasks: edge_tasks.unwrap_or_default(),
+        registry,
         setup_link,
         store,
         keyring,
@@ -211,6 +215,47 @@ pub async fn start_on(
         task,
         grace: Duration::from_secs(config.shutdown_grace),
     })
+}
+
+/// Opens the app registry and reconciles installed apps with what runs (starting their
+/// processes, undoing an install a crash interrupted).
+async fn start_registry(
+    config: &Config,
+    state: &AppState,
+    proxy_addr: Option<SocketAddr>,
+) -> Result<stackgate_apps::Registry, CliError> {
+    use stackgate_apps::{Registry, RegistrySettings, registry::EdgePublic};
+    let https = config.issuer.scheme() == "https"
+        || config.proxy.as_ref().is_some_and(|p| p.tls_dir.is_some());
+    // Programs are looked for beside this binary; under `cargo test` that is target/*/deps, and
+    // the `stackgate` binary sits one level up.
+    let programs_dir = std::env::current_exe().ok().and_then(|exe| {
+        let dir = exe.parent()?.to_owned();
+        Some(if dir.ends_with("deps") {
+            dir.parent().map_or(dir.clone(), std::path::Path::to_owned)
+        } else {
+            dir
+        })
+    });
+    let settings = RegistrySettings {
+        data_dir: config.data_dir.clone(),
+        issuer: config.issuer_str().to_owned(),
+        apps_domain: config.apps_domain.clone(),
+        edge: proxy_addr.map(|addr| EdgePublic {
+            scheme: if https { "https" } else { "http" }.into(),
+            port: addr.port(),
+        }),
+        programs_dir,
+        fail_step: config.apps_test_fail_step.clone(),
+    };
+    let registry = Registry::new(state.clone(), settings)
+        .map_err(|e| CliError::Runtime(format!("app catalog: {e}")))?;
+    let _ = state.apps.set(Arc::new(registry.clone()));
+    registry
+        .reconcile()
+        .await
+        .map_err(|e| CliError::Runtime(format!("apps: {e}")))?;
+    Ok(registry)
 }
 
 /// Starts the edge proxy (and its HTTP→HTTPS redirect): its listeners, its routes and policies,
@@ -363,6 +408,7 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish (up to the grace period), closes the database.
     pub async fn shutdown(self) -> Result<(), CliError> {
         let _ = self.stop.send(true);
+        self.registry.shutdown().await;
         let edge = futures_join_all(self.edge_tasks);
         if tokio::time::timeout(self.grace, edge).await.is_err() {
             tracing::warn!(grace = ?self.grace, "edge connections did not finish in time");

@@ -2,6 +2,7 @@
 //! One test binary, so the suite links once.
 
 mod admin_api;
+mod apps;
 mod browser;
 mod cli;
 mod forward_auth;

@@ -1,0 +1,235 @@
+//! The process driver: apps as local processes on this machine, for a single server and for
+//! development. Each app's settings (with its client secret) live in an env file only its owner
+//! can read; the process gets those and nothing of Stackgate's own environment.
+
+use crate::AppsError;
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Mutex,
+};
+use tokio::process::{Child, Command};
+
+/// What a process is started with.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Where its output goes (appended).
+    pub log: PathBuf,
+}
+
+/// The processes this Stackgate started, by app id.
+#[derive(Debug, Default)]
+pub struct ProcessDriver {
+    children: Mutex<HashMap<String, Child>>,
+}
+
+/// Variables a process needs to run at all; nothing else of Stackgate's environment is passed on
+/// (it holds the master key and the database URL).
+const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
+
+impl ProcessDriver {
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<String, Child>> {
+        self.children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts `id`'s process.
+    pub fn start(&self, id: &str, launch: &Launch) -> Result<(), AppsError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&launch.log)?;
+        let mut command = Command::new(&launch.program);
+        command
+            .args(&launch.args)
+            .env_clear()
+            .envs(
+                PASSED_THROUGH
+                    .iter()
+                    .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+            )
+            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // If Stackgate dies, its apps die with it rather than run unsupervised.
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| {
+            AppsError::Process(format!("cannot start {}: {e}", launch.program.display()))
+        })?;
+        if let Some(mut old) = self.children().insert(id.to_owned(), child) {
+            let _ = old.start_kill();
+        }
+        Ok(())
+    }
+
+    /// Whether `id`'s process is still running; `Err` with its exit status when it ended.
+    pub fn check(&self, id: &str) -> Result<(), String> {
+        let mut children = self.children();
+        let Some(child) = children.get_mut(id) else {
+            return Err("not running".into());
+        };
+        match child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("exited ({status})")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Stops `id`'s process and waits until it is gone.
+    pub async fn stop(&self, id: &str) {
+        let child = self.children().remove(id);
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Stops every process (at shutdown).
+    pub async fn stop_all(&self) {
+        let children: Vec<Child> = self.children().drain().map(|(_, c)| c).collect();
+        for mut child in children {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    pub fn running(&self) -> Vec<String> {
+        self.children().keys().cloned().collect()
+    }
+}
+
+/// Finds a program: an absolute path as it is; a name beside the running binary first (where
+/// `cargo build` and packages put `stackgate-demo`), then on `PATH`.
+pub fn find_program(command: &str, beside: Option<&Path>) -> Result<PathBuf, AppsError> {
+    let path = Path::new(command);
+    if path.is_absolute() {
+        return if path.is_file() {
+            Ok(path.to_owned())
+        } else {
+            Err(AppsError::Process(format!("{command} does not exist")))
+        };
+    }
+    let mut places: Vec<PathBuf> = beside.map(Path::to_owned).into_iter().collect();
+    if let Some(paths) = std::env::var_os("PATH") {
+        places.extend(std::env::split_paths(&paths));
+    }
+    places
+        .into_iter()
+        .map(|dir| dir.join(command))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| {
+            AppsError::Process(format!(
+                "{command} is neither beside the stackgate binary nor on PATH"
+            ))
+        })
+}
+
+/// Writes the app's settings readable by this user only (0600), replacing any earlier file.
+pub fn write_env_file(path: &Path, vars: &[(String, String)]) -> Result<(), AppsError> {
+    use std::io::Write;
+    let mut text = String::new();
+    for (key, value) in vars {
+        if value.contains('\n') || value.contains('\0') {
+            return Err(AppsError::Refused(format!(
+                "the value of {key} has a line break"
+            )));
+        }
+        text.push_str(key);
+        text.push('=');
+        text.push_str(value);
+        text.push('\n');
+    }
+    let tmp = path.with_extension("env.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Reads an env file written by [`write_env_file`].
+pub fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, AppsError> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect())
+}
+
+/// A free port on 127.0.0.1 for a new app.
+pub fn free_port() -> Result<u16, AppsError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_is_private_and_round_trips() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("app.env");
+        let vars = vec![
+            ("A".to_owned(), "1".to_owned()),
+            ("SECRET".to_owned(), "x=y".to_owned()),
+        ];
+        write_env_file(&path, &vars).expect("write");
+        assert_eq!(read_env_file(&path).expect("read"), vars);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let bad = vec![("A".to_owned(), "two\nlines".to_owned())];
+        assert!(write_env_file(&path, &bad).is_err());
+        assert_eq!(
+            read_env_file(&path).expect("kept"),
+            vars,
+            "a refused write changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_process_gets_only_what_it_is_given() {
+        let dir = tempfile::tempdir().expect("dir");
+        let out = dir.path().join("out.log");
+        // Cargo runs tests with CARGO_MANIFEST_DIR set: it stands for Stackgate's own settings.
+        assert!(std::env::var("CARGO_MANIFEST_DIR").is_ok());
+        let driver = ProcessDriver::default();
+        let launch = Launch {
+            program: find_program("sh", None).expect("sh"),
+            args: vec![
+                "-c".into(),
+                "echo \"given=$GIVEN parent=$CARGO_MANIFEST_DIR\"".into(),
+            ],
+            env: vec![("GIVEN".into(), "yes".into())],
+            log: out.clone(),
+        };
+        driver.start("t", &launch).expect("start");
+        for _ in 0..100 {
+            if driver.check("t").is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        driver.stop("t").await;
+        let text = std::fs::read_to_string(out).expect("log");
+        assert_eq!(text.trim(), "given=yes parent=");
+    }
+}

@@ -1,0 +1,1021 @@
+//! The install lifecycle: plan → OIDC client → secret delivered → app deployed → route and
+//! policy → ready. A failing step undoes every step before it; the installed state is stored and
+//! reconciled at start, so a crash in the middle of an install leaves nothing behind either.
+
+use crate::{
+    AppsError, Catalog, STEPS,
+    catalog::Entry,
+    manifest::{Deploy, Manifest, ProcessDeploy},
+    process::{self, Launch, ProcessDriver},
+};
+use stackgate_identity::{Actor, Target};
+use stackgate_oidc::{NewClient, SigningAlg};
+use stackgate_store::{AppStatus, InstalledApp, NewInstall, NewRoute, StoreError};
+use stackgate_web::{
+    AppState,
+    app_control::{
+        AccessRequest, AppControl, AppFailure, AppView, BoxFuture, CatalogEntryView,
+        InstallRequest, ManifestProblemView, PlanView, PlannedObjectView, StepView,
+    },
+};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+/// Where the edge proxy is reached from outside, for apps' public addresses.
+#[derive(Debug, Clone)]
+pub struct EdgePublic {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Left out of URLs when it is the scheme's default.
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    /// Apps' env files and logs go under `{data_dir}/apps/{id}/`.
+    pub data_dir: PathBuf,
+    pub issuer: String,
+    /// Apps get `{id}.{apps_domain}` as their host at the edge.
+    pub apps_domain: String,
+    /// `None` when the edge proxy is not running: apps are then reached on 127.0.0.1 directly.
+    pub edge: Option<EdgePublic>,
+    /// Where programs are looked for first (the directory of the running binary).
+    pub programs_dir: Option<PathBuf>,
+    /// Makes the named install step fail after it ran, to prove the rollback (a test hook, for
+    /// Stackgate's tests and app developers' CI; `apps_test_fail_step`).
+    pub fail_step: Option<String>,
+}
+
+/// The app registry, shared by the API and the background tasks.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    state: AppState,
+    settings: RegistrySettings,
+    catalog: Catalog,
+    processes: ProcessDriver,
+    /// Installs running or failed, by app id (installed apps are read from the store).
+    progress: Mutex<HashMap<String, AppView>>,
+    /// The steps of installs that finished in this process, shown with the installed app.
+    finished: Mutex<HashMap<String, Vec<StepView>>>,
+}
+
+/// What the steps of one install share.
+struct Install {
+    id: String,
+    manifest: Manifest,
+    base_url: String,
+    internal_url: String,
+    port: u16,
+    host: String,
+    user_groups: Vec<String>,
+    admin_groups: Vec<String>,
+    actor: Actor,
+}
+
+const UPDATE_POLICIES: &[&str] = &["none", "patch", "minor"];
+
+fn problems_view(err: AppsError) -> AppFailure {
+    match err {
+        AppsError::Manifest(problems) => AppFailure::Manifest(
+            problems
+                .into_iter()
+                .map(|p| ManifestProblemView {
+                    field: p.field,
+                    message: p.message,
+                    line: (p.line > 0).then_some(p.line),
+                    column: (p.column > 0).then_some(p.column),
+                })
+                .collect(),
+        ),
+        other => internal(other),
+    }
+}
+
+fn internal(err: impl std::fmt::Display) -> AppFailure {
+    AppFailure::Internal(err.to_string())
+}
+
+fn store_failure(err: StoreError) -> AppFailure {
+    match err {
+        StoreError::Conflict { message, .. } => AppFailure::Conflict(message),
+        other => internal(other),
+    }
+}
+
+fn entry_view(m: &Manifest) -> CatalogEntryView {
+    CatalogEntryView {
+        id: m.id().to_owned(),
+        name: m.name.clone(),
+        version: m.version().to_owned(),
+        description: m.description.clone(),
+        category: m.category.clone(),
+        icon: m.icon.clone(),
+        homepage: m.homepage.as_ref().map(|h| h.value.clone()),
+        deploy: match m.deploy {
+            Deploy::Process(_) => "process",
+            Deploy::Kubernetes(_) => "kubernetes",
+        },
+        sign_in: if m.oidc.is_some() { "oidc" } else { "proxy" },
+        default_groups: m
+            .access
+            .default_groups
+            .iter()
+            .map(|g| g.value.clone())
+            .collect(),
+    }
+}
+
+fn pending_steps() -> Vec<StepView> {
+    STEPS
+        .iter()
+        .map(|s| StepView {
+            name: (*s).to_owned(),
+            state: "pending".into(),
+            detail: None,
+        })
+        .collect()
+}
+
+fn installed_view(app: &InstalledApp) -> Result<AppView, AppFailure> {
+    let manifest = Manifest::parse(&app.manifest).map_err(problems_view)?;
+    let status = match app.status {
+        AppStatus::Installing => "installing",
+        AppStatus::Installed => "installed",
+    };
+    Ok(AppView {
+        id: app.id.clone(),
+        name: manifest.name.clone(),
+        version: app.version.clone(),
+        status: status.into(),
+        base_url: app.base_url.clone(),
+        user_groups: app.user_groups.clone(),
+        admin_groups: app.admin_groups.clone(),
+        update_policy: app.update_policy.clone(),
+        steps: Vec::new(),
+        error: None,
+    })
+}
+
+/// `${name}` placeholders of a process's environment, filled in.
+fn fill(template: &str, install: &Install, issuer: &str) -> String {
+    template
+        .replace("${issuer}", issuer)
+        .replace("${client_id}", &install.id)
+        .replace("${base_url}", &install.base_url)
+        .replace("${port}", &install.port.to_string())
+}
+
+impl Registry {
+    pub fn new(state: AppState, settings: RegistrySettings) -> Result<Self, AppsError> {
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state,
+                settings,
+                catalog: Catalog::shipped()?,
+                processes: ProcessDriver::default(),
+                progress: Mutex::default(),
+                finished: Mutex::default(),
+            }),
+        })
+    }
+
+    fn progress(&self) -> MutexGuard<'_, HashMap<String, AppView>> {
+        self.inner
+            .progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn finished(&self) -> MutexGuard<'_, HashMap<String, Vec<StepView>>> {
+        self.inner
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An installed app's view, with the steps of its install when this process ran it.
+    fn view_of(&self, app: &InstalledApp) -> Result<AppView, AppFailure> {
+        let mut view = installed_view(app)?;
+        if let Some(steps) = self.finished().get(&app.id) {
+            view.steps = steps.clone();
+        }
+        Ok(view)
+    }
+
+    fn app_dir(&self, id: &str) -> PathBuf {
+        self.inner.settings.data_dir.join("apps").join(id)
+    }
+
+    fn env_file(&self, id: &str) -> PathBuf {
+        self.app_dir(id).join("app.env")
+    }
+
+    fn log_file(&self, id: &str) -> PathBuf {
+        self.app_dir(id).join("app.log")
+    }
+
+    /// Brings what runs in line with what is stored: an install a crash interrupted is undone,
+    /// and installed process apps are started.
+    pub async fn reconcile(&self) -> Result<(), AppsError> {
+        let store = &self.inner.state.store;
+        for app in store.installed_apps().await? {
+            match app.status {
+                AppStatus::Installing => {
+                    tracing::warn!(app = %app.id, "undoing an install that did not finish");
+                    self.teardown(&app.id, false).await;
+                    let entry = Actor::system("reconcile")
+                        .entry("app.install.abandoned", Target::System)
+                        .with_detail(serde_json::json!({ "app": app.id }));
+                    store.remove_installed_app(&app.id, &entry).await?;
+                }
+                AppStatus::Installed => {
+                    if let Err(err) = self.start_installed(&app) {
+                        tracing::error!(app = %app.id, error = %err, "installed app cannot start");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_installed(&self, app: &InstalledApp) -> Result<(), AppsError> {
+        let manifest = Manifest::parse(&app.manifest)?;
+        let Deploy::Process(deploy) = &manifest.deploy else {
+            return Ok(());
+        };
+        if self.inner.processes.check(&app.id).is_ok() {
+            return Ok(());
+        }
+        let env = process::read_env_file(&self.env_file(&app.id))?;
+        self.launch(&app.id, deploy, env)
+    }
+
+    fn launch(
+        &self,
+        id: &str,
+        deploy: &ProcessDeploy,
+        env: Vec<(String, String)>,
+    ) -> Result<(), AppsError> {
+        let program = process::find_program(
+            &deploy.command.value,
+            self.inner.settings.programs_dir.as_deref(),
+        )?;
+        self.inner.processes.start(
+            id,
+            &Launch {
+                program,
+                args: deploy.args.clone(),
+                env,
+                log: self.log_file(id),
+            },
+        )
+    }
+
+    /// Stops every app process (at shutdown).
+    pub async fn shutdown(&self) {
+        self.inner.processes.stop_all().await;
+    }
+
+    /// Removes everything an app may have: process, route, client, env file (and with `purge`
+    /// its whole directory). Safe to run on a partial install: each part is looked up by the
+    /// app's id, and an install refuses to start when any of them belonged to something else.
+    async fn teardown(&self, id: &str, purge: bool) -> Vec<String> {
+        let mut trouble = Vec::new();
+        let state = &self.inner.state;
+        let actor = Actor::system("apps");
+        self.inner.processes.stop(id).await;
+        match state.store.proxy_routes().await {
+            Ok(routes) => {
+                for route in routes.into_iter().filter(|r| r.app == id) {
+                    let entry = actor
+                        .entry("proxy.route.delete", Target::System)
+                        .with_detail(serde_json::json!({ "route": route.id, "app": id }));
+                    if let Err(e) = state.store.remove_proxy_route(route.id, &entry).await {
+                        trouble.push(format!("route: {e}"));
+                    }
+                }
+                if let Some(edge) = state.edge.get()
+                    && let Err(e) = edge.reload().await
+                {
+                    trouble.push(format!("edge reload: {e}"));
+                }
+            }
+            Err(e) => trouble.push(format!("routes: {e}")),
+        }
+        match state.store.get_client(id).await {
+            Ok(Some(_)) => {
+                let entry = actor
+                    .entry("client.delete", Target::System)
+                    .with_detail(serde_json::json!({ "client": id }));
+                if let Err(e) = state.store.delete_client(id, &entry).await {
+                    trouble.push(format!("client: {e}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => trouble.push(format!("client: {e}")),
+        }
+        let dir = self.app_dir(id);
+        let removed = if purge {
+            std::fs::remove_dir_all(&dir)
+        } else {
+            std::fs::remove_file(self.env_file(id))
+                .or_else(ignore_missing)
+                .and_then(|()| std::fs::remove_file(self.log_file(id)).or_else(ignore_missing))
+                .and_then(|()| std::fs::remove_dir(&dir))
+        };
+        if let Err(e) = removed.or_else(ignore_missing) {
+            // A directory with the app's data in it stays without `purge`.
+            if e.kind() != std::io::ErrorKind::DirectoryNotEmpty {
+                trouble.push(format!("files: {e}"));
+            }
+        }
+        for t in &trouble {
+            tracing::error!(app = %id, problem = %t, "could not remove part of an app");
+        }
+        trouble
+    }
+
+    /// Checks an install request and works out the addresses, without changing anything.
+    async fn prepare(
+        &self,
+        request: &InstallRequest,
+        actor: Actor,
+    ) -> Result<(Install, &Entry, String), AppFailure> {
+        let entry =
+            self.inner.catalog.get(&request.app).ok_or_else(|| {
+                AppFailure::NotFound(format!("app {:?} in the catalog", request.app))
+            })?;
+        let manifest = entry.manifest.clone();
+        let id = manifest.id().to_owned();
+        if let Deploy::Kubernetes(_) = manifest.deploy {
+            return Err(AppFailure::Invalid {
+                field: "app".into(),
+                detail: format!(
+                    "{id} runs on Kubernetes, and this Stackgate has no Kubernetes driver yet: only process apps can be installed"
+                ),
+            });
+        }
+        let store = &self.inner.state.store;
+        let user_groups = match &request.user_groups {
+            Some(groups) => groups.clone(),
+            None => manifest
+                .access
+                .default_groups
+                .iter()
+                .map(|g| g.value.clone())
+                .collect(),
+        };
+        let user_groups = self.existing_groups("user_groups", &user_groups).await?;
+        let admin_groups = self
+            .existing_groups("admin_groups", &request.admin_groups)
+            .await?;
+        let update_policy = request
+            .update_policy
+            .clone()
+            .unwrap_or_else(|| "patch".into());
+        if !UPDATE_POLICIES.contains(&update_policy.as_str()) {
+            return Err(AppFailure::Invalid {
+                field: "update_policy".into(),
+                detail: "must be none, patch or minor".into(),
+            });
+        }
+        if self
+            .progress()
+            .get(&id)
+            .is_some_and(|v| v.status == "installing")
+            || store
+                .installed_app(&id)
+                .await
+                .map_err(store_failure)?
+                .is_some()
+        {
+            return Err(AppFailure::Conflict(format!("{id} is installed already")));
+        }
+        if store
+            .get_client(&id)
+            .await
+            .map_err(store_failure)?
+            .is_some()
+        {
+            return Err(AppFailure::Conflict(format!(
+                "an OIDC client with the id {id} exists already; remove it first"
+            )));
+        }
+        let host = format!("{id}.{}", self.inner.settings.apps_domain);
+        if let Some(edge) = self.inner.state.edge.get()
+            && edge.routes().iter().any(|r| r.host == host || r.app == id)
+        {
+            return Err(AppFailure::Conflict(format!(
+                "the edge has a route for {host} or app {id} already; remove it first"
+            )));
+        }
+        let port = process::free_port().map_err(internal)?;
+        let internal_url = format!("http://127.0.0.1:{port}");
+        let base_url = match &self.inner.settings.edge {
+            Some(edge) => {
+                let default = matches!(
+                    (edge.scheme.as_str(), edge.port),
+                    ("https", 443) | ("http", 80)
+                );
+                if default {
+                    format!("{}://{host}", edge.scheme)
+                } else {
+                    format!("{}://{host}:{}", edge.scheme, edge.port)
+                }
+            }
+            None => internal_url.clone(),
+        };
+        Ok((
+            Install {
+                id,
+                manifest,
+                base_url,
+                internal_url,
+                port,
+                host,
+                user_groups,
+                admin_groups,
+                actor,
+            },
+            entry,
+            update_policy,
+        ))
+    }
+
+    async fn existing_groups(
+        &self,
+        field: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, AppFailure> {
+        let mut out = Vec::with_capacity(names.len());
+        for raw in names {
+            let name = stackgate_identity::group_name(raw).map_err(|e| AppFailure::Invalid {
+                field: field.into(),
+                detail: e.to_string(),
+            })?;
+            if self
+                .inner
+                .state
+                .store
+                .find_group(&name)
+                .await
+                .map_err(store_failure)?
+                .is_none()
+            {
+                return Err(AppFailure::Invalid {
+                    field: field.into(),
+                    detail: format!("there is no group {name:?}"),
+                });
+            }
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    fn plan_objects(&self, install: &Install) -> Vec<PlannedObjectView> {
+        let m = &install.manifest;
+        let mut objects = Vec::new();
+        let mut add = |step: &str, kind: &str, name: &str, detail: String| {
+            objects.push(PlannedObjectView {
+                step: step.into(),
+                kind: kind.into(),
+                name: name.into(),
+                detail,
+            });
+        };
+        if let Some(oidc) = &m.oidc {
+            let redirects: Vec<String> = oidc
+                .redirect_paths
+                .iter()
+                .map(|p| format!("{}{}", install.base_url, p.value))
+                .collect();
+            add(
+                "client",
+                "oidc-client",
+                &install.id,
+                format!("confidential, redirect URIs {}", redirects.join(" ")),
+            );
+            add(
+                "secret",
+                "env-file",
+                &self.env_file(&install.id).display().to_string(),
+                "mode 0600: issuer, client id and secret".into(),
+            );
+        }
+        if let Deploy::Process(p) = &m.deploy {
+            add(
+                "deploy",
+                "process",
+                &p.command.value,
+                format!("listening on {}", install.internal_url),
+            );
+        }
+        if self.inner.settings.edge.is_some() {
+            let groups: Vec<&str> = install
+                .user_groups
+                .iter()
+                .chain(&install.admin_groups)
+                .map(String::as_str)
+                .collect();
+            add(
+                "route",
+                "proxy-route",
+                &install.host,
+                format!("→ {}", install.internal_url),
+            );
+            add(
+                "route",
+                "access-policy",
+                &install.id,
+                if m.proxy.protect {
+                    format!("groups {} (and admins)", groups.join(", "))
+                } else {
+                    "the app signs people in itself; the edge only routes".into()
+                },
+            );
+        }
+        objects
+    }
+
+    async fn step(
+        &self,
+        name: &str,
+        install: &Install,
+        secret: &mut Option<String>,
+    ) -> Result<String, String> {
+        let state = &self.inner.state;
+        let m = &install.manifest;
+        match name {
+            "client" => {
+                let Some(oidc) = &m.oidc else {
+                    return Ok("the app does not use OIDC".into());
+                };
+                let at = |p: &str| format!("{}{p}", install.base_url);
+                let new = NewClient {
+                    id: Some(install.id.clone()),
+                    name: m.name.clone(),
+                    redirect_uris: oidc.redirect_paths.iter().map(|p| at(&p.value)).collect(),
+                    post_logout_redirect_uris: oidc
+                        .post_logout_path
+                        .iter()
+                        .map(|p| at(&p.value))
+                        .collect(),
+                    scopes: Some(
+                        oidc.scopes
+                            .iter()
+                            .map(|s| s.value.clone())
+                            .chain(std::iter::once("offline_access".to_owned()))
+                            .collect(),
+                    ),
+                    first_party: Some(true),
+                    id_token_alg: oidc.id_token_alg.as_deref().and_then(SigningAlg::parse),
+                    backchannel_logout_uri: oidc
+                        .backchannel_logout_path
+                        .as_ref()
+                        .map(|p| format!("{}{}", install.internal_url, p.value)),
+                    backchannel_logout_session_required: Some(true),
+                    frontchannel_logout_uri: oidc
+                        .frontchannel_logout_path
+                        .as_ref()
+                        .map(|p| at(&p.value)),
+                    ..NewClient::default()
+                };
+                let (client, plain) =
+                    stackgate_web::api::clients::register(&state.store, new, &install.actor)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                *secret = plain;
+                Ok(format!(
+                    "client {} with {} redirect URI(s)",
+                    client.id,
+                    client.redirect_uris.len()
+                ))
+            }
+            "secret" => {
+                let Deploy::Process(p) = &m.deploy else {
+                    return Err("only the process driver is built".into());
+                };
+                let issuer = &self.inner.settings.issuer;
+                let mut vars: Vec<(String, String)> = p
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), fill(&v.value, install, issuer)))
+                    .collect();
+                vars.push((p.port_env.clone(), install.port.to_string()));
+                if let (Some(names), Some(secret)) = (
+                    m.oidc.as_ref().and_then(|o| o.deliver.env.as_ref()),
+                    secret.as_ref(),
+                ) {
+                    vars.push((names.issuer.clone(), issuer.clone()));
+                    vars.push((names.client_id.clone(), install.id.clone()));
+                    vars.push((names.client_secret.clone(), secret.clone()));
+                }
+                let dir = self.app_dir(&install.id);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                process::write_env_file(&self.env_file(&install.id), &vars)
+                    .map_err(|e| e.to_string())?;
+                // The secret now lives only in the file (and the store keeps its digest).
+                *secret = None;
+                Ok(format!(
+                    "{} (mode 0600)",
+                    self.env_file(&install.id).display()
+                ))
+            }
+            "deploy" => {
+                let Deploy::Process(p) = &m.deploy else {
+                    return Err("only the process driver is built".into());
+                };
+                let env = process::read_env_file(&self.env_file(&install.id))
+                    .map_err(|e| e.to_string())?;
+                self.launch(&install.id, p, env)
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "process started, listening on {}",
+                    install.internal_url
+                ))
+            }
+            "route" => {
+                let Some(edge) = state.edge.get() else {
+                    return Ok(format!(
+                        "no edge proxy: the app is reached at {}",
+                        install.base_url
+                    ));
+                };
+                let groups = install
+                    .user_groups
+                    .iter()
+                    .chain(&install.admin_groups)
+                    .cloned()
+                    .collect();
+                let public_paths = if m.proxy.protect {
+                    m.proxy
+                        .public_paths
+                        .iter()
+                        .map(|p| p.value.clone())
+                        .collect()
+                } else {
+                    vec!["/".to_owned()]
+                };
+                let route = edge
+                    .check_route(&NewRoute {
+                        host: install.host.clone(),
+                        path_prefix: "/".into(),
+                        upstream: install.internal_url.clone(),
+                        app: install.id.clone(),
+                        groups,
+                        public_paths,
+                    })
+                    .map_err(|e| format!("the route is refused: {e}"))?;
+                let entry = install
+                    .actor
+                    .entry("proxy.route.create", Target::System)
+                    .with_detail(serde_json::json!({ "host": route.host, "app": route.app, "groups": route.groups }));
+                state
+                    .store
+                    .add_proxy_route(&route, &entry)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                edge.reload().await?;
+                Ok(format!("{} → {}", route.host, route.upstream))
+            }
+            "ready" => {
+                let Deploy::Process(p) = &m.deploy else {
+                    return Err("only the process driver is built".into());
+                };
+                let url = format!("{}{}", install.internal_url, p.health_path.value);
+                let deadline = tokio::time::Instant::now()
+                    + Duration::from_secs(u64::from(p.ready_timeout_seconds));
+                loop {
+                    if let Err(why) = self.inner.processes.check(&install.id) {
+                        return Err(format!(
+                            "the process {why}; its output is in {}",
+                            self.log_file(&install.id).display()
+                        ));
+                    }
+                    let answer = state
+                        .http
+                        .get(&url)
+                        .timeout(Duration::from_secs(2))
+                        .send()
+                        .await;
+                    if answer.is_ok_and(|r| r.status().is_success()) {
+                        return Ok(format!("{url} answered"));
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(format!(
+                            "{url} did not answer 2xx within {} s",
+                            p.ready_timeout_seconds
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            other => Err(format!("unknown step {other}")),
+        }
+    }
+
+    fn set_step(&self, id: &str, index: usize, state: &str, detail: Option<String>) {
+        if let Some(view) = self.progress().get_mut(id)
+            && let Some(step) = view.steps.get_mut(index)
+        {
+            step.state = state.into();
+            step.detail = detail;
+        }
+    }
+
+    async fn run_install(&self, install: Install) {
+        let id = install.id.clone();
+        let mut secret = None;
+        let mut failure = None;
+        for (index, name) in STEPS.iter().enumerate() {
+            self.set_step(&id, index, "running", None);
+            let mut result = self.step(name, &install, &mut secret).await;
+            if result.is_ok() && self.inner.settings.fail_step.as_deref() == Some(*name) {
+                result = Err("failure injected by apps_test_fail_step".into());
+            }
+            match result {
+                Ok(detail) => self.set_step(&id, index, "done", Some(detail)),
+                Err(reason) => {
+                    self.set_step(&id, index, "failed", Some(reason.clone()));
+                    failure = Some((index, (*name).to_owned(), reason));
+                    break;
+                }
+            }
+        }
+        let store = &self.inner.state.store;
+        match failure {
+            None => {
+                let entry = install
+                    .actor
+                    .entry("app.install", Target::System)
+                    .with_detail(serde_json::json!({ "app": id, "version": install.manifest.version(), "base_url": install.base_url }));
+                match store.finish_app_install(&id, &entry).await {
+                    Ok(()) => {
+                        if let Some(view) = self.progress().remove(&id) {
+                            self.finished().insert(id.clone(), view.steps);
+                        }
+                        tracing::info!(app = %id, "installed");
+                    }
+                    Err(e) => {
+                        self.fail(&install, STEPS.len(), "record".into(), e.to_string())
+                            .await;
+                    }
+                }
+            }
+            Some((index, step, reason)) => self.fail(&install, index, step, reason).await,
+        }
+    }
+
+    async fn fail(&self, install: &Install, failed_index: usize, step: String, reason: String) {
+        let id = &install.id;
+        tracing::warn!(app = %id, step = %step, reason = %reason, "install failed; undoing it");
+        let trouble = self.teardown(id, false).await;
+        for index in 0..failed_index {
+            self.set_step(id, index, "undone", None);
+        }
+        let entry = install
+            .actor
+            .entry("app.install.failed", Target::System)
+            .with_detail(serde_json::json!({ "app": id, "step": step, "reason": reason, "cleanup_problems": trouble }));
+        if let Err(e) = self
+            .inner
+            .state
+            .store
+            .remove_installed_app(id, &entry)
+            .await
+        {
+            tracing::error!(app = %id, error = %e, "could not forget a failed install");
+        }
+        if let Some(view) = self.progress().get_mut(id) {
+            view.status = "failed".into();
+            view.error = Some(format!("step {step} failed: {reason}"));
+        }
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+impl AppControl for Registry {
+    fn catalog(&self) -> Vec<CatalogEntryView> {
+        self.inner
+            .catalog
+            .entries()
+            .iter()
+            .map(|e| entry_view(&e.manifest))
+            .collect()
+    }
+
+    fn validate(&self, manifest: &str) -> Result<CatalogEntryView, AppFailure> {
+        Manifest::parse(manifest)
+            .map(|m| entry_view(&m))
+            .map_err(problems_view)
+    }
+
+    fn plan(&self, request: InstallRequest) -> BoxFuture<'_, Result<PlanView, AppFailure>> {
+        Box::pin(async move {
+            let (install, _, _) = self.prepare(&request, Actor::system("plan")).await?;
+            Ok(PlanView {
+                app: install.id.clone(),
+                version: install.manifest.version().to_owned(),
+                base_url: install.base_url.clone(),
+                objects: self.plan_objects(&install),
+            })
+        })
+    }
+
+    fn install(
+        &self,
+        request: InstallRequest,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
+        Box::pin(async move {
+            let (install, entry, update_policy) = self.prepare(&request, actor).await?;
+            let record = NewInstall {
+                id: install.id.clone(),
+                version: install.manifest.version().to_owned(),
+                manifest: entry.source.to_owned(),
+                base_url: install.base_url.clone(),
+                internal_url: install.internal_url.clone(),
+                user_groups: install.user_groups.clone(),
+                admin_groups: install.admin_groups.clone(),
+                update_policy: update_policy.clone(),
+            };
+            let audit = install
+                .actor
+                .entry("app.install.start", Target::System)
+                .with_detail(serde_json::json!({ "app": install.id, "user_groups": install.user_groups, "admin_groups": install.admin_groups }));
+            // The stored row claims the id: of two concurrent installs, one gets a conflict.
+            self.inner
+                .state
+                .store
+                .begin_app_install(&record, &audit)
+                .await
+                .map_err(store_failure)?;
+            let view = AppView {
+                id: install.id.clone(),
+                name: install.manifest.name.clone(),
+                version: record.version.clone(),
+                status: "installing".into(),
+                base_url: install.base_url.clone(),
+                user_groups: install.user_groups.clone(),
+                admin_groups: install.admin_groups.clone(),
+                update_policy,
+                steps: pending_steps(),
+                error: None,
+            };
+            self.progress().insert(install.id.clone(), view.clone());
+            let registry = self.clone();
+            tokio::spawn(async move { registry.run_install(install).await });
+            Ok(view)
+        })
+    }
+
+    fn status(&self, id: String) -> BoxFuture<'_, Result<AppView, AppFailure>> {
+        Box::pin(async move {
+            if let Some(view) = self.progress().get(&id).cloned() {
+                return Ok(view);
+            }
+            match self
+                .inner
+                .state
+                .store
+                .installed_app(&id)
+                .await
+                .map_err(store_failure)?
+            {
+                Some(app) => self.view_of(&app),
+                None => Err(AppFailure::NotFound(format!("app {id}"))),
+            }
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<AppView>, AppFailure>> {
+        Box::pin(async move {
+            let installed = self
+                .inner
+                .state
+                .store
+                .installed_apps()
+                .await
+                .map_err(store_failure)?;
+            let progress = self.progress().clone();
+            let mut views: Vec<AppView> = installed
+                .iter()
+                .filter(|a| !progress.contains_key(&a.id))
+                .map(|a| self.view_of(a))
+                .collect::<Result<_, _>>()?;
+            views.extend(progress.into_values());
+            views.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(views)
+        })
+    }
+
+    fn uninstall(
+        &self,
+        id: String,
+        purge: bool,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<(), AppFailure>> {
+        Box::pin(async move {
+            if self
+                .progress()
+                .get(&id)
+                .is_some_and(|v| v.status == "installing")
+            {
+                return Err(AppFailure::Conflict(format!(
+                    "{id} is being installed; wait until it is done"
+                )));
+            }
+            let store = &self.inner.state.store;
+            let known = store.installed_app(&id).await.map_err(store_failure)?;
+            let failed = self.progress().remove(&id).is_some();
+            self.finished().remove(&id);
+            if known.is_none() {
+                return if failed {
+                    Ok(())
+                } else {
+                    Err(AppFailure::NotFound(format!("app {id}")))
+                };
+            }
+            let trouble = self.teardown(&id, purge).await;
+            let entry = actor.entry("app.uninstall", Target::System).with_detail(
+                serde_json::json!({ "app": id, "purge": purge, "cleanup_problems": trouble }),
+            );
+            store
+                .remove_installed_app(&id, &entry)
+                .await
+                .map_err(store_failure)?;
+            if trouble.is_empty() {
+                Ok(())
+            } else {
+                Err(AppFailure::Internal(format!(
+                    "{id} is uninstalled, but some parts could not be removed: {}",
+                    trouble.join("; ")
+                )))
+            }
+        })
+    }
+
+    fn set_access(
+        &self,
+        id: String,
+        access: AccessRequest,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
+        Box::pin(async move {
+            let user_groups = self
+                .existing_groups("user_groups", &access.user_groups)
+                .await?;
+            let admin_groups = self
+                .existing_groups("admin_groups", &access.admin_groups)
+                .await?;
+            let store = &self.inner.state.store;
+            let entry = actor
+                .entry("app.access", Target::System)
+                .with_detail(serde_json::json!({ "app": id, "user_groups": user_groups, "admin_groups": admin_groups }));
+            let all: Vec<String> = user_groups.iter().chain(&admin_groups).cloned().collect();
+            if !store
+                .set_app_access(&id, &user_groups, &admin_groups, &all, &entry)
+                .await
+                .map_err(store_failure)?
+            {
+                return Err(AppFailure::NotFound(format!("app {id}")));
+            }
+            if let Some(edge) = self.inner.state.edge.get() {
+                edge.reload().await.map_err(internal)?;
+            }
+            match store.installed_app(&id).await.map_err(store_failure)? {
+                Some(app) => self.view_of(&app),
+                None => Err(AppFailure::NotFound(format!("app {id}"))),
+            }
+        })
+    }
+}

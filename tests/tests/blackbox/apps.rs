@@ -1,0 +1,363 @@
+//! Apps installed through Stackgate, end to end with the process driver: the demo app is
+//! installed, a person signs in to it through Stackgate, signing out in Stackgate ends the
+//! demo's own session (back-channel), and uninstalling leaves no client, secret, route, policy
+//! or process behind. A failure at each install step leaves nothing behind either.
+
+use crate::proxy::api;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stackgate_testkit::{ADMIN_PASSWORD, AdminClient, TestServer, sign_in_and_authorize};
+use std::time::Duration;
+
+/// Waits until the install ends; returns the app's final view.
+async fn installed(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
+    for _ in 0..600 {
+        let (status, app) = api(server, admin, Method::GET, &format!("/apps/{id}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{app}");
+        if app["status"] != "installing" {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{id} did not finish installing in 60 s");
+}
+
+/// Nothing of `id` is left: no stored app, client, route, env file or process.
+async fn nothing_left(server: &TestServer, id: &str, internal_port: Option<u16>) {
+    assert!(
+        server.store.installed_app(id).await.unwrap().is_none(),
+        "app row left"
+    );
+    assert!(
+        server.store.get_client(id).await.unwrap().is_none(),
+        "client left"
+    );
+    assert!(
+        !server
+            .store
+            .proxy_routes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.app == id),
+        "route left"
+    );
+    let dir = server.config.data_dir.join("apps").join(id);
+    assert!(!dir.exists(), "{} left", dir.display());
+    if let Some(port) = internal_port {
+        assert!(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err(),
+            "the app's process still listens on {port}"
+        );
+    }
+}
+
+fn port_of(url: &str) -> u16 {
+    reqwest::Url::parse(url).unwrap().port().unwrap()
+}
+
+async fn audit_actions(server: &TestServer, admin: &AdminClient) -> Vec<String> {
+    let (_, audit) = api(server, admin, Method::GET, "/audit?limit=500", None).await;
+    audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .into_iter()
+        .flatten()
+        .map(|e| e["action"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    the_demo_app_installs_signs_in_signs_out_and_uninstalls_without_a_trace => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let (status, catalog) = api(&server, &admin, Method::GET, "/apps/catalog", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let ids: Vec<&str> = catalog.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+        for id in ["demo", "nextcloud", "rocketchat", "jitsi", "wordpress", "wekan"] {
+            assert!(ids.contains(&id), "{id} missing from the catalog {ids:?}");
+        }
+
+        // The plan says what will exist, and creates nothing.
+        let (status, plan) = api(&server, &admin, Method::POST, "/apps?dry_run=true", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::OK, "{plan}");
+        let kinds: Vec<&str> = plan["objects"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["oidc-client", "env-file", "process", "proxy-route", "access-policy"]);
+        nothing_left(&server, "demo", None).await;
+
+        let (status, started) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        let app = installed(&server, &admin, "demo").await;
+        assert_eq!(app["status"], "installed", "{app}");
+        let base_url = app["base_url"].as_str().unwrap().to_owned();
+        let proxy_port = server.proxy_addr.unwrap().port();
+        assert_eq!(base_url, format!("http://demo.localhost:{proxy_port}"));
+        let stored = server.store.installed_app("demo").await.unwrap().unwrap();
+        let internal_port = port_of(&stored.internal_url);
+
+        // A second install of the same app is refused, and changes nothing.
+        let (status, again) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{again}");
+
+        // The secret reached the app in a file only Stackgate's user can read.
+        let env_file = server.config.data_dir.join("apps/demo/app.env");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&env_file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let env = std::fs::read_to_string(&env_file).unwrap();
+        assert!(env.contains("OIDC_CLIENT_SECRET=sgs_"), "the secret is delivered");
+        assert!(env.contains(&format!("DEMO_BASE_URL={base_url}")));
+
+        // Sign in to the demo through Stackgate, through the edge.
+        let browser = server.edge_browser(&["demo.localhost"]);
+        let home = browser.get(format!("{base_url}/")).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK);
+        assert!(home.text().await.unwrap().contains("Not signed in"));
+        let login = browser.get(format!("{base_url}/login")).send().await.unwrap();
+        assert_eq!(login.status(), StatusCode::SEE_OTHER);
+        let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+        assert!(authorize.starts_with(&server.url("/authorize")), "{authorize}");
+        let back = sign_in_and_authorize(&server, &browser, &authorize, "root", ADMIN_PASSWORD).await;
+        assert!(back.as_str().starts_with(&format!("{base_url}/callback?")), "{back}");
+        let done = browser.get(back).send().await.unwrap();
+        assert_eq!(done.status(), StatusCode::SEE_OTHER, "{}", done.text().await.unwrap());
+        let me: Value = browser.get(format!("{base_url}/me")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(me["email"], "root@example.org");
+        assert!(me["groups"].as_array().unwrap().iter().any(|g| g == "admins"), "{me}");
+        let page = browser.get(format!("{base_url}/")).send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("Signed in as <strong>First Admin</strong>"), "{page}");
+
+        // Signing out in Stackgate ends the demo's own session (back-channel logout).
+        let user = server.store.find_user("root").await.unwrap().unwrap();
+        let (status, body) = api(&server, &admin, Method::POST, &format!("/users/{}/sign-out", user.id), None).await;
+        assert!(status.is_success(), "{status} {body}");
+        let mut ended = false;
+        for _ in 0..100 {
+            let me = browser.get(format!("{base_url}/me")).send().await.unwrap();
+            if me.status() == StatusCode::UNAUTHORIZED {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ended, "the demo still holds the session after sign-out in Stackgate");
+
+        // Uninstall: nothing is left.
+        let (status, body) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        nothing_left(&server, "demo", Some(internal_port)).await;
+        let gone = browser.get(format!("{base_url}/")).send().await.unwrap();
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND, "the edge no longer routes to it");
+        let (status, _) = api(&server, &admin, Method::GET, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let actions = audit_actions(&server, &admin).await;
+        for action in ["app.install.start", "app.install", "app.uninstall", "client.delete", "proxy.route.delete"] {
+            assert!(actions.iter().any(|a| a == action), "no {action} in the audit log: {actions:?}");
+        }
+        server.stop().await;
+    };
+
+    access_changes_reach_the_edge_at_once => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        for group in ["staff", "editors"] {
+            let (status, _) = api(&server, &admin, Method::POST, "/groups", Some(json!({ "name": group }))).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        let (status, body) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo", "user_groups": ["nobody"] }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown group is refused: {body}");
+        nothing_left(&server, "demo", None).await;
+        let (status, body) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "nextcloud" }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["detail"].as_str().unwrap().contains("Kubernetes"), "{body}");
+
+        let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo", "user_groups": ["staff"] }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(installed(&server, &admin, "demo").await["status"], "installed");
+        let groups = |routes: Value| -> Vec<String> {
+            routes.as_array().unwrap().iter().find(|r| r["app"] == "demo").unwrap()["groups"]
+                .as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
+        };
+        let (_, routes) = api(&server, &admin, Method::GET, "/proxy/routes", None).await;
+        assert_eq!(groups(routes), ["staff"]);
+        let (status, app) = api(&server, &admin, Method::PUT, "/apps/demo/access", Some(json!({ "user_groups": ["editors"], "admin_groups": ["staff"] }))).await;
+        assert_eq!(status, StatusCode::OK, "{app}");
+        assert_eq!(app["user_groups"], json!(["editors"]));
+        assert_eq!(app["admin_groups"], json!(["staff"]));
+        let (_, routes) = api(&server, &admin, Method::GET, "/proxy/routes", None).await;
+        assert_eq!(groups(routes), ["editors", "staff"], "the edge follows when the API answers");
+        let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}
+
+/// One server per step, each failing that step on purpose.
+async fn failing_step_leaves_nothing(backend: stackgate_testkit::Backend, step: &str) {
+    let Some(server) = TestServer::start_with(
+        backend,
+        &[
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+            ("STACKGATE_APPS_TEST_FAIL_STEP", step),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "demo" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let app = installed(&server, &admin, "demo").await;
+    assert_eq!(app["status"], "failed", "{app}");
+    let error = app["error"].as_str().unwrap();
+    assert!(error.starts_with(&format!("step {step} failed")), "{error}");
+    let states: Vec<&str> = app["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    let at = stackgate_apps::STEPS
+        .iter()
+        .position(|s| *s == step)
+        .unwrap();
+    assert_eq!(states[at], "failed", "{states:?}");
+    assert!(states[..at].iter().all(|s| *s == "undone"), "{states:?}");
+    nothing_left(&server, "demo", None).await;
+    assert!(
+        audit_actions(&server, &admin)
+            .await
+            .iter()
+            .any(|a| a == "app.install.failed")
+    );
+    // After a failure the same app installs cleanly.
+    let (status, body) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "forgetting a failed install: {body}"
+    );
+    server.stop().await;
+}
+
+macro_rules! each_step {
+    ($($step:ident),+) => {$(
+        mod $step {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::failing_step_leaves_nothing(stackgate_testkit::Backend::Sqlite, stringify!($step)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::failing_step_leaves_nothing(stackgate_testkit::Backend::Postgres, stringify!($step)).await;
+            }
+        }
+    )+};
+}
+
+mod a_failing_install_step_leaves_nothing_behind {
+    use super::failing_step_leaves_nothing;
+    each_step!(client, secret, deploy, route, ready);
+}
+
+stackgate_testkit::on_both_backends! {
+    a_manifest_with_a_bad_field_is_refused_with_its_line => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let manifest = "id: demo\nname: Demo\nversion: 1.0\ndescription: x\ncategory: demo\n\
+deploy:\n  process:\n    command: ../bin/app\naccess:\n  roles:\n    claim: sub\n    user: u\n    admin: u\n";
+        let (status, body) = api(&server, &admin, Method::POST, "/apps/validate", Some(json!({ "manifest": manifest }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let problems = body["problems"].as_array().unwrap();
+        let find = |field: &str| problems.iter().find(|p| p["field"] == field).unwrap_or_else(|| panic!("no {field} problem in {body}"));
+        assert_eq!(find("version")["line"], 3);
+        assert_eq!(find("deploy.process.command")["line"], 8);
+        assert_eq!(find("access.roles.admin")["line"], 13);
+        assert_eq!(find("access.roles.claim")["line"], 11);
+        let (status, body) = api(&server, &admin, Method::POST, "/apps/validate", Some(json!({ "manifest": "id: demo\nname: [unclosed\n" }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body["problems"][0]["line"].as_u64().is_some(), "a syntax error has its line: {body}");
+        let good = include_str!("../../../charts/catalog/demo.yaml");
+        let (status, body) = api(&server, &admin, Method::POST, "/apps/validate", Some(json!({ "manifest": good }))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server.stop().await;
+    };
+}
+
+/// `stackgate app …` as an admin types it, against a running server.
+async fn cli(args: &[&str], token: Option<&str>) -> std::process::Output {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let token = token.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(stackgate_testkit::binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .args(&args);
+        if let Some(token) = token {
+            command.env("STACKGATE_API_TOKEN", token);
+        }
+        command.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    the_app_command_line_installs_and_removes_with_progress => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let url = server.base_url.clone();
+        let out = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+        let catalog = cli(&["app", "catalog"], None).await;
+        assert!(catalog.status.success(), "{}", err(&catalog));
+        assert!(out(&catalog).contains("demo") && out(&catalog).contains("nextcloud"), "{}", out(&catalog));
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "id: Bad_Id\nname: x\nversion: 1\ndescription: x\ncategory: x\ndeploy:\n  process:\n    command: x\naccess:\n  roles:\n    header: X-Role\n    user: u\n    admin: a\n").unwrap();
+        let checked = cli(&["app", "validate", bad.to_str().unwrap()], None).await;
+        assert_eq!(checked.status.code(), Some(64), "{}", err(&checked));
+        assert!(err(&checked).contains("bad.yaml:line 1, column 5: id:"), "{}", err(&checked));
+        assert!(err(&checked).contains("bad.yaml:line 3, column 10: version:"), "{}", err(&checked));
+
+        let refused = cli(&["app", "list", "--url", &url], None).await;
+        assert_eq!(refused.status.code(), Some(64));
+        assert!(err(&refused).contains("STACKGATE_API_TOKEN"), "{}", err(&refused));
+
+        let token = Some(admin.token.as_str());
+        let plan = cli(&["app", "install", "demo", "--dry-run", "--url", &url], token).await;
+        assert!(plan.status.success(), "{}", err(&plan));
+        assert!(out(&plan).contains("oidc-client") && out(&plan).contains("proxy-route"), "{}", out(&plan));
+        assert!(server.store.installed_app("demo").await.unwrap().is_none(), "a dry run installs nothing");
+
+        let installed = cli(&["app", "install", "demo", "--url", &url], token).await;
+        assert!(installed.status.success(), "{}", err(&installed));
+        assert!(out(&installed).contains("demo is installed: http://demo.localhost:"), "{}", out(&installed));
+        for step in stackgate_apps::STEPS {
+            assert!(err(&installed).contains(&format!("{step:<8} done")), "no progress for {step}: {}", err(&installed));
+        }
+        let listed = cli(&["app", "list", "--url", &url], token).await;
+        assert!(out(&listed).contains("installed"), "{}", out(&listed));
+        let removed = cli(&["app", "uninstall", "demo", "--url", &url], token).await;
+        assert!(removed.status.success(), "{}", err(&removed));
+        nothing_left(&server, "demo", None).await;
+        let missing = cli(&["app", "status", "demo", "--url", &url], token).await;
+        assert_eq!(missing.status.code(), Some(64), "{}", err(&missing));
+        server.stop().await;
+    };
+}
