@@ -9,7 +9,7 @@ use crate::{
     process::{self, Launch, ProcessDriver},
 };
 use stackgate_identity::{Actor, Target};
-use stackgate_oidc::{NewClient, SigningAlg};
+use stackgate_oidc::{AppAccess, NewClient, SigningAlg};
 use stackgate_store::{AppStatus, InstalledApp, NewInstall, NewRoute, StoreError};
 use stackgate_web::{
     AppState,
@@ -168,6 +168,18 @@ fn installed_view(app: &InstalledApp) -> Result<AppView, AppFailure> {
         steps: Vec::new(),
         error: None,
     })
+}
+
+/// Who may sign in to the app's OIDC client, and the role claim it is told.
+fn app_access(m: &Manifest, user_groups: &[String], admin_groups: &[String]) -> AppAccess {
+    let roles = &m.access.roles;
+    AppAccess {
+        user_groups: user_groups.to_vec(),
+        admin_groups: admin_groups.to_vec(),
+        role_claim: roles.claim.as_ref().map(|c| c.value.clone()),
+        user_role: roles.user.value.clone(),
+        admin_role: roles.admin.value.clone(),
+    }
 }
 
 /// `${name}` placeholders of a process's environment, filled in.
@@ -594,6 +606,7 @@ impl Registry {
                         .frontchannel_logout_path
                         .as_ref()
                         .map(|p| at(&p.value)),
+                    access: Some(app_access(m, &install.user_groups, &install.admin_groups)),
                     ..NewClient::default()
                 };
                 let (client, plain) =
@@ -1008,6 +1021,21 @@ impl AppControl for Registry {
                 .map_err(store_failure)?
             {
                 return Err(AppFailure::NotFound(format!("app {id}")));
+            }
+            // The app's OIDC client admits the new groups, with the new roles, from now on.
+            if let Some(stored) = store.get_client(&id).await.map_err(store_failure)?
+                && let Some(app) = store.installed_app(&id).await.map_err(store_failure)?
+            {
+                let manifest = Manifest::parse(&app.manifest).map_err(problems_view)?;
+                let mut client = stored.client;
+                client.access = Some(app_access(&manifest, &user_groups, &admin_groups));
+                let entry = actor
+                    .entry("client.update", Target::System)
+                    .with_detail(serde_json::json!({ "client": id, "access": client.access }));
+                store
+                    .update_client(&client, &entry)
+                    .await
+                    .map_err(store_failure)?;
             }
             if let Some(edge) = self.inner.state.edge.get() {
                 edge.reload().await.map_err(internal)?;

@@ -36,6 +36,9 @@ struct Extra {
     sid: Option<String>,
     #[serde(default)]
     groups: Option<Vec<String>>,
+    /// The role claim the demo's manifest asks Stackgate for.
+    #[serde(default)]
+    demo_role: Option<String>,
 }
 impl AdditionalClaims for Extra {}
 
@@ -109,6 +112,8 @@ struct Signed {
     name: Option<String>,
     email: Option<String>,
     groups: Vec<String>,
+    /// `user` or `admin`, as Stackgate says.
+    role: Option<String>,
     sid: String,
     #[serde(skip)]
     id_token: String,
@@ -191,10 +196,11 @@ async fn home(State(demo): State<Demo>, headers: HeaderMap) -> Response {
     match signed {
         Some(s) => page(&format!(
             "<p id=\"who\">Signed in as <strong>{}</strong> ({}).</p><p>Groups: {}</p>\
-             <p><a href=\"/logout\">Sign out</a></p>",
+             <p>Role here: {}</p><p><a href=\"/logout\">Sign out</a></p>",
             escape(s.name.as_deref().unwrap_or(&s.sub)),
             escape(s.email.as_deref().unwrap_or("no email")),
             escape(&s.groups.join(", ")),
+            escape(s.role.as_deref().unwrap_or("none")),
         )),
         None => page(
             "<p id=\"who\">Not signed in.</p><p><a href=\"/login\">Sign in with Stackgate</a></p>",
@@ -322,6 +328,7 @@ async fn callback(
             .groups
             .clone()
             .unwrap_or_default(),
+        role: claims.additional_claims().demo_role.clone(),
         sid,
         id_token: id_token.to_string(),
     };

@@ -22,6 +22,9 @@ pub struct UserClaims {
     pub email_verified: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub groups: Option<Vec<String>>,
+    /// An installed app's role claim (its name comes from the app's manifest).
+    #[serde(flatten, skip_deserializing)]
+    pub app_role: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

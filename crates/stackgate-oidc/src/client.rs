@@ -82,6 +82,40 @@ pub struct Client {
     /// Loaded in an iframe on the signed-out page (Front-Channel Logout 1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frontchannel_logout_uri: Option<String>,
+    /// For an app installed through Stackgate: who may sign in to it, and the role it is told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<AppAccess>,
+}
+
+/// Who reaches an installed app, and under which role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppAccess {
+    pub user_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    /// The claim that carries the role, when the app reads one.
+    pub role_claim: Option<String>,
+    /// The values the app reads for each role.
+    pub user_role: String,
+    pub admin_role: String,
+}
+
+/// The group whose members administer Stackgate and reach every app as admins.
+const ADMINS: &str = "admins";
+
+impl AppAccess {
+    /// The role a member of `groups` has in the app; `None` when they may not reach it. The
+    /// admin value goes only to Stackgate's admins and the app's admin groups, never to a
+    /// member of its user groups alone.
+    pub fn role(&self, groups: &[String]) -> Option<&str> {
+        let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
+        if groups.iter().any(|g| g == ADMINS) || member(&self.admin_groups) {
+            Some(&self.admin_role)
+        } else if member(&self.user_groups) {
+            Some(&self.user_role)
+        } else {
+            None
+        }
+    }
 }
 
 impl Client {
@@ -118,6 +152,8 @@ pub struct NewClient {
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: Option<bool>,
     pub frontchannel_logout_uri: Option<String>,
+    #[serde(skip)]
+    pub access: Option<AppAccess>,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> OidcError {
@@ -269,6 +305,7 @@ impl NewClient {
                 .backchannel_logout_session_required
                 .unwrap_or(true),
             frontchannel_logout_uri: self.frontchannel_logout_uri,
+            access: self.access,
         })
     }
 }
@@ -332,6 +369,24 @@ fn check_redirect_uri(field: &str, uri: &str, public: bool) -> Result<(), OidcEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_user_never_gets_the_admin_role() {
+        let access = AppAccess {
+            user_groups: vec!["staff".into()],
+            admin_groups: vec!["it".into()],
+            role_claim: Some("wekan_role".into()),
+            user_role: "user".into(),
+            admin_role: "admin".into(),
+        };
+        let groups = |g: &[&str]| g.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(access.role(&groups(&["staff"])), Some("user"));
+        assert_eq!(access.role(&groups(&["staff", "press"])), Some("user"));
+        assert_eq!(access.role(&groups(&["it"])), Some("admin"));
+        assert_eq!(access.role(&groups(&["staff", "admins"])), Some("admin"));
+        assert_eq!(access.role(&groups(&["press"])), None);
+        assert_eq!(access.role(&[]), None);
+    }
 
     fn new(redirect: &str) -> NewClient {
         NewClient {

@@ -19,7 +19,7 @@ pub use claims::{
     AccessTokenClaims, BACKCHANNEL_LOGOUT_EVENT, IdTokenClaims, LogoutTokenClaims, UserClaims,
     at_hash,
 };
-pub use client::{AuthMethod, Client, ClientKind, GrantType, NewClient};
+pub use client::{AppAccess, AuthMethod, Client, ClientKind, GrantType, NewClient};
 pub use error::OidcError;
 pub use jws::{ClientAssertion, KeySet, sign, verify, verify_client_assertion};
 pub use keys::{Jwk, Jwks, KeyMaterial, SigningAlg, SigningKey};

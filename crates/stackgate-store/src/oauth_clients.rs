@@ -67,6 +67,36 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a client's settings (not its id or secret).
+    pub async fn update_client(
+        &self,
+        client: &Client,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let settings = encode(client)?;
+        let changed = on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE oauth_clients SET name = $1, settings = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(&client.name)
+            .bind(&settings)
+            .bind(now)
+            .bind(&client.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if changed {
+                write_audit!(&mut *tx, audit, now);
+            }
+            tx.commit().await?;
+            changed
+        });
+        Ok(changed)
+    }
+
     pub async fn get_client(&self, id: &str) -> Result<Option<StoredClient>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT secret_hash, settings FROM oauth_clients WHERE id = $1")

@@ -6,7 +6,9 @@
 use crate::proxy::api;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stackgate_testkit::{ADMIN_PASSWORD, AdminClient, TestServer, sign_in_and_authorize};
+use stackgate_testkit::{
+    ADMIN_PASSWORD, AdminClient, TestServer, decode_entities, hidden_field, sign_in_and_authorize,
+};
 use std::time::Duration;
 
 /// Waits until the install ends; returns the app's final view.
@@ -52,6 +54,69 @@ async fn nothing_left(server: &TestServer, id: &str, internal_port: Option<u16>)
             "the app's process still listens on {port}"
         );
     }
+}
+
+/// A person signs in to the demo through Stackgate; returns the demo's `/me` when Stackgate let
+/// them through, or Stackgate's own answer when it did not.
+async fn demo_sign_in(
+    server: &TestServer,
+    base_url: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let browser = server.edge_browser(&["demo.localhost"]);
+    let login = browser
+        .get(format!("{base_url}/login"))
+        .send()
+        .await
+        .unwrap();
+    let authorize = login.headers()["location"].to_str().unwrap().to_owned();
+    let to_login = browser.get(&authorize).send().await.unwrap();
+    assert_eq!(to_login.status(), StatusCode::SEE_OTHER);
+    let page = browser
+        .get(server.url(to_login.headers()["location"].to_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let signed_in = browser
+        .post(server.url("/login"))
+        .header("origin", server.base_url.as_str())
+        .form(&[
+            ("csrf", hidden_field(&page, "csrf").as_str()),
+            ("username", username),
+            ("password", password),
+            (
+                "return_to",
+                &decode_entities(&hidden_field(&page, "return_to")),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in failed for {username}"
+    );
+    let again = browser
+        .get(server.url(signed_in.headers()["location"].to_str().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    if again.status() != StatusCode::SEE_OTHER {
+        return again;
+    }
+    let callback = again.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        callback.starts_with(&format!("{base_url}/callback")),
+        "{callback}"
+    );
+    let done = browser.get(callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    browser.get(format!("{base_url}/me")).send().await.unwrap()
 }
 
 fn port_of(url: &str) -> u16 {
@@ -177,7 +242,20 @@ stackgate_testkit::on_both_backends_with! {
 
         let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo", "user_groups": ["staff"] }))).await;
         assert_eq!(status, StatusCode::ACCEPTED);
-        assert_eq!(installed(&server, &admin, "demo").await["status"], "installed");
+        let app = installed(&server, &admin, "demo").await;
+        assert_eq!(app["status"], "installed");
+        let base_url = app["base_url"].as_str().unwrap().to_owned();
+        crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
+        crate::proxy::user(&server, &admin, "bob", &[]).await;
+
+        // OIDC: the app admits its groups only, and tells each person their role and no more.
+        let refused = demo_sign_in(&server, &base_url, "bob", crate::proxy::PASSWORD).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.text().await.unwrap().contains("is not open to you"));
+        let me: Value = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await.json().await.unwrap();
+        assert_eq!(me["role"], "user", "{me}");
+        let me: Value = demo_sign_in(&server, &base_url, "root", ADMIN_PASSWORD).await.json().await.unwrap();
+        assert_eq!(me["role"], "admin", "Stackgate's admins administer every app: {me}");
         let groups = |routes: Value| -> Vec<String> {
             routes.as_array().unwrap().iter().find(|r| r["app"] == "demo").unwrap()["groups"]
                 .as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
@@ -190,6 +268,8 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(app["admin_groups"], json!(["staff"]));
         let (_, routes) = api(&server, &admin, Method::GET, "/proxy/routes", None).await;
         assert_eq!(groups(routes), ["editors", "staff"], "the edge follows when the API answers");
+        let me: Value = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await.json().await.unwrap();
+        assert_eq!(me["role"], "admin", "the next sign-in carries the new role: {me}");
         let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
         server.stop().await;

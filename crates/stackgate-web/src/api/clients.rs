@@ -193,6 +193,7 @@ impl CreateClient {
             backchannel_logout_uri: self.backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
             frontchannel_logout_uri: self.frontchannel_logout_uri,
+            access: None,
         })
     }
 }

@@ -209,6 +209,22 @@ async fn authorize(
         }
     };
 
+    // An installed app admits only the groups an admin gave it.
+    if let Some(access) = &client.access
+        && access.role(&session.groups).is_none()
+    {
+        if checked.prompt_none {
+            return reply.error(&OidcError::AccessDenied(
+                "the user may not use this app".into(),
+            ));
+        }
+        return PageError::Forbidden(format!(
+            "You are signed in as {}, but {} is not open to you. Ask your admin to add you to one of the groups that may use it.",
+            session.user.username, client.name
+        ))
+        .into_response();
+    }
+
     // 4. Consent, unless the app is the organisation's own.
     if !client.first_party && !consent_given {
         let granted = match state.store.consent(session.user.id, &client.id).await {

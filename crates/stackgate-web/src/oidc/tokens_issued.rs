@@ -33,8 +33,13 @@ pub(crate) struct Authentication<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// The claims each granted scope releases about the user.
-pub(crate) fn user_claims(user: &User, groups: &[String], scopes: &Scopes) -> UserClaims {
+/// The claims each granted scope releases about the user, and an installed app's role claim.
+pub(crate) fn user_claims(
+    user: &User,
+    groups: &[String],
+    scopes: &Scopes,
+    client: &Client,
+) -> UserClaims {
     let mut claims = UserClaims::default();
     if scopes.contains("profile") {
         claims.preferred_username = Some(user.username.clone());
@@ -48,7 +53,23 @@ pub(crate) fn user_claims(user: &User, groups: &[String], scopes: &Scopes) -> Us
     if scopes.contains("groups") {
         claims.groups = Some(groups.to_vec());
     }
+    if let Some(access) = &client.access
+        && let (Some(claim), Some(role)) = (&access.role_claim, access.role(groups))
+    {
+        claims.app_role.insert(claim.clone(), role.to_owned());
+    }
     claims
+}
+
+/// Whether the user (a member of `groups`) may still use `client`: an installed app admits
+/// only the groups an admin gave it.
+pub(crate) fn may_use(client: &Client, groups: &[String]) -> Result<(), OidcError> {
+    match &client.access {
+        Some(access) if access.role(groups).is_none() => Err(OidcError::InvalidGrant(
+            "the user no longer has access to this app".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(crate) struct Mint<'a> {
@@ -68,6 +89,7 @@ impl Mint<'_> {
         scopes: &Scopes,
         with_refresh: bool,
     ) -> Result<(NewGrant, TokenResponse), OidcError> {
+        may_use(self.client, auth.groups)?;
         let jti = Uuid::new_v4().to_string();
         let access_expires_at = self.now + self.client.access_token_ttl;
         let access = AccessTokenClaims {
@@ -104,7 +126,7 @@ impl Mint<'_> {
                 amr: auth.amr.to_vec(),
                 sid: auth.session_id.unwrap_or_default().to_owned(),
                 at_hash: Some(at_hash(alg, &access_token)),
-                user: user_claims(auth.user, auth.groups, scopes),
+                user: user_claims(auth.user, auth.groups, scopes, self.client),
             };
             Some(sign(self.keys.signer(alg)?, "JWT", &claims)?)
         } else {

@@ -83,7 +83,16 @@ async fn answer(state: &AppState, token: Option<String>) -> Response {
         Ok(groups) => groups.into_iter().map(|g| g.name).collect(),
         Err(err) => return super::errors::OAuthError::from(err).into_response(),
     };
-    let mut body = serde_json::to_value(user_claims(&user, &groups, &scopes)).unwrap_or_default();
+    let client = match state.store.get_client(&active.grant.client_id).await {
+        Ok(Some(stored)) => stored.client,
+        Ok(None) => return invalid(),
+        Err(err) => return super::errors::OAuthError::from(err).into_response(),
+    };
+    if super::tokens_issued::may_use(&client, &groups).is_err() {
+        return invalid();
+    }
+    let mut body =
+        serde_json::to_value(user_claims(&user, &groups, &scopes, &client)).unwrap_or_default();
     if let Some(map) = body.as_object_mut() {
         map.insert("sub".into(), serde_json::Value::String(user.id.to_string()));
     }
