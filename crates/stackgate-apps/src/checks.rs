@@ -462,3 +462,11 @@ fn is_header_name(name: &str) -> bool {
                 | "transfer-encoding"
         )
 }
+
+/// A version's numbers, for comparing catalog versions (a pre-release suffix is ignored).
+pub(crate) fn version_numbers(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split_once('-').map_or(v, |(core, _)| core);
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let numbers = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(numbers)
+}

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod checks;
+pub mod kubernetes;
 pub mod manifest;
 mod process;
 pub mod registry;

@@ -102,6 +102,13 @@ pub struct KubernetesDeploy {
     /// A Helm chart deployed through a Flux `HelmRelease`.
     #[serde(default)]
     pub helm: Option<HelmChart>,
+    /// How long the workloads may take to report ready, in seconds.
+    #[serde(default = "default_cluster_ready_timeout")]
+    pub ready_timeout_seconds: u32,
+}
+
+fn default_cluster_ready_timeout() -> u32 {
+    600
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -302,12 +309,8 @@ impl Manifest {
                 column: 0,
             }]));
         }
-        let options = serde_saphyr::Options {
-            with_snippet: false,
-            // `yes`/`no`/`on`/`off` are strings, not booleans: a country code `no` stays `no`.
-            strict_booleans: true,
-            ..serde_saphyr::Options::default()
-        };
+        // `yes`/`no`/`on`/`off` are strings, not booleans: a country code `no` stays `no`.
+        let options = serde_saphyr::options! { strict_booleans: true };
         let manifest: Manifest = serde_saphyr::from_str_with_options(source, options)
             .map_err(|err| AppsError::Manifest(vec![syntax_problem(source, &err)]))?;
         let problems = crate::checks::check(&manifest);
@@ -328,7 +331,7 @@ impl Manifest {
 }
 
 fn syntax_problem(source: &str, err: &serde_saphyr::Error) -> Problem {
-    let text = err.to_string();
+    let text = err.without_snippet().to_string();
     // The crate appends " at line L, column C"; the location is reported on its own.
     let message = text
         .rfind(" at line ")

@@ -4,18 +4,18 @@
 
 use crate::{
     AppsError, Catalog, STEPS,
-    catalog::Entry,
+    catalog::{Entry, UpdatePolicy, is_newer},
     manifest::{Deploy, Manifest, ProcessDeploy},
     process::{self, Launch, ProcessDriver},
 };
 use stackgate_identity::{Actor, Target};
-use stackgate_oidc::{AppAccess, NewClient, SigningAlg};
+use stackgate_oidc::{AppAccess, Client, NewClient, SigningAlg};
 use stackgate_store::{AppStatus, InstalledApp, NewInstall, NewRoute, StoreError};
 use stackgate_web::{
     AppState,
     app_control::{
         AccessRequest, AppControl, AppFailure, AppView, BoxFuture, CatalogEntryView,
-        InstallRequest, ManifestProblemView, PlanView, PlannedObjectView, StepView,
+        InstallRequest, ManifestProblemView, PlanView, PlannedObjectView, StepView, UpdateView,
     },
 };
 use std::{
@@ -45,6 +45,10 @@ pub struct RegistrySettings {
     pub edge: Option<EdgePublic>,
     /// Where programs are looked for first (the directory of the running binary).
     pub programs_dir: Option<PathBuf>,
+    /// The cluster apps with a `kubernetes` deploy go to; `None` when there is none.
+    pub kube: Option<crate::kubernetes::KubeDriver>,
+    /// The organisation's own manifests, beside the shipped catalog (`apps_catalog_dir`).
+    pub catalog_dir: Option<PathBuf>,
     /// Makes the named install step fail after it ran, to prove the rollback (a test hook, for
     /// Stackgate's tests and app developers' CI; `apps_test_fail_step`).
     pub fail_step: Option<String>,
@@ -65,12 +69,13 @@ impl std::fmt::Debug for Registry {
 struct Inner {
     state: AppState,
     settings: RegistrySettings,
-    catalog: Catalog,
     processes: ProcessDriver,
     /// Installs running or failed, by app id (installed apps are read from the store).
     progress: Mutex<HashMap<String, AppView>>,
     /// The steps of installs that finished in this process, shown with the installed app.
     finished: Mutex<HashMap<String, Vec<StepView>>>,
+    /// Apps being upgraded: one change at a time per app.
+    upgrading: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What the steps of one install share.
@@ -85,8 +90,6 @@ struct Install {
     admin_groups: Vec<String>,
     actor: Actor,
 }
-
-const UPDATE_POLICIES: &[&str] = &["none", "patch", "minor"];
 
 fn problems_view(err: AppsError) -> AppFailure {
     match err {
@@ -170,6 +173,36 @@ fn installed_view(app: &InstalledApp) -> Result<AppView, AppFailure> {
     })
 }
 
+/// The OIDC client an install needs, from its manifest and addresses.
+fn new_client(install: &Install) -> Option<NewClient> {
+    let m = &install.manifest;
+    let oidc = m.oidc.as_ref()?;
+    let at = |p: &str| format!("{}{p}", install.base_url);
+    Some(NewClient {
+        id: Some(install.id.clone()),
+        name: m.name.clone(),
+        redirect_uris: oidc.redirect_paths.iter().map(|p| at(&p.value)).collect(),
+        post_logout_redirect_uris: oidc.post_logout_path.iter().map(|p| at(&p.value)).collect(),
+        scopes: Some(
+            oidc.scopes
+                .iter()
+                .map(|s| s.value.clone())
+                .chain(std::iter::once("offline_access".to_owned()))
+                .collect(),
+        ),
+        first_party: Some(true),
+        id_token_alg: oidc.id_token_alg.as_deref().and_then(SigningAlg::parse),
+        backchannel_logout_uri: oidc
+            .backchannel_logout_path
+            .as_ref()
+            .map(|p| format!("{}{}", install.internal_url, p.value)),
+        backchannel_logout_session_required: Some(true),
+        frontchannel_logout_uri: oidc.frontchannel_logout_path.as_ref().map(|p| at(&p.value)),
+        access: Some(app_access(m, &install.user_groups, &install.admin_groups)),
+        ..NewClient::default()
+    })
+}
+
 /// Who may sign in to the app's OIDC client, and the role claim it is told.
 fn app_access(m: &Manifest, user_groups: &[String], admin_groups: &[String]) -> AppAccess {
     let roles = &m.access.roles;
@@ -193,14 +226,16 @@ fn fill(template: &str, install: &Install, issuer: &str) -> String {
 
 impl Registry {
     pub fn new(state: AppState, settings: RegistrySettings) -> Result<Self, AppsError> {
+        // A catalog that does not load stops the start, with the file and line to fix.
+        Catalog::load(settings.catalog_dir.as_deref())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 state,
                 settings,
-                catalog: Catalog::shipped()?,
                 processes: ProcessDriver::default(),
                 progress: Mutex::default(),
                 finished: Mutex::default(),
+                upgrading: Mutex::default(),
             }),
         })
     }
@@ -210,6 +245,13 @@ impl Registry {
             .progress
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn catalog(&self) -> Result<Catalog, AppFailure> {
+        Catalog::load(self.inner.settings.catalog_dir.as_deref()).map_err(|e| AppFailure::Invalid {
+            field: "catalog".into(),
+            detail: e.to_string(),
+        })
     }
 
     fn finished(&self) -> MutexGuard<'_, HashMap<String, Vec<StepView>>> {
@@ -248,7 +290,8 @@ impl Registry {
             match app.status {
                 AppStatus::Installing => {
                     tracing::warn!(app = %app.id, "undoing an install that did not finish");
-                    self.teardown(&app.id, false).await;
+                    let manifest = Manifest::parse(&app.manifest).ok();
+                    self.teardown(&app.id, manifest.as_ref(), false).await;
                     let entry = Actor::system("reconcile")
                         .entry("app.install.abandoned", Target::System)
                         .with_detail(serde_json::json!({ "app": app.id }));
@@ -305,11 +348,28 @@ impl Registry {
     /// Removes everything an app may have: process, route, client, env file (and with `purge`
     /// its whole directory). Safe to run on a partial install: each part is looked up by the
     /// app's id, and an install refuses to start when any of them belonged to something else.
-    async fn teardown(&self, id: &str, purge: bool) -> Vec<String> {
+    async fn teardown(&self, id: &str, manifest: Option<&Manifest>, purge: bool) -> Vec<String> {
         let mut trouble = Vec::new();
         let state = &self.inner.state;
         let actor = Actor::system("apps");
         self.inner.processes.stop(id).await;
+        if let (Some(m), Some(kube)) = (manifest, &self.inner.settings.kube)
+            && let Deploy::Kubernetes(k) = &m.deploy
+        {
+            let objects = crate::kubernetes::render(
+                m,
+                k,
+                &crate::kubernetes::RenderInput {
+                    namespace: kube.namespace(),
+                    issuer: &self.inner.settings.issuer,
+                    base_url: "",
+                    client_secret: None,
+                },
+            );
+            if let Err(e) = kube.delete(&objects, purge).await {
+                trouble.push(format!("cluster: {e}"));
+            }
+        }
         match state.store.proxy_routes().await {
             Ok(routes) => {
                 for route in routes.into_iter().filter(|r| r.app == id) {
@@ -366,18 +426,21 @@ impl Registry {
         &self,
         request: &InstallRequest,
         actor: Actor,
-    ) -> Result<(Install, &Entry, String), AppFailure> {
-        let entry =
-            self.inner.catalog.get(&request.app).ok_or_else(|| {
-                AppFailure::NotFound(format!("app {:?} in the catalog", request.app))
-            })?;
+    ) -> Result<(Install, Entry, String), AppFailure> {
+        let entry = self
+            .catalog()?
+            .latest(&request.app)
+            .cloned()
+            .ok_or_else(|| AppFailure::NotFound(format!("app {:?} in the catalog", request.app)))?;
         let manifest = entry.manifest.clone();
         let id = manifest.id().to_owned();
-        if let Deploy::Kubernetes(_) = manifest.deploy {
+        if let Deploy::Kubernetes(_) = manifest.deploy
+            && self.inner.settings.kube.is_none()
+        {
             return Err(AppFailure::Invalid {
                 field: "app".into(),
                 detail: format!(
-                    "{id} runs on Kubernetes, and this Stackgate has no Kubernetes driver yet: only process apps can be installed"
+                    "{id} runs on Kubernetes, and this Stackgate has no cluster: run it in one, or set KUBECONFIG"
                 ),
             });
         }
@@ -399,7 +462,7 @@ impl Registry {
             .update_policy
             .clone()
             .unwrap_or_else(|| "patch".into());
-        if !UPDATE_POLICIES.contains(&update_policy.as_str()) {
+        if UpdatePolicy::parse(&update_policy).is_none() {
             return Err(AppFailure::Invalid {
                 field: "update_policy".into(),
                 detail: "must be none, patch or minor".into(),
@@ -435,8 +498,17 @@ impl Registry {
                 "the edge has a route for {host} or app {id} already; remove it first"
             )));
         }
-        let port = process::free_port().map_err(internal)?;
-        let internal_url = format!("http://127.0.0.1:{port}");
+        let (port, internal_url) = match (&manifest.deploy, &self.inner.settings.kube) {
+            (Deploy::Kubernetes(k), Some(kube)) => (
+                0,
+                crate::kubernetes::internal_url(&id, k, kube.namespace())
+                    .ok_or_else(|| internal("the manifest has no workload"))?,
+            ),
+            _ => {
+                let port = process::free_port().map_err(internal)?;
+                (port, format!("http://127.0.0.1:{port}"))
+            }
+        };
         let base_url = match &self.inner.settings.edge {
             Some(edge) => {
                 let default = matches!(
@@ -449,6 +521,8 @@ impl Registry {
                     format!("{}://{host}:{}", edge.scheme, edge.port)
                 }
             }
+            // In a cluster without Stackgate's edge, an ingress in front of it serves the host.
+            None if port == 0 => format!("https://{host}"),
             None => internal_url.clone(),
         };
         Ok((
@@ -530,6 +604,26 @@ impl Registry {
                 "mode 0600: issuer, client id and secret".into(),
             );
         }
+        if let Deploy::Kubernetes(k) = &m.deploy
+            && let Ok(objects) = self.render(install, k, None)
+        {
+            for object in objects {
+                let step = if object["kind"] == "Secret" {
+                    "secret"
+                } else {
+                    "deploy"
+                };
+                add(
+                    step,
+                    object["kind"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default(),
+                    format!(
+                        "namespace {}",
+                        object["metadata"]["namespace"].as_str().unwrap_or_default()
+                    ),
+                );
+            }
+        }
         if let Deploy::Process(p) = &m.deploy {
             add(
                 "deploy",
@@ -575,39 +669,8 @@ impl Registry {
         let m = &install.manifest;
         match name {
             "client" => {
-                let Some(oidc) = &m.oidc else {
+                let Some(new) = new_client(install) else {
                     return Ok("the app does not use OIDC".into());
-                };
-                let at = |p: &str| format!("{}{p}", install.base_url);
-                let new = NewClient {
-                    id: Some(install.id.clone()),
-                    name: m.name.clone(),
-                    redirect_uris: oidc.redirect_paths.iter().map(|p| at(&p.value)).collect(),
-                    post_logout_redirect_uris: oidc
-                        .post_logout_path
-                        .iter()
-                        .map(|p| at(&p.value))
-                        .collect(),
-                    scopes: Some(
-                        oidc.scopes
-                            .iter()
-                            .map(|s| s.value.clone())
-                            .chain(std::iter::once("offline_access".to_owned()))
-                            .collect(),
-                    ),
-                    first_party: Some(true),
-                    id_token_alg: oidc.id_token_alg.as_deref().and_then(SigningAlg::parse),
-                    backchannel_logout_uri: oidc
-                        .backchannel_logout_path
-                        .as_ref()
-                        .map(|p| format!("{}{}", install.internal_url, p.value)),
-                    backchannel_logout_session_required: Some(true),
-                    frontchannel_logout_uri: oidc
-                        .frontchannel_logout_path
-                        .as_ref()
-                        .map(|p| at(&p.value)),
-                    access: Some(app_access(m, &install.user_groups, &install.admin_groups)),
-                    ..NewClient::default()
                 };
                 let (client, plain) =
                     stackgate_web::api::clients::register(&state.store, new, &install.actor)
@@ -621,8 +684,24 @@ impl Registry {
                 ))
             }
             "secret" => {
-                let Deploy::Process(p) = &m.deploy else {
-                    return Err("only the process driver is built".into());
+                let p = match &m.deploy {
+                    Deploy::Process(p) => p,
+                    Deploy::Kubernetes(k) => {
+                        let objects: Vec<_> = self
+                            .render(install, k, secret.as_deref())?
+                            .into_iter()
+                            .filter(|o| o["kind"] == "Secret")
+                            .collect();
+                        self.kube()?
+                            .apply(&objects)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        *secret = None;
+                        return Ok(format!(
+                            "Secret {}",
+                            crate::kubernetes::secret_name(&install.id)
+                        ));
+                    }
                 };
                 let issuer = &self.inner.settings.issuer;
                 let mut vars: Vec<(String, String)> = p
@@ -657,8 +736,21 @@ impl Registry {
                 ))
             }
             "deploy" => {
-                let Deploy::Process(p) = &m.deploy else {
-                    return Err("only the process driver is built".into());
+                let p = match &m.deploy {
+                    Deploy::Process(p) => p,
+                    Deploy::Kubernetes(k) => {
+                        // The Secret was applied with its value; the rest comes now.
+                        let objects: Vec<_> = self
+                            .render(install, k, None)?
+                            .into_iter()
+                            .filter(|o| o["kind"] != "Secret")
+                            .collect();
+                        self.kube()?
+                            .apply(&objects)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        return Ok(format!("{} objects applied", objects.len()));
+                    }
                 };
                 let env = process::read_env_file(&self.env_file(&install.id))
                     .map_err(|e| e.to_string())?;
@@ -714,8 +806,14 @@ impl Registry {
                 Ok(format!("{} → {}", route.host, route.upstream))
             }
             "ready" => {
-                let Deploy::Process(p) = &m.deploy else {
-                    return Err("only the process driver is built".into());
+                let p = match &m.deploy {
+                    Deploy::Process(p) => p,
+                    Deploy::Kubernetes(k) => {
+                        let objects = self.render(install, k, None)?;
+                        let limit = Duration::from_secs(u64::from(k.ready_timeout_seconds));
+                        self.kube()?.wait_ready(&objects, limit).await?;
+                        return Ok("the workloads report ready".into());
+                    }
                 };
                 let url = format!("{}{}", install.internal_url, p.health_path.value);
                 let deadline = tokio::time::Instant::now()
@@ -749,6 +847,33 @@ impl Registry {
         }
     }
 
+    fn kube(&self) -> Result<&crate::kubernetes::KubeDriver, String> {
+        self.inner
+            .settings
+            .kube
+            .as_ref()
+            .ok_or_else(|| "no Kubernetes cluster is configured".to_owned())
+    }
+
+    fn render(
+        &self,
+        install: &Install,
+        deploy: &crate::manifest::KubernetesDeploy,
+        secret: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let kube = self.kube()?;
+        Ok(crate::kubernetes::render(
+            &install.manifest,
+            deploy,
+            &crate::kubernetes::RenderInput {
+                namespace: kube.namespace(),
+                issuer: &self.inner.settings.issuer,
+                base_url: &install.base_url,
+                client_secret: secret,
+            },
+        ))
+    }
+
     fn set_step(&self, id: &str, index: usize, state: &str, detail: Option<String>) {
         if let Some(view) = self.progress().get_mut(id)
             && let Some(step) = view.steps.get_mut(index)
@@ -756,6 +881,254 @@ impl Registry {
             step.state = state.into();
             step.detail = detail;
         }
+    }
+
+    fn upgrading(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
+        self.inner
+            .upgrading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves an installed app to another catalog version (the newest when `version` is none).
+    /// When a step fails — most often, the new version is not ready in time — the old version
+    /// is put back as it was: its settings, its client and its process.
+    pub async fn upgrade(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        actor: Actor,
+    ) -> Result<AppView, AppFailure> {
+        if !self.upgrading().insert(id.to_owned()) {
+            return Err(AppFailure::Conflict(format!(
+                "{id} is being upgraded already"
+            )));
+        }
+        let result = self.upgrade_locked(id, version, actor).await;
+        self.upgrading().remove(id);
+        result
+    }
+
+    async fn upgrade_locked(
+        &self,
+        id: &str,
+        version: Option<&str>,
+        actor: Actor,
+    ) -> Result<AppView, AppFailure> {
+        let store = &self.inner.state.store;
+        let app = store
+            .installed_app(id)
+            .await
+            .map_err(store_failure)?
+            .ok_or_else(|| AppFailure::NotFound(format!("app {id}")))?;
+        if app.status != AppStatus::Installed {
+            return Err(AppFailure::Conflict(format!("{id} is being installed")));
+        }
+        let catalog = self.catalog()?;
+        let target = match version {
+            Some(v) => catalog.version(id, v),
+            None => catalog.latest(id),
+        }
+        .cloned()
+        .ok_or_else(|| {
+            AppFailure::NotFound(format!(
+                "version {} of {id} in the catalog",
+                version.unwrap_or("(any)")
+            ))
+        })?;
+        let to = target.manifest.version().to_owned();
+        if !is_newer(&to, &app.version) {
+            return Err(AppFailure::Conflict(format!(
+                "{id} is at {}; {to} is not newer",
+                app.version
+            )));
+        }
+        let old = Manifest::parse(&app.manifest).map_err(problems_view)?;
+        let (Deploy::Process(old_deploy), Deploy::Process(_)) =
+            (&old.deploy, &target.manifest.deploy)
+        else {
+            return Err(AppFailure::Invalid {
+                field: "version".into(),
+                detail: "only process apps can be upgraded by this Stackgate".into(),
+            });
+        };
+        if old.oidc.is_some() != target.manifest.oidc.is_some() {
+            return Err(AppFailure::Invalid {
+                field: "version".into(),
+                detail:
+                    "an upgrade cannot add or remove OIDC sign-in; uninstall and install instead"
+                        .into(),
+            });
+        }
+        let env_file = self.env_file(id);
+        let old_env = process::read_env_file(&env_file).map_err(internal)?;
+        // The secret stays: the store only has its digest, the env file has the value.
+        let secret = old
+            .oidc
+            .as_ref()
+            .and_then(|o| o.deliver.env.as_ref())
+            .and_then(|names| old_env.iter().find(|(k, _)| *k == names.client_secret))
+            .map(|(_, v)| v.clone());
+        let port = url::Url::parse(&app.internal_url)
+            .ok()
+            .and_then(|u| u.port())
+            .ok_or_else(|| internal("the stored internal address has no port"))?;
+        let install = Install {
+            id: id.to_owned(),
+            manifest: target.manifest.clone(),
+            base_url: app.base_url.clone(),
+            internal_url: app.internal_url.clone(),
+            port,
+            host: format!("{id}.{}", self.inner.settings.apps_domain),
+            user_groups: app.user_groups.clone(),
+            admin_groups: app.admin_groups.clone(),
+            actor: actor.clone(),
+        };
+        let old_client = store
+            .get_client(id)
+            .await
+            .map_err(store_failure)?
+            .map(|c| c.client);
+        let detail = serde_json::json!({ "app": id, "from": app.version, "to": to });
+        match self.swap(&install, old_client.as_ref(), secret).await {
+            Ok(()) => {
+                let entry = actor
+                    .entry("app.upgrade", Target::System)
+                    .with_detail(detail);
+                store
+                    .set_app_version(id, &to, &target.source, &entry)
+                    .await
+                    .map_err(store_failure)?;
+                tracing::info!(app = %id, from = %app.version, to = %to, "upgraded");
+                let app = store
+                    .installed_app(id)
+                    .await
+                    .map_err(store_failure)?
+                    .ok_or_else(|| AppFailure::NotFound(format!("app {id}")))?;
+                self.view_of(&app)
+            }
+            Err((step, reason)) => {
+                tracing::warn!(app = %id, step = %step, reason = %reason, "upgrade failed; rolling back");
+                let mut trouble = Vec::new();
+                self.inner.processes.stop(id).await;
+                if let Err(e) = process::write_env_file(&env_file, &old_env) {
+                    trouble.push(format!("env file: {e}"));
+                }
+                if let Some(client) = &old_client {
+                    let entry = actor
+                        .entry("client.update", Target::System)
+                        .with_detail(serde_json::json!({ "client": id, "rollback": true }));
+                    if let Err(e) = store.update_client(client, &entry).await {
+                        trouble.push(format!("client: {e}"));
+                    }
+                }
+                let old_install = Install {
+                    manifest: old.clone(),
+                    ..install
+                };
+                match self.launch(id, old_deploy, old_env) {
+                    Ok(()) => {
+                        if let Err(e) = self.step("ready", &old_install, &mut None).await {
+                            trouble.push(format!("the old version: {e}"));
+                        }
+                    }
+                    Err(e) => trouble.push(format!("the old version: {e}")),
+                }
+                let entry = actor.entry("app.upgrade.failed", Target::System).with_detail(
+                    serde_json::json!({ "app": id, "from": app.version, "to": to, "step": step, "reason": reason, "rollback_problems": trouble }),
+                );
+                if let Err(e) = store.record(&entry).await {
+                    tracing::error!(error = %e, "cannot audit a failed upgrade");
+                }
+                let back = if trouble.is_empty() {
+                    format!("{id} is back on {}", app.version)
+                } else {
+                    format!(
+                        "putting {} back had problems: {}",
+                        app.version,
+                        trouble.join("; ")
+                    )
+                };
+                Err(AppFailure::Step {
+                    step,
+                    reason: format!("{reason}; {back}"),
+                })
+            }
+        }
+    }
+
+    /// The new version's client settings, secret and process; `Err` names the failed step.
+    async fn swap(
+        &self,
+        install: &Install,
+        old_client: Option<&Client>,
+        secret: Option<String>,
+    ) -> Result<(), (String, String)> {
+        let store = &self.inner.state.store;
+        if let (Some(new), Some(old)) = (new_client(install), old_client) {
+            let fail = |e: String| ("client".to_owned(), e);
+            let mut client = new
+                .validate(install.id.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            client.access = old.access.clone();
+            let entry = install
+                .actor
+                .entry("client.update", Target::System)
+                .with_detail(serde_json::json!({ "client": install.id, "redirect_uris": client.redirect_uris }));
+            store
+                .update_client(&client, &entry)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        let mut secret = secret;
+        for step in ["secret", "deploy", "ready"] {
+            if step == "deploy" {
+                self.inner.processes.stop(&install.id).await;
+            }
+            let mut result = self.step(step, install, &mut secret).await;
+            if result.is_ok() && self.inner.settings.fail_step.as_deref() == Some(step) {
+                result = Err("failure injected by apps_test_fail_step".into());
+            }
+            result.map_err(|reason| (step.to_owned(), reason))?;
+        }
+        Ok(())
+    }
+
+    /// Applies every app's update policy once: each takes the newest catalog version its policy
+    /// allows. Each update, done or rolled back, is in the audit log.
+    pub async fn apply_updates(&self) -> Result<Vec<UpdateView>, AppFailure> {
+        let catalog = self.catalog()?;
+        let apps = self
+            .inner
+            .state
+            .store
+            .installed_apps()
+            .await
+            .map_err(store_failure)?;
+        let mut done = Vec::new();
+        for app in apps.iter().filter(|a| a.status == AppStatus::Installed) {
+            let Some(policy) = UpdatePolicy::parse(&app.update_policy) else {
+                continue;
+            };
+            let Some(target) = catalog.update_for(&app.id, &app.version, policy) else {
+                continue;
+            };
+            let to = target.manifest.version().to_owned();
+            let outcome = match self
+                .upgrade(&app.id, Some(&to), Actor::system("updater"))
+                .await
+            {
+                Ok(_) => "updated".to_owned(),
+                Err(e) => format!("failed: {e}"),
+            };
+            done.push(UpdateView {
+                app: app.id.clone(),
+                from: app.version.clone(),
+                to,
+                outcome,
+            });
+        }
+        Ok(done)
     }
 
     async fn run_install(&self, install: Install) {
@@ -804,7 +1177,7 @@ impl Registry {
     async fn fail(&self, install: &Install, failed_index: usize, step: String, reason: String) {
         let id = &install.id;
         tracing::warn!(app = %id, step = %step, reason = %reason, "install failed; undoing it");
-        let trouble = self.teardown(id, false).await;
+        let trouble = self.teardown(id, Some(&install.manifest), false).await;
         for index in 0..failed_index {
             self.set_step(id, index, "undone", None);
         }
@@ -837,13 +1210,12 @@ fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
 }
 
 impl AppControl for Registry {
-    fn catalog(&self) -> Vec<CatalogEntryView> {
-        self.inner
-            .catalog
-            .entries()
-            .iter()
+    fn catalog(&self) -> Result<Vec<CatalogEntryView>, AppFailure> {
+        Ok(Registry::catalog(self)?
+            .latest_entries()
+            .into_iter()
             .map(|e| entry_view(&e.manifest))
-            .collect()
+            .collect())
     }
 
     fn validate(&self, manifest: &str) -> Result<CatalogEntryView, AppFailure> {
@@ -874,7 +1246,7 @@ impl AppControl for Registry {
             let record = NewInstall {
                 id: install.id.clone(),
                 version: install.manifest.version().to_owned(),
-                manifest: entry.source.to_owned(),
+                manifest: entry.source.clone(),
                 base_url: install.base_url.clone(),
                 internal_url: install.internal_url.clone(),
                 user_groups: install.user_groups.clone(),
@@ -978,7 +1350,10 @@ impl AppControl for Registry {
                     Err(AppFailure::NotFound(format!("app {id}")))
                 };
             }
-            let trouble = self.teardown(&id, purge).await;
+            let manifest = known
+                .as_ref()
+                .and_then(|a| Manifest::parse(&a.manifest).ok());
+            let trouble = self.teardown(&id, manifest.as_ref(), purge).await;
             let entry = actor.entry("app.uninstall", Target::System).with_detail(
                 serde_json::json!({ "app": id, "purge": purge, "cleanup_problems": trouble }),
             );
@@ -995,6 +1370,19 @@ impl AppControl for Registry {
                 )))
             }
         })
+    }
+
+    fn upgrade(
+        &self,
+        id: String,
+        version: Option<String>,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
+        Box::pin(async move { Registry::upgrade(self, &id, version.as_deref(), actor).await })
+    }
+
+    fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>> {
+        Box::pin(async move { Registry::apply_updates(self).await })
     }
 
     fn set_access(
@@ -1027,8 +1415,10 @@ impl AppControl for Registry {
                 && let Some(app) = store.installed_app(&id).await.map_err(store_failure)?
             {
                 let manifest = Manifest::parse(&app.manifest).map_err(problems_view)?;
+                let before = stored.client.access.clone();
                 let mut client = stored.client;
-                client.access = Some(app_access(&manifest, &user_groups, &admin_groups));
+                let after = app_access(&manifest, &user_groups, &admin_groups);
+                client.access = Some(after.clone());
                 let entry = actor
                     .entry("client.update", Target::System)
                     .with_detail(serde_json::json!({ "client": id, "access": client.access }));
@@ -1036,6 +1426,28 @@ impl AppControl for Registry {
                     .update_client(&client, &entry)
                     .await
                     .map_err(store_failure)?;
+                // Whoever's role changed is signed out of this app (and only of it), so their
+                // next sign-in there carries the new role, or is refused.
+                let mut affected = Vec::new();
+                for (session, user) in store.client_sessions(&id).await.map_err(store_failure)? {
+                    let groups: Vec<String> = store
+                        .groups_of(user)
+                        .await
+                        .map_err(store_failure)?
+                        .into_iter()
+                        .map(|g| g.name)
+                        .collect();
+                    let was = before.as_ref().and_then(|a| a.role(&groups));
+                    if was != after.role(&groups) {
+                        affected.push((session, user));
+                    }
+                }
+                let entry = actor.entry("app.sign_out", Target::System);
+                let deliveries = store
+                    .sign_out_of_client(&client, &affected, "access changed", &entry)
+                    .await
+                    .map_err(store_failure)?;
+                stackgate_web::oidc::sign_off::deliver_all(&self.inner.state, deliveries);
             }
             if let Some(edge) = self.inner.state.edge.get() {
                 edge.reload().await.map_err(internal)?;

@@ -238,4 +238,35 @@ impl Store {
         }
         Ok(changed)
     }
+
+    /// Records the version an app now runs, with its manifest.
+    pub async fn set_app_version(
+        &self,
+        id: &str,
+        version: &str,
+        manifest: &str,
+        audit: &AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let changed = on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE installed_apps SET version = $1, manifest = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(version)
+            .bind(manifest)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if changed {
+                write_audit!(&mut *tx, audit, now);
+            }
+            tx.commit().await?;
+            changed
+        });
+        Ok(changed)
+    }
 }

@@ -218,4 +218,90 @@ impl Store {
         });
         ids.iter().map(|id| rows::uuid(id, "sessions.id")).collect()
     }
+
+    /// The sessions holding live grants of `client_id`, with their users.
+    pub async fn client_sessions(
+        &self,
+        client_id: &str,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT DISTINCT session_id, user_id FROM oauth_grants \
+                 WHERE client_id = $1 AND revoked_at IS NULL AND session_id IS NOT NULL AND user_id IS NOT NULL",
+            )
+            .bind(client_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(session, user)| Ok((session, rows::uuid(&user, "oauth_grants.user_id")?)))
+            .collect()
+    }
+
+    /// Signs the given sessions out of one app only: its grants under them are revoked, its
+    /// unused codes dropped, and a logout token is owed to it for each (when it takes them).
+    /// The SSO sessions themselves stay.
+    pub async fn sign_out_of_client(
+        &self,
+        client: &Client,
+        sessions: &[(String, Uuid)],
+        reason: &str,
+        audit: &AuditEntry,
+    ) -> Result<Vec<LogoutDelivery>, StoreError> {
+        if sessions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut deliveries = Vec::new();
+            for (session_id, user_id) in sessions {
+                sqlx::query(
+                    "UPDATE oauth_grants SET revoked_at = $3 WHERE client_id = $1 AND session_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(&client.id)
+                .bind(session_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM authorization_codes WHERE client_id = $1 AND session_id = $2",
+                )
+                .bind(&client.id)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+                let Some(uri) = client.backchannel_logout_uri.clone() else {
+                    continue;
+                };
+                let delivery = LogoutDelivery {
+                    id: Uuid::new_v4(),
+                    client_id: client.id.clone(),
+                    alg: client.id_token_alg.as_str().to_owned(),
+                    uri,
+                    session_id: session_id.clone(),
+                    user_id: user_id.to_string(),
+                };
+                sqlx::query(
+                    "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, reason, status, attempts, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                )
+                .bind(delivery.id.to_string())
+                .bind(&delivery.client_id)
+                .bind(&delivery.session_id)
+                .bind(&delivery.user_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                deliveries.push(delivery);
+            }
+            let entry = audit.clone().with_detail(serde_json::json!({
+                "client": client.id, "reason": reason, "sessions": sessions.len(),
+            }));
+            write_audit!(&mut *tx, &entry, now);
+            tx.commit().await?;
+            Ok(deliveries)
+        })
+    }
 }

@@ -90,6 +90,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list, apps::install))
         .routes(routes!(apps::show, apps::uninstall))
         .routes(routes!(apps::set_access))
+        .routes(routes!(apps::upgrade))
+        .routes(routes!(apps::apply_updates))
         .routes(routes!(openapi_json))
 }
 

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 pub trait AppControl: Send + Sync {
-    /// The apps that can be installed.
-    fn catalog(&self) -> Vec<CatalogEntryView>;
+    /// The apps that can be installed, each in its newest version.
+    fn catalog(&self) -> Result<Vec<CatalogEntryView>, AppFailure>;
     /// Checks a manifest as an app developer wrote it.
     fn validate(&self, manifest: &str) -> Result<CatalogEntryView, AppFailure>;
     /// What installing would create, without creating anything.
@@ -31,6 +31,15 @@ pub trait AppControl: Send + Sync {
         purge: bool,
         actor: Actor,
     ) -> BoxFuture<'_, Result<(), AppFailure>>;
+    /// Moves an app to a newer catalog version, rolling back when it is not ready in time.
+    fn upgrade(
+        &self,
+        id: String,
+        version: Option<String>,
+        actor: Actor,
+    ) -> BoxFuture<'_, Result<AppView, AppFailure>>;
+    /// Applies every app's update policy now.
+    fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>>;
     /// Who reaches an app, with which role; in force at the edge at once.
     fn set_access(
         &self,
@@ -151,4 +160,22 @@ pub struct StepView {
     /// `pending`, `running`, `done`, `failed` or `undone`.
     pub state: String,
     pub detail: Option<String>,
+}
+
+/// What applying an update policy did to one app.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UpdateView {
+    pub app: String,
+    pub from: String,
+    pub to: String,
+    /// `updated`, or `failed: …` (the app is back on `from`).
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// A catalog version (default: the newest).
+    #[serde(default)]
+    pub version: Option<String>,
 }

@@ -114,6 +114,15 @@ pub enum AppCommand {
         #[command(flatten)]
         server: ServerAccess,
     },
+    /// Move an app to a newer catalog version; the old one is put back if the new one fails.
+    Upgrade {
+        id: String,
+        /// The version (default: the newest in the catalog).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
     /// Show an app and its install's steps.
     Status {
         id: String,

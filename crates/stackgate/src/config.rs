@@ -103,6 +103,18 @@ pub const KEYS: &[(&str, &str)] = &[
         "installed apps get the host APP.apps_domain at the edge proxy (default localhost, which browsers resolve to this machine)",
     ),
     (
+        "apps_kubernetes_namespace",
+        "the namespace apps that run on Kubernetes are installed in, when Stackgate runs in a cluster or KUBECONFIG is set (default stackgate-apps)",
+    ),
+    (
+        "apps_catalog_dir",
+        "a folder of your own app manifests (*.yaml), added to the shipped catalog; read again whenever the catalog is used (default none)",
+    ),
+    (
+        "apps_update_interval",
+        "seconds between applying installed apps' update policies, 60-604800 (default 3600)",
+    ),
+    (
         "apps_test_fail_step",
         "a test hook: makes this app install step fail (client, secret, deploy, route or ready), to prove nothing is left behind (default none)",
     ),
@@ -158,6 +170,9 @@ pub struct Config {
     /// The edge proxy, when `proxy_listen` is set.
     pub proxy: Option<crate::proxy_config::ProxyConfig>,
     pub apps_domain: String,
+    pub apps_catalog_dir: Option<PathBuf>,
+    pub apps_kubernetes_namespace: String,
+    pub apps_update_interval: u64,
     pub apps_test_fail_step: Option<String>,
 }
 
@@ -170,7 +185,7 @@ enum Raw {
 pub(crate) struct Values(BTreeMap<String, Raw>);
 
 /// Whether `key` is a setting, of the core or of the proxy.
-fn is_key(key: &str) -> bool {
+pub(crate) fn is_key(key: &str) -> bool {
     KEYS.iter()
         .chain(crate::proxy_config::KEYS)
         .any(|(k, _)| *k == key)
@@ -458,6 +473,41 @@ impl Config {
                 }
                 domain
             },
+            apps_catalog_dir: match v.text("apps_catalog_dir")? {
+                Some(dir) => {
+                    let dir = PathBuf::from(dir);
+                    if !dir.is_dir() {
+                        return Err(err(
+                            "apps_catalog_dir",
+                            format!("{} is not a folder", dir.display()),
+                        ));
+                    }
+                    Some(dir)
+                }
+                None => None,
+            },
+            apps_kubernetes_namespace: {
+                let ns = v
+                    .text("apps_kubernetes_namespace")?
+                    .unwrap_or_else(|| "stackgate-apps".into());
+                let ok = (1..=63).contains(&ns.len())
+                    && !ns.starts_with('-')
+                    && !ns.ends_with('-')
+                    && ns
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    return Err(err(
+                        "apps_kubernetes_namespace",
+                        format!("{ns:?} is not a namespace name (a-z, 0-9, '-')"),
+                    ));
+                }
+                ns
+            },
+            apps_update_interval: v
+                .int("apps_update_interval", 60, 604_800)?
+                .unwrap_or(3600)
+                .unsigned_abs(),
             apps_test_fail_step: match v.text("apps_test_fail_step")? {
                 Some(step) if stackgate_apps::STEPS.contains(&step.as_str()) => Some(step),
                 Some(step) => {
@@ -534,6 +584,15 @@ impl Config {
             format!("signing_key_rotation = {}", self.signing_key_rotation),
             format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),
             format!("apps_domain = {:?}", self.apps_domain),
+            match &self.apps_catalog_dir {
+                Some(dir) => format!("apps_catalog_dir = {:?}", dir.display().to_string()),
+                None => "apps_catalog_dir = \"(none)\"".to_owned(),
+            },
+            format!("apps_update_interval = {}", self.apps_update_interval),
+            format!(
+                "apps_kubernetes_namespace = {:?}",
+                self.apps_kubernetes_namespace
+            ),
             format!(
                 "apps_test_fail_step = {:?}",
                 self.apps_test_fail_step.as_deref().unwrap_or("(none)")

@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(test)]
+mod chart;
 pub mod cli;
 mod commands;
 pub mod config;

@@ -180,6 +180,11 @@ pub async fn start_on(
         None => None,
     };
     let registry = start_registry(config, &state, edge.as_ref().map(|(addr, _)| *addr)).await?;
+    tokio::spawn(apply_update_policies(
+        registry.clone(),
+        Duration::from_secs(config.apps_update_interval),
+        stop.subscribe(),
+    ));
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
     let watched = store.clone();
@@ -237,7 +242,14 @@ async fn start_registry(
             dir
         })
     });
+    let kube = stackgate_apps::kubernetes::connect(&config.apps_kubernetes_namespace)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "apps that run on Kubernetes cannot be installed");
+            None
+        });
     let settings = RegistrySettings {
+        kube,
         data_dir: config.data_dir.clone(),
         issuer: config.issuer_str().to_owned(),
         apps_domain: config.apps_domain.clone(),
@@ -246,6 +258,7 @@ async fn start_registry(
             port: addr.port(),
         }),
         programs_dir,
+        catalog_dir: config.apps_catalog_dir.clone(),
         fail_step: config.apps_test_fail_step.clone(),
     };
     let registry = Registry::new(state.clone(), settings)
@@ -256,6 +269,28 @@ async fn start_registry(
         .await
         .map_err(|e| CliError::Runtime(format!("apps: {e}")))?;
     Ok(registry)
+}
+
+/// Applies installed apps' update policies now and then, until the server stops.
+async fn apply_update_policies(
+    registry: stackgate_apps::Registry,
+    every: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        match registry.apply_updates().await {
+            Ok(done) => {
+                for update in done {
+                    tracing::info!(app = %update.app, from = %update.from, to = %update.to, outcome = %update.outcome, "update policy applied");
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot apply update policies"),
+        }
+    }
 }
 
 /// Starts the edge proxy (and its HTTP→HTTPS redirect): its listeners, its routes and policies,

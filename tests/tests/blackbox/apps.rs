@@ -63,8 +63,9 @@ async fn demo_sign_in(
     base_url: &str,
     username: &str,
     password: &str,
-) -> reqwest::Response {
-    let browser = server.edge_browser(&["demo.localhost"]);
+) -> (reqwest::Client, reqwest::Response) {
+    let host = reqwest::Url::parse(base_url).unwrap();
+    let browser = server.edge_browser(&[host.host_str().unwrap()]);
     let login = browser
         .get(format!("{base_url}/login"))
         .send()
@@ -107,7 +108,7 @@ async fn demo_sign_in(
         .await
         .unwrap();
     if again.status() != StatusCode::SEE_OTHER {
-        return again;
+        return (browser, again);
     }
     let callback = again.headers()["location"].to_str().unwrap().to_owned();
     assert!(
@@ -116,7 +117,8 @@ async fn demo_sign_in(
     );
     let done = browser.get(callback).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    browser.get(format!("{base_url}/me")).send().await.unwrap()
+    let me = browser.get(format!("{base_url}/me")).send().await.unwrap();
+    (browser, me)
 }
 
 fn port_of(url: &str) -> u16 {
@@ -249,12 +251,13 @@ stackgate_testkit::on_both_backends_with! {
         crate::proxy::user(&server, &admin, "bob", &[]).await;
 
         // OIDC: the app admits its groups only, and tells each person their role and no more.
-        let refused = demo_sign_in(&server, &base_url, "bob", crate::proxy::PASSWORD).await;
+        let (_, refused) = demo_sign_in(&server, &base_url, "bob", crate::proxy::PASSWORD).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
         assert!(refused.text().await.unwrap().contains("is not open to you"));
-        let me: Value = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await.json().await.unwrap();
+        let (ana, me) = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await;
+        let me: Value = me.json().await.unwrap();
         assert_eq!(me["role"], "user", "{me}");
-        let me: Value = demo_sign_in(&server, &base_url, "root", ADMIN_PASSWORD).await.json().await.unwrap();
+        let me: Value = demo_sign_in(&server, &base_url, "root", ADMIN_PASSWORD).await.1.json().await.unwrap();
         assert_eq!(me["role"], "admin", "Stackgate's admins administer every app: {me}");
         let groups = |routes: Value| -> Vec<String> {
             routes.as_array().unwrap().iter().find(|r| r["app"] == "demo").unwrap()["groups"]
@@ -268,7 +271,17 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(app["admin_groups"], json!(["staff"]));
         let (_, routes) = api(&server, &admin, Method::GET, "/proxy/routes", None).await;
         assert_eq!(groups(routes), ["editors", "staff"], "the edge follows when the API answers");
-        let me: Value = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await.json().await.unwrap();
+        // Ana's role changed: the demo was told to end her session there (back-channel).
+        let mut ended = false;
+        for _ in 0..100 {
+            if ana.get(format!("{base_url}/me")).send().await.unwrap().status() == StatusCode::UNAUTHORIZED {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ended, "a changed role signs the person out of the app");
+        let me: Value = demo_sign_in(&server, &base_url, "ana", crate::proxy::PASSWORD).await.1.json().await.unwrap();
         assert_eq!(me["role"], "admin", "the next sign-in carries the new role: {me}");
         let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
@@ -440,4 +453,182 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(missing.status.code(), Some(64), "{}", err(&missing));
         server.stop().await;
     };
+}
+
+/// The demo's manifest as another app, `notes`, at `version`, with `extra` lines in its process.
+fn notes_manifest(version: &str, health_path: &str) -> String {
+    include_str!("../../../charts/catalog/demo.yaml")
+        .replace("id: demo", "id: notes")
+        .replace("name: Demo app", "name: Notes")
+        .replace("version: 0.1.0", &format!("version: {version}"))
+        .replace(
+            "health_path: /healthz",
+            &format!("health_path: {health_path}"),
+        )
+        .replace("ready_timeout_seconds: 30", "ready_timeout_seconds: 2")
+}
+
+async fn signed_in(server: &TestServer, base_url: &str) -> StatusCode {
+    demo_sign_in(server, base_url, "root", ADMIN_PASSWORD)
+        .await
+        .1
+        .status()
+}
+
+async fn notes_version(server: &TestServer) -> String {
+    server
+        .store
+        .installed_app("notes")
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+}
+
+async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |version: &str, health: &str| {
+        std::fs::write(
+            dir.path().join(format!("notes-{version}.yaml")),
+            notes_manifest(version, health),
+        )
+        .unwrap();
+    };
+    write("1.0.0", "/healthz");
+    let catalog_dir = dir.path().display().to_string();
+    let Some(server) = TestServer::start_with(
+        backend,
+        &[
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+            ("STACKGATE_APPS_CATALOG_DIR", &catalog_dir),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "notes", "update_policy": "patch" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let app = installed(&server, &admin, "notes").await;
+    assert_eq!(app["status"], "installed", "{app}");
+    let base_url = app["base_url"].as_str().unwrap().to_owned();
+    assert_eq!(signed_in(&server, &base_url).await, StatusCode::OK);
+
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/notes/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing newer yet: {body}");
+
+    // A good new version: same client and secret, new process.
+    write("1.0.1", "/healthz");
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/notes/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], "1.0.1");
+    assert_eq!(
+        signed_in(&server, &base_url).await,
+        StatusCode::OK,
+        "the app still signs people in after the upgrade"
+    );
+
+    // A version that never becomes ready is rolled back, and the old one keeps working.
+    write("1.0.2", "/never-ready");
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/notes/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("step ready failed") && detail.contains("notes is back on 1.0.1"),
+        "{detail}"
+    );
+    assert_eq!(notes_version(&server).await, "1.0.1");
+    assert_eq!(
+        signed_in(&server, &base_url).await,
+        StatusCode::OK,
+        "the old version runs again"
+    );
+    std::fs::remove_file(dir.path().join("notes-1.0.2.yaml")).unwrap();
+
+    // The patch policy takes 1.0.3, not 1.1.0.
+    write("1.0.3", "/healthz");
+    write("1.1.0", "/healthz");
+    let (status, done) = api(&server, &admin, Method::POST, "/apps/updates", None).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(
+        done,
+        json!([{ "app": "notes", "from": "1.0.1", "to": "1.0.3", "outcome": "updated" }])
+    );
+    assert_eq!(notes_version(&server).await, "1.0.3");
+    let (_, again) = api(&server, &admin, Method::POST, "/apps/updates", None).await;
+    assert_eq!(again, json!([]), "nothing more within the policy");
+
+    // An admin moves it on by hand, from the command line.
+    let url = server.base_url.clone();
+    let moved = cli(
+        &[
+            "app",
+            "upgrade",
+            "notes",
+            "--version",
+            "1.1.0",
+            "--url",
+            &url,
+        ],
+        Some(&admin.token),
+    )
+    .await;
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(String::from_utf8_lossy(&moved.stdout).contains("notes now runs 1.1.0"));
+    assert_eq!(signed_in(&server, &base_url).await, StatusCode::OK);
+    let actions = audit_actions(&server, &admin).await;
+    for action in ["app.upgrade", "app.upgrade.failed"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "no {action}: {actions:?}"
+        );
+    }
+    let (status, _) = api(&server, &admin, Method::DELETE, "/apps/notes", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    nothing_left(&server, "notes", None).await;
+    server.stop().await;
+}
+
+mod an_upgrade_rolls_back_when_the_new_version_is_not_ready {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::upgrades_and_update_policies(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::upgrades_and_update_policies(stackgate_testkit::Backend::Postgres).await;
+    }
 }

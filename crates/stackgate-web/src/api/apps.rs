@@ -4,7 +4,7 @@
 use crate::{
     app_control::{
         AccessRequest, AppControl, AppFailure, AppView, CatalogEntryView, InstallRequest,
-        ManifestProblemView, PlanView,
+        ManifestProblemView, PlanView, UpdateView, UpgradeRequest,
     },
     auth::Admin,
     error::{ApiError, Problem},
@@ -83,11 +83,11 @@ fn failure(err: AppFailure) -> Response {
 /// The apps that can be installed.
 #[utoipa::path(get, path = "/apps/catalog", tag = "apps",
     responses((status = 200, body = [CatalogEntryView]), (status = 404, body = Problem)))]
-pub async fn catalog(
-    _: Admin,
-    State(state): State<AppState>,
-) -> Result<Json<Vec<CatalogEntryView>>, ApiError> {
-    Ok(Json(apps(&state)?.catalog()))
+pub async fn catalog(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(match apps(&state)?.catalog() {
+        Ok(entries) => Json(entries).into_response(),
+        Err(err) => failure(err),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,4 +214,34 @@ pub async fn set_access(
             Err(err) => failure(err),
         },
     )
+}
+
+/// Move an app to a newer catalog version (the newest unless `version` is given). When the new
+/// version is not ready in time, the old one is put back and the answer is 409 saying so.
+#[utoipa::path(post, path = "/apps/{id}/upgrade", tag = "apps", request_body = UpgradeRequest,
+    params(("id" = String, Path, description = "App id")),
+    responses((status = 200, body = AppView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn upgrade(
+    admin: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpgradeRequest>,
+) -> Result<Response, ApiError> {
+    Ok(
+        match apps(&state)?.upgrade(id, body.version, admin.actor).await {
+            Ok(view) => Json(view).into_response(),
+            Err(err) => failure(err),
+        },
+    )
+}
+
+/// Apply every app's update policy now (the server also does it on its own, every
+/// `apps_update_interval` seconds).
+#[utoipa::path(post, path = "/apps/updates", tag = "apps",
+    responses((status = 200, body = [UpdateView]), (status = 404, body = Problem)))]
+pub async fn apply_updates(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(match apps(&state)?.apply_updates().await {
+        Ok(done) => Json(done).into_response(),
+        Err(err) => failure(err),
+    })
 }

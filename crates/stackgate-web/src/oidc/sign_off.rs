@@ -47,6 +47,13 @@ pub(crate) async fn end(
     Ok(signed_off)
 }
 
+/// Sends logout tokens owed to apps, each in its own task with retries.
+pub fn deliver_all(state: &AppState, deliveries: Vec<LogoutDelivery>) {
+    for delivery in deliveries {
+        tokio::spawn(deliver(state.clone(), delivery));
+    }
+}
+
 async fn deliver(state: AppState, delivery: LogoutDelivery) {
     let mut attempts = 0;
     let mut last_error = String::new();

@@ -13,12 +13,13 @@ use std::{io::IsTerminal, time::Duration};
 pub(crate) async fn run(cmd: AppCommand, config: &Config) -> Result<(), CliError> {
     match cmd {
         AppCommand::Catalog => {
-            let catalog = Catalog::shipped().map_err(|e| CliError::Runtime(e.to_string()))?;
+            let catalog = Catalog::load(config.apps_catalog_dir.as_deref())
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             println!(
                 "{:<12} {:<12} {:<10} {:<6} DESCRIPTION",
                 "ID", "VERSION", "RUNS ON", "LOGIN"
             );
-            for entry in catalog.entries() {
+            for entry in catalog.latest_entries() {
                 let m = &entry.manifest;
                 let runs_on = match m.deploy {
                     stackgate_apps::manifest::Deploy::Process(_) => "process",
@@ -136,6 +137,21 @@ pub(crate) async fn run(cmd: AppCommand, config: &Config) -> Result<(), CliError
             }
             api.post("/apps", &body).await?;
             follow(&api, &id).await
+        }
+        AppCommand::Upgrade {
+            id,
+            version,
+            server,
+        } => {
+            let api = Api::new(&server, config)?;
+            let app = api
+                .post(
+                    &format!("/apps/{id}/upgrade"),
+                    &json!({ "version": version }),
+                )
+                .await?;
+            println!("{id} now runs {}", text(&app["version"]));
+            Ok(())
         }
         AppCommand::Uninstall { id, purge, server } => {
             let api = Api::new(&server, config)?;

@@ -1,0 +1,632 @@
+//! The Kubernetes driver: a manifest's compact workloads rendered to Deployments or
+//! StatefulSets, Services, PersistentVolumeClaims, a ConfigMap and the Secret with the app's
+//! OIDC settings, or its Helm chart to a Flux `HelmRepository` + `HelmRelease` whose values
+//! reference that Secret. Objects are applied server-side (field manager `stackgate`), carry the
+//! app's label, and are deleted by name on uninstall (volumes only with `purge`).
+
+use crate::{
+    AppsError,
+    manifest::{KubernetesDeploy, Manifest},
+};
+use kube::{
+    Client,
+    api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The label every object of an app carries.
+pub const APP_LABEL: &str = "stackgate.io/app";
+const FIELD_MANAGER: &str = "stackgate";
+
+/// What rendering needs besides the manifest.
+#[derive(Debug, Clone)]
+pub struct RenderInput<'a> {
+    pub namespace: &'a str,
+    pub issuer: &'a str,
+    pub base_url: &'a str,
+    /// The client secret; `None` when only names are needed (a plan, an uninstall).
+    pub client_secret: Option<&'a str>,
+}
+
+fn labels(id: &str) -> Value {
+    json!({ "app.kubernetes.io/managed-by": "stackgate", APP_LABEL: id })
+}
+
+fn meta(id: &str, name: &str, namespace: &str) -> Value {
+    json!({ "name": name, "namespace": namespace, "labels": labels(id) })
+}
+
+/// The Secret holding the app's OIDC settings.
+pub fn secret_name(id: &str) -> String {
+    format!("{id}-stackgate-oidc")
+}
+
+/// The in-cluster address the edge and Stackgate reach the app at.
+pub fn internal_url(id: &str, deploy: &KubernetesDeploy, namespace: &str) -> Option<String> {
+    if let Some(helm) = &deploy.helm {
+        return Some(format!(
+            "http://{}.{namespace}.svc:{}",
+            helm.service, helm.port
+        ));
+    }
+    let first = deploy.workloads.first()?;
+    Some(format!(
+        "http://{id}-{}.{namespace}.svc:{}",
+        first.name, first.port
+    ))
+}
+
+/// Every object of the app, in the order they are applied.
+pub fn render(m: &Manifest, deploy: &KubernetesDeploy, input: &RenderInput<'_>) -> Vec<Value> {
+    let id = m.id();
+    let ns = input.namespace;
+    let mut objects = Vec::new();
+    let fill = |text: &str| {
+        text.replace("${issuer}", input.issuer)
+            .replace("${client_id}", id)
+            .replace("${base_url}", input.base_url)
+    };
+    let deliver = m.oidc.as_ref().map(|o| &o.deliver);
+    if let Some(deliver) = deliver {
+        let names = deliver
+            .env
+            .as_ref()
+            .or(deliver.secret_keys.as_ref())
+            .or(deliver.helm_values.as_ref());
+        if let Some(names) = names {
+            // Helm values read fixed keys; env and Secret-key delivery use the app's names.
+            let (issuer, client_id, secret) =
+                if deliver.env.is_none() && deliver.secret_keys.is_none() {
+                    ("issuer", "client_id", "client_secret")
+                } else {
+                    (
+                        names.issuer.as_str(),
+                        names.client_id.as_str(),
+                        names.client_secret.as_str(),
+                    )
+                };
+            let mut data = serde_json::Map::new();
+            data.insert(issuer.to_owned(), Value::String(input.issuer.to_owned()));
+            data.insert(client_id.to_owned(), Value::String(id.to_owned()));
+            data.insert(
+                secret.to_owned(),
+                Value::String(input.client_secret.unwrap_or_default().to_owned()),
+            );
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": meta(id, &secret_name(id), ns),
+                "type": "Opaque",
+                "stringData": data,
+            }));
+        }
+    }
+    let env_from_secret = deliver.is_some_and(|d| d.env.is_some());
+    for w in &deploy.workloads {
+        let name = format!("{id}-{}", w.name);
+        let selector = json!({ APP_LABEL: id, "stackgate.io/workload": w.name });
+        let env: serde_json::Map<String, Value> = w
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(fill(v))))
+            .collect();
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": meta(id, &name, ns),
+            "data": env,
+        }));
+        let mut env_from = vec![json!({ "configMapRef": { "name": name } })];
+        if env_from_secret {
+            env_from.push(json!({ "secretRef": { "name": secret_name(id) } }));
+        }
+        let mut volumes = Vec::new();
+        let mut mounts = Vec::new();
+        for v in &w.volumes {
+            let claim = format!("{name}-{}", v.name);
+            objects.push(json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": meta(id, &claim, ns),
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "resources": { "requests": { "storage": v.size } },
+                },
+            }));
+            volumes
+                .push(json!({ "name": v.name, "persistentVolumeClaim": { "claimName": claim } }));
+            mounts.push(json!({ "name": v.name, "mountPath": v.mount_path }));
+        }
+        let mut pod_labels = labels(id);
+        if let (Some(pod), Some(sel)) = (pod_labels.as_object_mut(), selector.as_object()) {
+            pod.extend(sel.clone());
+        }
+        let mut spec = json!({
+            "replicas": 1,
+            "selector": { "matchLabels": selector },
+            "template": {
+                "metadata": { "labels": pod_labels },
+                "spec": {
+                    "containers": [{
+                        "name": w.name,
+                        "image": w.image,
+                        "ports": [{ "containerPort": w.port, "name": "http" }],
+                        "envFrom": env_from,
+                        "readinessProbe": {
+                            "httpGet": { "path": w.health_path.value, "port": w.port },
+                            "periodSeconds": 5,
+                        },
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        });
+        let kind = if w.stateful {
+            spec["serviceName"] = Value::String(name.clone());
+            "StatefulSet"
+        } else {
+            "Deployment"
+        };
+        objects.push(json!({
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": meta(id, &name, ns),
+            "spec": spec,
+        }));
+        objects.push(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta(id, &name, ns),
+            "spec": {
+                "selector": selector,
+                "ports": [{ "name": "http", "port": w.port, "targetPort": w.port }],
+            },
+        }));
+    }
+    if let Some(helm) = &deploy.helm {
+        let oci = helm.repository.starts_with("oci://");
+        let mut repo_spec = json!({ "url": helm.repository, "interval": "1h" });
+        if oci {
+            repo_spec["type"] = Value::String("oci".into());
+        }
+        objects.push(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "HelmRepository",
+            "metadata": meta(id, id, ns),
+            "spec": repo_spec,
+        }));
+        let values_from: Vec<Value> = m
+            .oidc
+            .as_ref()
+            .and_then(|o| o.deliver.helm_values.as_ref())
+            .map(|paths| {
+                [
+                    ("issuer", &paths.issuer),
+                    ("client_id", &paths.client_id),
+                    ("client_secret", &paths.client_secret),
+                ]
+                .into_iter()
+                .map(|(key, path)| {
+                    json!({ "kind": "Secret", "name": secret_name(id), "valuesKey": key, "targetPath": path })
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        objects.push(json!({
+            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+            "metadata": meta(id, id, ns),
+            "spec": {
+                "interval": "10m",
+                "chart": { "spec": {
+                    "chart": helm.chart,
+                    "version": helm.version,
+                    "sourceRef": { "kind": "HelmRepository", "name": id },
+                } },
+                "values": helm.values,
+                "valuesFrom": values_from,
+            },
+        }));
+    }
+    objects
+}
+
+/// The API resource of a rendered object.
+fn resource(object: &Value) -> Result<ApiResource, AppsError> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = match kind {
+        "Secret" => "secrets",
+        "ConfigMap" => "configmaps",
+        "PersistentVolumeClaim" => "persistentvolumeclaims",
+        "Service" => "services",
+        "Deployment" => "deployments",
+        "StatefulSet" => "statefulsets",
+        "HelmRepository" => "helmrepositories",
+        "HelmRelease" => "helmreleases",
+        other => return Err(AppsError::Refused(format!("cannot manage {other} objects"))),
+    };
+    Ok(ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        plural,
+    ))
+}
+
+fn name_of(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn kube_error(what: &str, err: kube::Error) -> AppsError {
+    AppsError::Process(format!("{what}: {err}"))
+}
+
+/// A driver for the cluster this process runs in, or the one `KUBECONFIG` names; `None` when
+/// there is neither (apps that run on Kubernetes are then refused, saying so).
+pub async fn connect(namespace: &str) -> Result<Option<KubeDriver>, AppsError> {
+    if std::env::var_os("KUBECONFIG").is_none()
+        && std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
+    {
+        return Ok(None);
+    }
+    let client = Client::try_default()
+        .await
+        .map_err(|e| kube_error("connecting to the cluster", e))?;
+    Ok(Some(KubeDriver::new(client, namespace)))
+}
+
+/// The driver, with a client for the cluster and the namespace apps go to.
+#[derive(Clone)]
+pub struct KubeDriver {
+    client: Client,
+    namespace: String,
+}
+
+impl std::fmt::Debug for KubeDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeDriver")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeDriver {
+    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+        Self {
+            client,
+            namespace: namespace.into(),
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn api(&self, object: &Value) -> Result<Api<DynamicObject>, AppsError> {
+        Ok(Api::namespaced_with(
+            self.client.clone(),
+            &self.namespace,
+            &resource(object)?,
+        ))
+    }
+
+    /// Creates or updates every object (server-side apply).
+    pub async fn apply(&self, objects: &[Value]) -> Result<(), AppsError> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        for object in objects {
+            let name = name_of(object);
+            self.api(object)?
+                .patch(name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| kube_error(&format!("applying {} {name}", object["kind"]), e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects (already gone is fine); claims on volumes only with `purge`.
+    pub async fn delete(&self, objects: &[Value], purge: bool) -> Result<(), AppsError> {
+        for object in objects.iter().rev() {
+            if object["kind"] == "PersistentVolumeClaim" && !purge {
+                continue;
+            }
+            let name = name_of(object);
+            match self
+                .api(object)?
+                .delete(name, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => {
+                    return Err(kube_error(
+                        &format!("deleting {} {name}", object["kind"]),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every workload (or the Helm release) reports ready; the reason when not yet.
+    pub async fn ready(&self, objects: &[Value]) -> Result<Result<(), String>, AppsError> {
+        for object in objects {
+            let kind = object["kind"].as_str().unwrap_or_default();
+            if !matches!(kind, "Deployment" | "StatefulSet" | "HelmRelease") {
+                continue;
+            }
+            let name = name_of(object);
+            let Some(live) = self
+                .api(object)?
+                .get_opt(name)
+                .await
+                .map_err(|e| kube_error(&format!("reading {kind} {name}"), e))?
+            else {
+                return Ok(Err(format!("{kind} {name} does not exist")));
+            };
+            let status = &live.data["status"];
+            let ready = if kind == "HelmRelease" {
+                status["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            } else {
+                let wanted = live.data["spec"]["replicas"].as_i64().unwrap_or(1);
+                status["readyReplicas"].as_i64().unwrap_or(0) >= wanted
+            };
+            if !ready {
+                return Ok(Err(format!("{kind} {name} is not ready")));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Waits until [`KubeDriver::ready`] says so, up to `limit`.
+    pub async fn wait_ready(&self, objects: &[Value], limit: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.ready(objects).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(why)) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("{why} after {} s", limit.as_secs()));
+                }
+                Ok(Err(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Catalog, manifest::Deploy};
+    use http::{Method, Request, Response};
+    use http_body_util::BodyExt;
+    use kube::client::Body;
+
+    fn shipped(id: &str) -> (Manifest, KubernetesDeploy) {
+        let catalog = Catalog::shipped().expect("catalog");
+        let manifest = catalog.latest(id).expect("entry").manifest.clone();
+        let Deploy::Kubernetes(deploy) = manifest.deploy.clone() else {
+            panic!("{id} is not a Kubernetes app");
+        };
+        (manifest, deploy)
+    }
+
+    fn input(secret: Option<&str>) -> RenderInput<'_> {
+        RenderInput {
+            namespace: "apps",
+            issuer: "https://login.example.org",
+            base_url: "https://app.example.org",
+            client_secret: secret,
+        }
+    }
+
+    #[test]
+    fn rendered_objects_have_the_shapes_kubernetes_expects() {
+        use k8s_openapi::api::{
+            apps::v1::{Deployment, StatefulSet},
+            core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service},
+        };
+        for id in ["rocketchat", "wordpress", "wekan", "nextcloud", "jitsi"] {
+            let (m, deploy) = shipped(id);
+            let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+            assert!(!objects.is_empty(), "{id}");
+            for o in &objects {
+                let kind = o["kind"].as_str().expect("kind");
+                let parsed = match kind {
+                    "Deployment" => serde_json::from_value::<Deployment>(o.clone()).map(drop),
+                    "StatefulSet" => serde_json::from_value::<StatefulSet>(o.clone()).map(drop),
+                    "Service" => serde_json::from_value::<Service>(o.clone()).map(drop),
+                    "ConfigMap" => serde_json::from_value::<ConfigMap>(o.clone()).map(drop),
+                    "Secret" => serde_json::from_value::<Secret>(o.clone()).map(drop),
+                    "PersistentVolumeClaim" => {
+                        serde_json::from_value::<PersistentVolumeClaim>(o.clone()).map(drop)
+                    }
+                    "HelmRepository" | "HelmRelease" => Ok(()),
+                    other => panic!("{id}: unexpected kind {other}"),
+                };
+                parsed.unwrap_or_else(|e| panic!("{id}: {kind} does not parse: {e}"));
+                assert_eq!(o["metadata"]["labels"][APP_LABEL], *id);
+                assert_eq!(o["metadata"]["namespace"], "apps");
+                if kind != "Secret" {
+                    assert!(
+                        !o.to_string().contains("sgs_the_secret"),
+                        "{id}: the secret leaked into a {kind}"
+                    );
+                }
+            }
+            resource(&objects[0]).expect("a known kind");
+            assert!(internal_url(id, &deploy, "apps").is_some());
+        }
+        // A Helm chart reads the secret through valuesFrom, at the manifest's paths.
+        let (m, deploy) = shipped("nextcloud");
+        let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+        let release = objects
+            .iter()
+            .find(|o| o["kind"] == "HelmRelease")
+            .expect("release");
+        let from = release["spec"]["valuesFrom"]
+            .as_array()
+            .expect("valuesFrom");
+        assert_eq!(from.len(), 3);
+        assert!(from.iter().all(|f| f["name"] == "nextcloud-stackgate-oidc"));
+        assert!(from.iter().any(|f| f["valuesKey"] == "client_secret"
+            && f["targetPath"] == "nextcloud.extraEnv[2].value"));
+        // Env delivery puts the app's own names in the Secret, read with envFrom.
+        let (m, deploy) = shipped("rocketchat");
+        let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+        let secret = objects
+            .iter()
+            .find(|o| o["kind"] == "Secret")
+            .expect("secret");
+        assert_eq!(
+            secret["stringData"]["Accounts_OAuth_Custom-Stackgate-secret"],
+            "sgs_the_secret"
+        );
+        let deployment = objects
+            .iter()
+            .find(|o| o["kind"] == "Deployment")
+            .expect("deployment");
+        let env_from = &deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"];
+        assert_eq!(
+            env_from[1]["secretRef"]["name"],
+            "rocketchat-stackgate-oidc"
+        );
+    }
+
+    /// kube's own mock service stands in for the API server and records what the driver asks.
+    #[tokio::test]
+    async fn the_driver_applies_waits_and_deletes_through_the_api() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let driver = KubeDriver::new(Client::new(service, "apps"), "apps");
+        let (m, deploy) = shipped("wekan");
+        let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+        let workloads = objects
+            .iter()
+            .filter(|o| matches!(o["kind"].as_str(), Some("Deployment" | "StatefulSet")))
+            .count();
+        let claims = objects
+            .iter()
+            .filter(|o| o["kind"] == "PersistentVolumeClaim")
+            .count();
+        let expected = objects.len() + workloads + (objects.len() - claims);
+        let api = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..expected {
+                let (request, send) = handle.next_request().await.expect("a request");
+                let method = request.method().clone();
+                let uri = request.uri().to_string();
+                let body = request
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes();
+                let reply = match method {
+                    Method::PATCH => serde_json::from_slice::<Value>(&body).expect("applied JSON"),
+                    Method::GET => json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": { "name": "x", "namespace": "apps" },
+                        "spec": { "replicas": 1 },
+                        "status": { "readyReplicas": 1 },
+                    }),
+                    _ => {
+                        json!({ "apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {} })
+                    }
+                };
+                send.send_response(
+                    Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+                        .expect("response"),
+                );
+                seen.push((method, uri, body));
+            }
+            seen
+        });
+        driver.apply(&objects).await.expect("apply");
+        driver
+            .wait_ready(&objects, Duration::from_secs(5))
+            .await
+            .expect("ready");
+        driver.delete(&objects, false).await.expect("delete");
+        let seen = api.await.expect("mock server");
+        let patches: Vec<&str> = seen
+            .iter()
+            .filter(|(m, _, _)| *m == Method::PATCH)
+            .map(|(_, u, _)| u.as_str())
+            .collect();
+        assert_eq!(patches.len(), objects.len());
+        assert!(
+            patches
+                .iter()
+                .all(|u| u.contains("fieldManager=stackgate") && u.contains("force=true")),
+            "{patches:?}"
+        );
+        assert!(patches.contains(&"/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc?&force=true&fieldManager=stackgate")
+            || patches.iter().any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc?")), "{patches:?}");
+        assert!(
+            patches.iter().any(
+                |u| u.starts_with("/apis/apps/v1/namespaces/apps/statefulsets/wekan-wekan-db?")
+            )
+        );
+        let gets: Vec<&str> = seen
+            .iter()
+            .filter(|(m, _, _)| *m == Method::GET)
+            .map(|(_, u, _)| u.as_str())
+            .collect();
+        assert!(
+            gets.contains(&"/apis/apps/v1/namespaces/apps/deployments/wekan-wekan"),
+            "{gets:?}"
+        );
+        let deletes: Vec<&str> = seen
+            .iter()
+            .filter(|(m, _, _)| *m == Method::DELETE)
+            .map(|(_, u, _)| u.as_str())
+            .collect();
+        assert!(
+            !deletes.iter().any(|u| u.contains("persistentvolumeclaims")),
+            "volumes stay without purge: {deletes:?}"
+        );
+        assert!(
+            deletes
+                .iter()
+                .any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc"))
+        );
+        assert_eq!(deletes.len(), objects.len() - claims);
+    }
+
+    /// Against a real cluster, when `KUBECONFIG` is set: a small workload is applied, becomes
+    /// ready, and is deleted.
+    #[tokio::test]
+    async fn a_real_cluster_runs_a_rendered_workload_when_kubeconfig_is_set() {
+        if std::env::var_os("KUBECONFIG").is_none() {
+            eprintln!("KUBECONFIG is not set: skipping the real-cluster test");
+            return;
+        }
+        let client = Client::try_default().await.expect("cluster client");
+        let namespace =
+            std::env::var("STACKGATE_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let driver = KubeDriver::new(client, namespace.clone());
+        let source = "id: sgtest\nname: t\nversion: 1.0.0\ndescription: t\ncategory: t\n\
+            deploy:\n  kubernetes:\n    workloads:\n      - name: web\n        image: docker.io/library/nginx:1.27-alpine\n        port: 80\n\
+            access:\n  roles:\n    header: X-Role\n    user: u\n    admin: a\n";
+        let m = Manifest::parse(source).expect("manifest");
+        let Deploy::Kubernetes(deploy) = &m.deploy else {
+            panic!("kubernetes")
+        };
+        let objects = render(
+            &m,
+            deploy,
+            &RenderInput {
+                namespace: &namespace,
+                issuer: "https://x",
+                base_url: "https://y",
+                client_secret: None,
+            },
+        );
+        driver.apply(&objects).await.expect("apply");
+        let ready = driver.wait_ready(&objects, Duration::from_secs(180)).await;
+        driver.delete(&objects, true).await.expect("delete");
+        ready.expect("ready");
+    }
+}
