@@ -226,21 +226,30 @@ pub fn render(m: &Manifest, deploy: &KubernetesDeploy, input: &RenderInput<'_>) 
     objects
 }
 
+/// Every kind the driver manages: (API group, kind, plural). The Helm chart's Role grants
+/// exactly these (a test checks it).
+pub const MANAGED: &[(&str, &str, &str)] = &[
+    ("", "Secret", "secrets"),
+    ("", "ConfigMap", "configmaps"),
+    ("", "PersistentVolumeClaim", "persistentvolumeclaims"),
+    ("", "Service", "services"),
+    ("apps", "Deployment", "deployments"),
+    ("apps", "StatefulSet", "statefulsets"),
+    (
+        "source.toolkit.fluxcd.io",
+        "HelmRepository",
+        "helmrepositories",
+    ),
+    ("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases"),
+];
+
 /// The API resource of a rendered object.
 fn resource(object: &Value) -> Result<ApiResource, AppsError> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let plural = match kind {
-        "Secret" => "secrets",
-        "ConfigMap" => "configmaps",
-        "PersistentVolumeClaim" => "persistentvolumeclaims",
-        "Service" => "services",
-        "Deployment" => "deployments",
-        "StatefulSet" => "statefulsets",
-        "HelmRepository" => "helmrepositories",
-        "HelmRelease" => "helmreleases",
-        other => return Err(AppsError::Refused(format!("cannot manage {other} objects"))),
+    let Some((_, _, plural)) = MANAGED.iter().find(|(g, k, _)| *g == group && *k == kind) else {
+        return Err(AppsError::Refused(format!("cannot manage {kind} objects")));
     };
     Ok(ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk(group, version, kind),
@@ -398,9 +407,7 @@ impl KubeDriver {
 mod tests {
     use super::*;
     use crate::{Catalog, manifest::Deploy};
-    use http::{Method, Request, Response};
-    use http_body_util::BodyExt;
-    use kube::client::Body;
+    use http::Method;
 
     fn shipped(id: &str) -> (Manifest, KubernetesDeploy) {
         let catalog = Catalog::shipped().expect("catalog");
@@ -496,65 +503,27 @@ mod tests {
     /// kube's own mock service stands in for the API server and records what the driver asks.
     #[tokio::test]
     async fn the_driver_applies_waits_and_deletes_through_the_api() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let driver = KubeDriver::new(Client::new(service, "apps"), "apps");
+        let (driver, cluster) = crate::mock_cluster::MockCluster::start("apps");
         let (m, deploy) = shipped("wekan");
         let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
-        let workloads = objects
-            .iter()
-            .filter(|o| matches!(o["kind"].as_str(), Some("Deployment" | "StatefulSet")))
-            .count();
         let claims = objects
             .iter()
             .filter(|o| o["kind"] == "PersistentVolumeClaim")
             .count();
-        let expected = objects.len() + workloads + (objects.len() - claims);
-        let api = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for _ in 0..expected {
-                let (request, send) = handle.next_request().await.expect("a request");
-                let method = request.method().clone();
-                let uri = request.uri().to_string();
-                let body = request
-                    .into_body()
-                    .collect()
-                    .await
-                    .expect("body")
-                    .to_bytes();
-                let reply = match method {
-                    Method::PATCH => serde_json::from_slice::<Value>(&body).expect("applied JSON"),
-                    Method::GET => json!({
-                        "apiVersion": "apps/v1", "kind": "Deployment",
-                        "metadata": { "name": "x", "namespace": "apps" },
-                        "spec": { "replicas": 1 },
-                        "status": { "readyReplicas": 1 },
-                    }),
-                    _ => {
-                        json!({ "apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {} })
-                    }
-                };
-                send.send_response(
-                    Response::builder()
-                        .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&reply).expect("json")))
-                        .expect("response"),
-                );
-                seen.push((method, uri, body));
-            }
-            seen
-        });
         driver.apply(&objects).await.expect("apply");
         driver
             .wait_ready(&objects, Duration::from_secs(5))
             .await
             .expect("ready");
         driver.delete(&objects, false).await.expect("delete");
-        let seen = api.await.expect("mock server");
-        let patches: Vec<&str> = seen
-            .iter()
-            .filter(|(m, _, _)| *m == Method::PATCH)
-            .map(|(_, u, _)| u.as_str())
-            .collect();
+        let seen = cluster.requests();
+        let paths = |method: Method| -> Vec<String> {
+            seen.iter()
+                .filter(|s| s.method == method)
+                .map(|s| s.path.clone())
+                .collect()
+        };
+        let patches = paths(Method::PATCH);
         assert_eq!(patches.len(), objects.len());
         assert!(
             patches
@@ -562,27 +531,24 @@ mod tests {
                 .all(|u| u.contains("fieldManager=stackgate") && u.contains("force=true")),
             "{patches:?}"
         );
-        assert!(patches.contains(&"/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc?&force=true&fieldManager=stackgate")
-            || patches.iter().any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc?")), "{patches:?}");
+        assert!(
+            patches
+                .iter()
+                .any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc?")),
+            "{patches:?}"
+        );
         assert!(
             patches.iter().any(
                 |u| u.starts_with("/apis/apps/v1/namespaces/apps/statefulsets/wekan-wekan-db?")
             )
         );
-        let gets: Vec<&str> = seen
-            .iter()
-            .filter(|(m, _, _)| *m == Method::GET)
-            .map(|(_, u, _)| u.as_str())
-            .collect();
+        let gets = paths(Method::GET);
         assert!(
-            gets.contains(&"/apis/apps/v1/namespaces/apps/deployments/wekan-wekan"),
+            gets.iter()
+                .any(|u| u == "/apis/apps/v1/namespaces/apps/deployments/wekan-wekan"),
             "{gets:?}"
         );
-        let deletes: Vec<&str> = seen
-            .iter()
-            .filter(|(m, _, _)| *m == Method::DELETE)
-            .map(|(_, u, _)| u.as_str())
-            .collect();
+        let deletes = paths(Method::DELETE);
         assert!(
             !deletes.iter().any(|u| u.contains("persistentvolumeclaims")),
             "volumes stay without purge: {deletes:?}"
@@ -593,6 +559,12 @@ mod tests {
                 .any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc"))
         );
         assert_eq!(deletes.len(), objects.len() - claims);
+        cluster.refuse_apply_of("/deployments/");
+        let refused = driver.apply(&objects).await.expect_err("refused");
+        assert!(
+            refused.to_string().contains("refused by the test"),
+            "{refused}"
+        );
     }
 
     /// Against a real cluster, when `KUBECONFIG` is set: a small workload is applied, becomes

@@ -6,6 +6,8 @@ mod catalog;
 mod checks;
 pub mod kubernetes;
 pub mod manifest;
+#[cfg(any(test, feature = "testing"))]
+pub mod mock_cluster;
 mod process;
 pub mod registry;
 #[cfg(test)]

@@ -76,6 +76,24 @@ impl TestServer {
         settings: &[(&str, &str)],
         clock: Arc<dyn Clock>,
     ) -> Option<Self> {
+        Self::start_full(backend, settings, clock, None).await
+    }
+
+    /// Starts a server whose apps that run on Kubernetes go to `kube` (kube's mock service).
+    pub async fn start_with_cluster(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        kube: stackgate_apps::kubernetes::KubeDriver,
+    ) -> Option<Self> {
+        Self::start_full(backend, settings, Arc::new(SystemClock), Some(kube)).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        clock: Arc<dyn Clock>,
+        kube: Option<stackgate_apps::kubernetes::KubeDriver>,
+    ) -> Option<Self> {
         let db = TestDatabase::create(backend)
             .await
             .expect("test database")?;
@@ -106,7 +124,7 @@ impl TestServer {
                 .map(|(k, v)| ((*k).to_owned(), v.replace("{port}", &port))),
         );
         let config = Config::load(None, env).expect("test config");
-        let running = server::start_on(&config, clock, listener)
+        let running = server::start_with_cluster(&config, clock, listener, kube)
             .await
             .expect("server starts");
         Some(Self {

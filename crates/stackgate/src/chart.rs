@@ -107,3 +107,24 @@ fn the_templates_name_only_settings_that_exist() {
         assert!(deployment.contains(probe), "the Deployment probes {probe}");
     }
 }
+
+#[test]
+fn the_role_grants_what_the_kubernetes_driver_manages() {
+    let rbac = TEMPLATES[4].1;
+    for (group, _, plural) in stackgate_apps::kubernetes::MANAGED {
+        let rule = rbac
+            .split("  - apiGroups:")
+            .find(|rule| rule.contains(&format!("[\"{group}\"]")))
+            .unwrap_or_else(|| panic!("rbac.yaml has no rule for the API group {group:?}"));
+        assert!(
+            rule.contains(&format!("\"{plural}\"")),
+            "rbac.yaml does not grant {plural}"
+        );
+        for verb in ["get", "create", "patch", "delete"] {
+            assert!(
+                rule.contains(&format!("\"{verb}\"")),
+                "rbac.yaml does not allow {verb} on {plural}"
+            );
+        }
+    }
+}

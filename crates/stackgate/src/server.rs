@@ -121,6 +121,22 @@ pub async fn start_on(
     clock: Arc<dyn Clock>,
     listener: TcpListener,
 ) -> Result<Running, CliError> {
+    let kube = stackgate_apps::kubernetes::connect(&config.apps_kubernetes_namespace)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "apps that run on Kubernetes cannot be installed");
+            None
+        });
+    start_with_cluster(config, clock, listener, kube).await
+}
+
+/// Like [`start_on`], with the Kubernetes driver given (tests give one on kube's mock service).
+pub async fn start_with_cluster(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    kube: Option<stackgate_apps::kubernetes::KubeDriver>,
+) -> Result<Running, CliError> {
     let store = open_store(config, clock.clone()).await?;
     let hasher = PasswordHasher::new(config.argon2, config.password)?;
     let keyring = Arc::new(keyring(config, &store).await?);
@@ -179,7 +195,8 @@ pub async fn start_on(
         Some(proxy) => Some(start_edge(config, proxy, &state, stop.subscribe()).await?),
         None => None,
     };
-    let registry = start_registry(config, &state, edge.as_ref().map(|(addr, _)| *addr)).await?;
+    let registry =
+        start_registry(config, &state, edge.as_ref().map(|(addr, _)| *addr), kube).await?;
     tokio::spawn(apply_update_policies(
         registry.clone(),
         Duration::from_secs(config.apps_update_interval),
@@ -228,6 +245,7 @@ async fn start_registry(
     config: &Config,
     state: &AppState,
     proxy_addr: Option<SocketAddr>,
+    kube: Option<stackgate_apps::kubernetes::KubeDriver>,
 ) -> Result<stackgate_apps::Registry, CliError> {
     use stackgate_apps::{Registry, RegistrySettings, registry::EdgePublic};
     let https = config.issuer.scheme() == "https"
@@ -242,12 +260,6 @@ async fn start_registry(
             dir
         })
     });
-    let kube = stackgate_apps::kubernetes::connect(&config.apps_kubernetes_namespace)
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "apps that run on Kubernetes cannot be installed");
-            None
-        });
     let settings = RegistrySettings {
         kube,
         data_dir: config.data_dir.clone(),

@@ -12,7 +12,7 @@ use stackgate_testkit::{
 use std::time::Duration;
 
 /// Waits until the install ends; returns the app's final view.
-async fn installed(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
+pub(crate) async fn installed(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
     for _ in 0..600 {
         let (status, app) = api(server, admin, Method::GET, &format!("/apps/{id}"), None).await;
         assert_eq!(status, StatusCode::OK, "{app}");
@@ -25,7 +25,7 @@ async fn installed(server: &TestServer, admin: &AdminClient, id: &str) -> Value 
 }
 
 /// Nothing of `id` is left: no stored app, client, route, env file or process.
-async fn nothing_left(server: &TestServer, id: &str, internal_port: Option<u16>) {
+pub(crate) async fn nothing_left(server: &TestServer, id: &str, internal_port: Option<u16>) {
     assert!(
         server.store.installed_app(id).await.unwrap().is_none(),
         "app row left"

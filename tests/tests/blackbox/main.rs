@@ -3,6 +3,7 @@
 
 mod admin_api;
 mod apps;
+mod apps_kubernetes;
 mod browser;
 mod cli;
 mod forward_auth;

@@ -1,0 +1,250 @@
+//! Apps that run on Kubernetes, installed through the API with the Kubernetes driver talking to
+//! kube's own mock service: the Secret carries the client secret and nothing else does, the
+//! workloads follow, the edge routes to the in-cluster Service, and uninstalling — or an object
+//! the cluster refuses — leaves nothing behind.
+
+use crate::{
+    apps::{installed, nothing_left},
+    proxy::api,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use stackgate_apps::mock_cluster::MockCluster;
+use stackgate_testkit::{Backend, TestServer};
+
+const NAMESPACE: &str = "stackgate-apps";
+
+async fn start(backend: Backend) -> Option<(TestServer, MockCluster)> {
+    let (kube, cluster) = MockCluster::start(NAMESPACE);
+    let server =
+        TestServer::start_with_cluster(backend, &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")], kube)
+            .await?;
+    Some((server, cluster))
+}
+
+fn paths(cluster: &MockCluster, method: Method) -> Vec<String> {
+    cluster
+        .requests()
+        .into_iter()
+        .filter(|s| s.method.as_str() == method.as_str())
+        .map(|s| s.path)
+        .collect()
+}
+
+async fn installs_and_uninstalls(backend: Backend) {
+    let Some((server, cluster)) = start(backend).await else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/groups",
+        Some(json!({ "name": "staff" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let (status, plan) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps?dry_run=true",
+        Some(json!({ "app": "rocketchat" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    let kinds: Vec<&str> = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "oidc-client",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "Service",
+        "proxy-route",
+    ] {
+        assert!(
+            kinds.contains(&kind),
+            "{kind} missing from the plan {kinds:?}"
+        );
+    }
+    assert!(cluster.requests().is_empty(), "a plan touches nothing");
+
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "rocketchat", "user_groups": ["staff"] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let app = installed(&server, &admin, "rocketchat").await;
+    assert_eq!(app["status"], "installed", "{app}");
+    let base_url = app["base_url"].as_str().unwrap();
+    let proxy_port = server.proxy_addr.unwrap().port();
+    assert_eq!(
+        base_url,
+        format!("http://rocketchat.localhost:{proxy_port}")
+    );
+
+    let routes = server.store.proxy_routes().await.unwrap();
+    let route = routes
+        .iter()
+        .find(|r| r.app == "rocketchat")
+        .expect("route");
+    assert_eq!(
+        route.upstream,
+        format!("http://rocketchat-rocketchat.{NAMESPACE}.svc:3000")
+    );
+    let client = server
+        .store
+        .get_client("rocketchat")
+        .await
+        .unwrap()
+        .expect("client")
+        .client;
+    assert_eq!(
+        client.redirect_uris,
+        [format!("{base_url}/_oauth/stackgate")]
+    );
+    assert_eq!(client.access.expect("access").user_groups, ["staff"]);
+
+    // The secret went to the cluster once, in the Secret, before anything that reads it.
+    let requests = cluster.requests();
+    let with_secret: Vec<&str> = requests
+        .iter()
+        .filter(|s| s.body.contains("sgs_"))
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(with_secret.len(), 1, "{with_secret:?}");
+    assert!(with_secret[0].starts_with(&format!(
+        "/api/v1/namespaces/{NAMESPACE}/secrets/rocketchat-stackgate-oidc?"
+    )));
+    let patches = paths(&cluster, Method::PATCH);
+    let secret_at = patches
+        .iter()
+        .position(|p| p.contains("/secrets/"))
+        .unwrap();
+    let deployment_at = patches
+        .iter()
+        .position(|p| p.contains("/deployments/"))
+        .unwrap();
+    assert!(secret_at < deployment_at, "{patches:?}");
+    assert!(
+        !server.config.data_dir.join("apps/rocketchat").exists(),
+        "no env file for a cluster app"
+    );
+
+    let (status, body) = api(&server, &admin, Method::DELETE, "/apps/rocketchat", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    nothing_left(&server, "rocketchat", None).await;
+    let deletes = paths(&cluster, Method::DELETE);
+    for object in [
+        "deployments/rocketchat-rocketchat",
+        "services/rocketchat-rocketchat",
+        "configmaps/rocketchat-rocketchat",
+        "secrets/rocketchat-stackgate-oidc",
+    ] {
+        assert!(
+            deletes.iter().any(|d| d.contains(object)),
+            "{object} not deleted: {deletes:?}"
+        );
+    }
+    assert!(
+        !deletes.iter().any(|d| d.contains("persistentvolumeclaims")),
+        "data stays without purge"
+    );
+
+    // With purge the data volume goes too.
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "rocketchat" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        installed(&server, &admin, "rocketchat").await["status"],
+        "installed"
+    );
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::DELETE,
+        "/apps/rocketchat?purge=true",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(
+        paths(&cluster, Method::DELETE)
+            .iter()
+            .any(|d| d.contains("persistentvolumeclaims/rocketchat-rocketchat-uploads"))
+    );
+    server.stop().await;
+}
+
+async fn a_refused_object_undoes_the_install(backend: Backend) {
+    let Some((server, cluster)) = start(backend).await else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    cluster.refuse_apply_of("/deployments/");
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "rocketchat" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let app = installed(&server, &admin, "rocketchat").await;
+    assert_eq!(app["status"], "failed", "{app}");
+    let error = app["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("step deploy failed") && error.contains("refused by the test"),
+        "{error}"
+    );
+    nothing_left(&server, "rocketchat", None).await;
+    let deletes = paths(&cluster, Method::DELETE);
+    assert!(
+        deletes
+            .iter()
+            .any(|d| d.contains("secrets/rocketchat-stackgate-oidc")),
+        "the applied Secret is removed: {deletes:?}"
+    );
+    server.stop().await;
+}
+
+mod a_cluster_app_installs_through_the_kubernetes_driver_and_uninstalls {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::installs_and_uninstalls(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::installs_and_uninstalls(stackgate_testkit::Backend::Postgres).await;
+    }
+}
+
+mod an_object_the_cluster_refuses_undoes_the_install {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_refused_object_undoes_the_install(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_refused_object_undoes_the_install(stackgate_testkit::Backend::Postgres).await;
+    }
+}
