@@ -22,8 +22,9 @@ export function launch() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
-      // The server listens on 127.0.0.1; Chromium may try ::1 first for localhost.
-      "--host-resolver-rules=MAP localhost 127.0.0.1",
+      // The server and the edge listen on 127.0.0.1; Chromium may try ::1 first for
+      // localhost and its subdomains (the apps' hosts).
+      "--host-resolver-rules=MAP localhost 127.0.0.1, MAP *.localhost 127.0.0.1",
     ],
   });
 }

@@ -632,3 +632,27 @@ mod an_upgrade_rolls_back_when_the_new_version_is_not_ready {
         super::upgrades_and_update_policies(stackgate_testkit::Backend::Postgres).await;
     }
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    the_demo_app_signs_in_and_out_in_chromium => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let app = installed(&server, &admin, "demo").await;
+        assert_eq!(app["status"], "installed", "{app}");
+        let base_url = app["base_url"].as_str().unwrap().to_owned();
+        let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/browser-artifacts/demo")
+            .join(server.backend.name());
+        let result = crate::browser::script_with("demo.mjs", &server, "root", &shots, &[&base_url]).await;
+        assert_eq!(result["before"], "Not signed in.");
+        assert_eq!(result["sign_in_page"], server.base_url, "signing in happens at Stackgate");
+        assert!(result["signed_in"].as_str().unwrap().starts_with("Signed in as First Admin"), "{result}");
+        assert_eq!(result["after"], "Not signed in.", "signing out in Stackgate ends the app's session");
+        let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}

@@ -24,6 +24,17 @@ fn with_session(cookie: &str) -> reqwest::Client {
 
 /// Runs one of the browser scripts; returns its JSON line.
 async fn script(name: &str, server: &TestServer, username: &str, shots: &std::path::Path) -> Value {
+    script_with(name, server, username, shots, &[]).await
+}
+
+/// Like [`script`], with more arguments after the usual four.
+pub(crate) async fn script_with(
+    name: &str,
+    server: &TestServer,
+    username: &str,
+    shots: &std::path::Path,
+    extra: &[&str],
+) -> Value {
     let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     assert!(
         tests.join("browser/node_modules/playwright-core").exists(),
@@ -35,6 +46,7 @@ async fn script(name: &str, server: &TestServer, username: &str, shots: &std::pa
         .arg(username)
         .arg(stackgate_testkit::ADMIN_PASSWORD)
         .arg(shots)
+        .args(extra)
         .output()
         .await
         .expect("node runs");
