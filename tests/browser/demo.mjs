@@ -25,8 +25,14 @@ await run(shots, async (browser, result) => {
   result.signed_in = await page.locator("#who").innerText();
   await shot("demo-signed-in");
 
-  // Sign out where people sign in: Stackgate's own page.
+  // Stackgate's home lists the app in the person's launcher; admins manage it there too.
+  await page.goto(`${base}/admin/apps`);
+  await shot("admin-apps");
   await page.goto(`${base}/`);
+  result.launcher = await page.locator(".launcher a").allInnerTexts();
+  await shot("launcher");
+
+  // Sign out where people sign in: Stackgate's own page.
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.waitForLoadState();
   await shot("stackgate-signed-out");

@@ -15,7 +15,8 @@ use stackgate_web::{
     AppState,
     app_control::{
         AccessRequest, AppControl, AppFailure, AppView, BoxFuture, CatalogEntryView,
-        InstallRequest, ManifestProblemView, PlanView, PlannedObjectView, StepView, UpdateView,
+        InstallRequest, LauncherEntry, ManifestProblemView, PlanView, PlannedObjectView, StepView,
+        UpdateView,
     },
 };
 use std::{
@@ -1383,6 +1384,46 @@ impl AppControl for Registry {
 
     fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>> {
         Box::pin(async move { Registry::apply_updates(self).await })
+    }
+
+    fn launcher(
+        &self,
+        groups: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<LauncherEntry>, AppFailure>> {
+        Box::pin(async move {
+            let apps = self
+                .inner
+                .state
+                .store
+                .installed_apps()
+                .await
+                .map_err(store_failure)?;
+            let mut entries = Vec::new();
+            for app in apps.iter().filter(|a| a.status == AppStatus::Installed) {
+                let Ok(manifest) = Manifest::parse(&app.manifest) else {
+                    continue;
+                };
+                // The same rule the app's client and the edge apply.
+                let access = app_access(&manifest, &app.user_groups, &app.admin_groups);
+                let Some(role) = access.role(&groups) else {
+                    continue;
+                };
+                let role = if role == access.admin_role {
+                    "admin"
+                } else {
+                    "user"
+                };
+                entries.push(LauncherEntry {
+                    id: app.id.clone(),
+                    name: manifest.name.clone(),
+                    description: manifest.description.trim().to_owned(),
+                    url: format!("{}/", app.base_url),
+                    icon: manifest.icon.clone(),
+                    role: role.to_owned(),
+                });
+            }
+            Ok(entries)
+        })
     }
 
     fn set_access(

@@ -40,6 +40,11 @@ pub trait AppControl: Send + Sync {
     ) -> BoxFuture<'_, Result<AppView, AppFailure>>;
     /// Applies every app's update policy now.
     fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>>;
+    /// The installed apps a member of `groups` may reach, for the portal's launcher.
+    fn launcher(
+        &self,
+        groups: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<LauncherEntry>, AppFailure>>;
     /// Who reaches an app, with which role; in force at the edge at once.
     fn set_access(
         &self,
@@ -178,4 +183,16 @@ pub struct UpgradeRequest {
     /// A catalog version (default: the newest).
     #[serde(default)]
     pub version: Option<String>,
+}
+
+/// An app in a person's launcher.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LauncherEntry {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub url: String,
+    pub icon: Option<String>,
+    /// `user` or `admin`.
+    pub role: String,
 }

@@ -2,6 +2,7 @@
 //! auto-escaping templates; no scripts. Failures become a friendly page, rendered here.
 
 mod account;
+mod admin_apps;
 mod home;
 mod login;
 mod proxy_sign_in;
@@ -77,6 +78,16 @@ pub(crate) fn router() -> Router<AppState> {
             axum::routing::post(login::logout_everywhere),
         )
         .route("/account/security", get(account::security))
+        .route("/admin/apps", get(admin_apps::list))
+        .route(
+            "/admin/apps/install",
+            axum::routing::post(admin_apps::install),
+        )
+        .route("/admin/apps/{id}", get(admin_apps::show))
+        .route(
+            "/admin/apps/{id}/uninstall",
+            axum::routing::post(admin_apps::uninstall),
+        )
         .route(
             "/account/totp",
             get(account::totp_form).post(account::totp_confirm),
@@ -104,6 +115,14 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("setup.html", include_str!("../templates/setup.html")),
         ("login.html", include_str!("../templates/login.html")),
         ("home.html", include_str!("../templates/home.html")),
+        (
+            "admin_apps.html",
+            include_str!("../templates/admin_apps.html"),
+        ),
+        (
+            "admin_app.html",
+            include_str!("../templates/admin_app.html"),
+        ),
         (
             "second_factor.html",
             include_str!("../templates/second_factor.html"),

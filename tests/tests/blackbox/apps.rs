@@ -651,8 +651,124 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(result["sign_in_page"], server.base_url, "signing in happens at Stackgate");
         assert!(result["signed_in"].as_str().unwrap().starts_with("Signed in as First Admin"), "{result}");
         assert_eq!(result["after"], "Not signed in.", "signing out in Stackgate ends the app's session");
+        assert_eq!(result["launcher"], json!(["Demo app"]), "{result}");
         let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}
+
+/// The page a browser gets, with its status.
+async fn page(browser: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let response = browser.get(url).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// A person's browser, signed in to Stackgate.
+async fn signed_in_browser(server: &TestServer, username: &str) -> reqwest::Client {
+    let browser = server.browser();
+    let (_, login) = page(&browser, server.url("/login")).await;
+    let done = browser
+        .post(server.url("/login"))
+        .header("origin", server.base_url.as_str())
+        .form(&[
+            ("csrf", hidden_field(&login, "csrf").as_str()),
+            ("username", username),
+            ("password", crate::proxy::PASSWORD),
+            ("return_to", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "sign-in of {username}"
+    );
+    browser
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    admins_install_from_the_admin_page_and_people_see_their_apps => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
+        crate::proxy::user(&server, &admin, "bob", &["press"]).await;
+        let ana = signed_in_browser(&server, "ana").await;
+        let bob = signed_in_browser(&server, "bob").await;
+
+        // Only admins manage apps.
+        let (status, _) = page(&ana, server.url("/admin/apps")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, html) = page(&admin.browser, server.url("/admin/apps")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("Install Demo app"), "{html}");
+        let csrf = hidden_field(&html, "csrf");
+        let install = |csrf: String, groups: &'static str| {
+            let browser = admin.browser.clone();
+            let url = server.url("/admin/apps/install");
+            let origin = server.base_url.clone();
+            async move {
+                browser
+                    .post(url)
+                    .header("origin", origin)
+                    .form(&[("csrf", csrf.as_str()), ("app", "demo"), ("user_groups", groups), ("admin_groups", "")])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+
+        // A forged form and a bad group change nothing; the page says what was wrong.
+        let forged = install("forged".into(), "staff").await;
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+        let bad = install(csrf.clone(), "staff <script>").await;
+        assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = bad.text().await.unwrap();
+        assert!(text.contains("id=\"form-error\"") && !text.contains("<script>"), "{text}");
+        nothing_left(&server, "demo", None).await;
+
+        let done = install(csrf.clone(), "staff").await;
+        assert_eq!(done.status(), StatusCode::SEE_OTHER);
+        assert_eq!(done.headers()["location"], "/admin/apps/demo");
+        let mut shown = String::new();
+        for _ in 0..300 {
+            let (status, html) = page(&admin.browser, server.url("/admin/apps/demo")).await;
+            assert_eq!(status, StatusCode::OK);
+            shown = html;
+            if !shown.contains("Installing") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(shown.contains("Installed:"), "{shown}");
+        assert!(shown.contains("data-state=\"done\""), "the steps are shown: {shown}");
+
+        // The launcher lists exactly the apps each person may reach.
+        let (_, home) = page(&ana, server.url("/")).await;
+        assert!(home.contains("data-app=\"demo\""), "{home}");
+        let (_, home) = page(&bob, server.url("/")).await;
+        assert!(!home.contains("data-app=\"demo\"") && home.contains("No app is open to you yet"), "{home}");
+        let (status, _) = api(&server, &admin, Method::PUT, "/apps/demo/access", Some(json!({ "user_groups": ["press"] }))).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, home) = page(&ana, server.url("/")).await;
+        assert!(!home.contains("data-app=\"demo\""), "the launcher follows the change");
+        let (_, home) = page(&bob, server.url("/")).await;
+        assert!(home.contains("data-app=\"demo\""));
+
+        // Uninstall from the page.
+        let (_, html) = page(&admin.browser, server.url("/admin/apps")).await;
+        let gone = admin
+            .browser
+            .post(server.url("/admin/apps/demo/uninstall"))
+            .header("origin", server.base_url.as_str())
+            .form(&[("csrf", hidden_field(&html, "csrf").as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gone.status(), StatusCode::SEE_OTHER);
+        nothing_left(&server, "demo", None).await;
         server.stop().await;
     };
 }

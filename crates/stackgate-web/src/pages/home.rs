@@ -21,11 +21,20 @@ pub(crate) async fn show(
         return Ok(Redirect::to("/account/security").into_response());
     }
     let (jar, csrf) = csrf::issue(&state, jar)?;
+    // The launcher: exactly the apps this person may reach, by the rule the apps apply.
+    let apps = match state.apps.get() {
+        Some(apps) => apps
+            .launcher(session.groups.clone())
+            .await
+            .map_err(|e| PageError::Internal(e.to_string()))?,
+        None => Vec::new(),
+    };
     let page = render(
         &state,
         "home.html",
         minijinja::context! {
             csrf,
+            apps,
             username => session.user.username,
             display_name => session.user.display_name,
             is_admin => session.is_admin,

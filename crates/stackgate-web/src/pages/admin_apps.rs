@@ -1,0 +1,189 @@
+//! `/admin/apps`: the catalog with install buttons, installed apps, and an install's progress,
+//! step by step. The same registry as `/api/v1/apps`; every action is audited there.
+
+use super::{PageError, render, setup::ClientInfo};
+use crate::{
+    app_control::{AppControl, AppFailure, InstallRequest},
+    auth::session_from_cookies,
+    csrf,
+    state::AppState,
+};
+use axum::{
+    Form,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+use stackgate_identity::Actor;
+use stackgate_store::Session;
+use std::sync::Arc;
+
+/// The signed-in admin, or the page that says why not.
+async fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Result<Session, Response>, PageError> {
+    let Some(session) = session_from_cookies(state, headers).await? else {
+        return Ok(Err(
+            Redirect::to("/login?return_to=/admin/apps").into_response()
+        ));
+    };
+    if !crate::auth::meets_policy(state, &session) {
+        return Ok(Err(Redirect::to("/account/security").into_response()));
+    }
+    if !session.is_admin {
+        return Err(PageError::Forbidden(
+            "Only admins manage apps. Ask one of your admins.".into(),
+        ));
+    }
+    Ok(Ok(session))
+}
+
+fn registry(state: &AppState) -> Result<&Arc<dyn AppControl>, PageError> {
+    state
+        .apps
+        .get()
+        .ok_or_else(|| PageError::Internal("the app registry is not running".into()))
+}
+
+fn failure_text(err: AppFailure) -> String {
+    match err {
+        AppFailure::Manifest(problems) => problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    jar: CookieJar,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let apps = registry(state)?;
+    let catalog = apps
+        .catalog()
+        .map_err(|e| PageError::Internal(failure_text(e)))?;
+    let installed = apps
+        .list()
+        .await
+        .map_err(|e| PageError::Internal(failure_text(e)))?;
+    let (jar, csrf) = csrf::issue(state, jar)?;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = render(
+        state,
+        "admin_apps.html",
+        minijinja::context! { csrf, catalog, installed, error },
+    )?;
+    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, PageError> {
+    if let Err(redirect) = admin(&state, &headers).await? {
+        return Ok(redirect);
+    }
+    list_page(&state, jar, None).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InstallForm {
+    csrf: String,
+    app: String,
+    #[serde(default)]
+    user_groups: String,
+    #[serde(default)]
+    admin_groups: String,
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split([' ', ','])
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub(crate) async fn install(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<InstallForm>,
+) -> Result<Response, PageError> {
+    let session = match admin(&state, &headers).await? {
+        Ok(session) => session,
+        Err(redirect) => return Ok(redirect),
+    };
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let user_groups = words(&form.user_groups);
+    let request = InstallRequest {
+        app: form.app,
+        user_groups: (!user_groups.is_empty()).then_some(user_groups),
+        admin_groups: words(&form.admin_groups),
+        update_policy: None,
+    };
+    let actor = Actor::user(session.user.id, &session.user.username, client.ip);
+    match registry(&state)?.install(request, actor).await {
+        Ok(view) => Ok(Redirect::to(&format!("/admin/apps/{}", view.id)).into_response()),
+        // Nothing was created: the page says why, and the form is there to try again.
+        Err(err) => list_page(&state, jar, Some(failure_text(err))).await,
+    }
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    if let Err(redirect) = admin(&state, &headers).await? {
+        return Ok(redirect);
+    }
+    let app = registry(&state)?.status(id).await.map_err(|e| match e {
+        AppFailure::NotFound(_) => PageError::NotFound,
+        other => PageError::Internal(failure_text(other)),
+    })?;
+    let (jar, csrf) = csrf::issue(&state, jar)?;
+    let page = render(&state, "admin_app.html", minijinja::context! { csrf, app })?;
+    Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UninstallForm {
+    csrf: String,
+}
+
+pub(crate) async fn uninstall(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(form): Form<UninstallForm>,
+) -> Result<Response, PageError> {
+    let session = match admin(&state, &headers).await? {
+        Ok(session) => session,
+        Err(redirect) => return Ok(redirect),
+    };
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let actor = Actor::user(session.user.id, &session.user.username, client.ip);
+    match registry(&state)?.uninstall(id, false, actor).await {
+        Ok(()) => Ok(Redirect::to("/admin/apps").into_response()),
+        Err(err) => list_page(&state, jar, Some(failure_text(err))).await,
+    }
+}
