@@ -1500,3 +1500,30 @@ impl AppControl for Registry {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::app_access;
+    use crate::Catalog;
+
+    /// Every catalog app's role mapping: a plain user gets the user value, never the admin one,
+    /// whatever other groups they are in; only admin groups and Stackgate's admins get it.
+    #[test]
+    fn no_catalog_app_gives_a_plain_user_its_admin_role() {
+        let groups = |g: &[&str]| g.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let catalog = Catalog::shipped().expect("catalog");
+        for entry in catalog.latest_entries() {
+            let m = &entry.manifest;
+            let access = app_access(m, &groups(&["staff"]), &groups(&["it"]));
+            let id = m.id();
+            for plain in [&["staff"][..], &["staff", "press"], &["staff", "users"]] {
+                let role = access.role(&groups(plain));
+                assert_eq!(role, Some(m.access.roles.user.value.as_str()), "{id}: {plain:?}");
+                assert_ne!(role, Some(m.access.roles.admin.value.as_str()), "{id}: {plain:?}");
+            }
+            assert_eq!(access.role(&groups(&["press"])), None, "{id}: outsiders get nothing");
+            assert_eq!(access.role(&groups(&["it"])), Some(m.access.roles.admin.value.as_str()));
+            assert_eq!(access.role(&groups(&["admins"])), Some(m.access.roles.admin.value.as_str()));
+        }
+    }
+}
