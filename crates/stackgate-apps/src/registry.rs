@@ -792,6 +792,14 @@ impl Registry {
                         app: install.id.clone(),
                         groups,
                         public_paths,
+                        roles: m.access.roles.header.as_ref().map(|header| {
+                            stackgate_store::RouteRoles {
+                                header: header.value.clone(),
+                                user: m.access.roles.user.value.clone(),
+                                admin: m.access.roles.admin.value.clone(),
+                                admin_groups: install.admin_groups.clone(),
+                            }
+                        }),
                     })
                     .map_err(|e| format!("the route is refused: {e}"))?;
                 let entry = install
@@ -1518,12 +1526,30 @@ mod tests {
             let id = m.id();
             for plain in [&["staff"][..], &["staff", "press"], &["staff", "users"]] {
                 let role = access.role(&groups(plain));
-                assert_eq!(role, Some(m.access.roles.user.value.as_str()), "{id}: {plain:?}");
-                assert_ne!(role, Some(m.access.roles.admin.value.as_str()), "{id}: {plain:?}");
+                assert_eq!(
+                    role,
+                    Some(m.access.roles.user.value.as_str()),
+                    "{id}: {plain:?}"
+                );
+                assert_ne!(
+                    role,
+                    Some(m.access.roles.admin.value.as_str()),
+                    "{id}: {plain:?}"
+                );
             }
-            assert_eq!(access.role(&groups(&["press"])), None, "{id}: outsiders get nothing");
-            assert_eq!(access.role(&groups(&["it"])), Some(m.access.roles.admin.value.as_str()));
-            assert_eq!(access.role(&groups(&["admins"])), Some(m.access.roles.admin.value.as_str()));
+            assert_eq!(
+                access.role(&groups(&["press"])),
+                None,
+                "{id}: outsiders get nothing"
+            );
+            assert_eq!(
+                access.role(&groups(&["it"])),
+                Some(m.access.roles.admin.value.as_str())
+            );
+            assert_eq!(
+                access.role(&groups(&["admins"])),
+                Some(m.access.roles.admin.value.as_str())
+            );
         }
     }
 }

@@ -8,6 +8,34 @@ use crate::{
 use stackgate_store::NewRoute;
 use stackgate_web::{EdgeControl, PolicyProblemView, RouteView};
 
+impl Edge {
+    /// A role header must be a header name the edge does not set for another purpose.
+    fn check_role_header(&self, name: &str) -> Result<(), String> {
+        let header = hyper::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("roles.header {name:?} is not a header name"))?;
+        let names = &self.settings.headers;
+        let taken = [&names.user, &names.email, &names.groups, &names.assertion];
+        let reserved = [
+            "host",
+            "cookie",
+            "authorization",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-real-ip",
+        ];
+        if taken.contains(&&header) || reserved.contains(&header.as_str()) {
+            return Err(format!(
+                "roles.header {name:?} is a header the edge sets for another purpose"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl EdgeControl for Edge {
     fn return_host(&self, url: &url::Url) -> Option<String> {
         if url.scheme() != self.scheme() || url.username() != "" || url.password().is_some() {
@@ -28,6 +56,7 @@ impl EdgeControl for Edge {
                 app: r.app.clone(),
                 groups: r.groups.clone(),
                 public_paths: r.public_paths.clone(),
+                role_header: r.roles.as_ref().map(|roles| roles.header.clone()),
                 source: if r.id.is_some() { "runtime" } else { "config" },
             })
             .collect();
@@ -45,6 +74,12 @@ impl EdgeControl for Edge {
             route.public_paths.clone(),
         )
         .map_err(|e| e.to_string())?;
+        if let Some(roles) = &route.roles {
+            self.check_role_header(&roles.header)?;
+            if roles.user.is_empty() || roles.admin.is_empty() || roles.user == roles.admin {
+                return Err("roles: the user and admin values must be set and differ".into());
+            }
+        }
         if checked.host == self.issuer_host() {
             return Err(format!(
                 "{} is the login host; it cannot be routed to an app",
@@ -68,6 +103,7 @@ impl EdgeControl for Edge {
             app: checked.app,
             groups: checked.groups,
             public_paths: checked.public_paths,
+            roles: route.roles.clone(),
         })
     }
 

@@ -134,6 +134,7 @@ impl Edge {
                 stored.public_paths,
             )?;
             route.id = Some(stored.id.to_string());
+            route.roles = stored.roles;
             routes.push(route);
         }
         let table = RouteTable::new(routes)?;
@@ -266,6 +267,10 @@ impl Edge {
             }
         }
         sanitise_request(&mut parts.headers, &self.settings.headers);
+        // The app's role header comes from the edge only, on public paths too.
+        if let Some(roles) = &route.roles {
+            parts.headers.remove(roles.header.as_str());
+        }
         remove_cookie(&mut parts.headers, self.cookie_name());
         remove_cookie(&mut parts.headers, self.state_cookie_name());
         match verdict {
@@ -278,6 +283,14 @@ impl Edge {
                     &session,
                     assertion,
                 );
+                if let Some((name, value)) = route.role_for(&session.groups)
+                    && let (Ok(name), Ok(value)) = (
+                        hyper::header::HeaderName::from_bytes(name.as_bytes()),
+                        hyper::header::HeaderValue::from_str(value),
+                    )
+                {
+                    parts.headers.insert(name, value);
+                }
             }
             Verdict::SignIn(sign_in) => {
                 return if matches!(parts.method, Method::GET | Method::HEAD) {

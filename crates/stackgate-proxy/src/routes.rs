@@ -21,6 +21,8 @@ pub struct Route {
     pub public_paths: Vec<String>,
     /// The stored route's id; `None` for routes from the config file.
     pub id: Option<String>,
+    /// The role header the app reads, when it reads one.
+    pub roles: Option<stackgate_store::RouteRoles>,
 }
 
 /// Where a route sends requests: `http://host:port` (TLS to upstreams is the cluster's business).
@@ -100,11 +102,25 @@ impl Route {
             groups,
             public_paths,
             id: None,
+            roles: None,
         })
     }
 
     fn matches(&self, path: &str) -> bool {
         prefix_matches(&self.path_prefix, path)
+    }
+
+    /// The role value for a member of `groups`: the admin value for Stackgate's admins and the
+    /// app's admin groups, the user value for everyone else the policy let through.
+    pub fn role_for(&self, groups: &[String]) -> Option<(&str, &str)> {
+        let roles = self.roles.as_ref()?;
+        let admin = groups
+            .iter()
+            .any(|g| g == "admins" || roles.admin_groups.contains(g));
+        Some((
+            roles.header.as_str(),
+            if admin { &roles.admin } else { &roles.user },
+        ))
     }
 
     /// Whether `path` may be reached without signing in.

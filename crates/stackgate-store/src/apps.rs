@@ -228,6 +228,25 @@ impl Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
+                // A role header follows the admin groups too.
+                let with_roles: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, roles FROM proxy_routes WHERE app = $1 AND roles IS NOT NULL",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (route, roles) in with_roles {
+                    let mut roles: crate::RouteRoles = serde_json::from_str(&roles)
+                        .map_err(|_| StoreError::Corrupt("proxy_routes.roles"))?;
+                    roles.admin_groups = admin_groups.to_vec();
+                    let roles = serde_json::to_string(&roles)
+                        .map_err(|_| StoreError::Corrupt("proxy_routes.roles"))?;
+                    sqlx::query("UPDATE proxy_routes SET roles = $1 WHERE id = $2")
+                        .bind(roles)
+                        .bind(route)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 write_audit!(&mut *tx, audit, now);
             }
             tx.commit().await?;

@@ -41,7 +41,7 @@ pub use grants::{
 pub use groups::GroupListing;
 pub use oauth_clients::StoredClient;
 pub use pool::{Backend, PoolStats, Store, StoreOptions};
-pub use proxy::{NewRoute, StoredRoute};
+pub use proxy::{NewRoute, RouteRoles, StoredRoute};
 pub use second_factors::{LoginFlow, SecondFactors, SignInCandidate, StoredTotp};
 pub use session_cache::WatchStatus;
 pub use sessions::{NewSession, Session};

@@ -12,6 +12,17 @@ use crate::{
 };
 use stackgate_identity::{AuditEntry, OffsetDateTime, Uuid};
 
+/// The role an app behind the edge is told, and in which header.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RouteRoles {
+    pub header: String,
+    /// The values the app reads.
+    pub user: String,
+    pub admin: String,
+    /// Groups given the admin value (Stackgate's admins always are).
+    pub admin_groups: Vec<String>,
+}
+
 /// A route added at runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRoute {
@@ -22,6 +33,7 @@ pub struct StoredRoute {
     pub app: String,
     pub groups: Vec<String>,
     pub public_paths: Vec<String>,
+    pub roles: Option<RouteRoles>,
     pub created_at: OffsetDateTime,
 }
 
@@ -34,6 +46,7 @@ pub struct NewRoute {
     pub app: String,
     pub groups: Vec<String>,
     pub public_paths: Vec<String>,
+    pub roles: Option<RouteRoles>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -45,6 +58,7 @@ struct RouteRow {
     app: String,
     groups: String,
     public_paths: String,
+    roles: Option<String>,
     created_at: i64,
 }
 
@@ -56,6 +70,11 @@ impl TryFrom<RouteRow> for StoredRoute {
             id: rows::uuid(&row.id, "proxy_routes.id")?,
             groups: words(&row.groups),
             public_paths: words(&row.public_paths),
+            roles: row
+                .roles
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(|_| StoreError::Corrupt("proxy_routes.roles"))?,
             host: row.host,
             path_prefix: row.path_prefix,
             upstream: row.upstream,
@@ -72,7 +91,7 @@ impl Store {
     pub async fn proxy_routes(&self) -> Result<Vec<StoredRoute>, StoreError> {
         let rows: Vec<RouteRow> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, host, path_prefix, upstream, app, groups, public_paths, created_at \
+                "SELECT id, host, path_prefix, upstream, app, groups, public_paths, roles, created_at \
                  FROM proxy_routes ORDER BY host, path_prefix",
             )
             .fetch_all(pool)
@@ -88,11 +107,17 @@ impl Store {
     ) -> Result<StoredRoute, StoreError> {
         let now = self.now();
         let id = Uuid::now_v7();
+        let roles = route
+            .roles
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("proxy_routes.roles"))?;
         on_pool_write!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query(
-                "INSERT INTO proxy_routes (id, host, path_prefix, upstream, app, groups, public_paths, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO proxy_routes (id, host, path_prefix, upstream, app, groups, public_paths, roles, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(id.to_string())
             .bind(&route.host)
@@ -101,6 +126,7 @@ impl Store {
             .bind(&route.app)
             .bind(route.groups.join(" "))
             .bind(route.public_paths.join(" "))
+            .bind(roles)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -117,6 +143,7 @@ impl Store {
             app: route.app.clone(),
             groups: route.groups.clone(),
             public_paths: route.public_paths.clone(),
+            roles: route.roles.clone(),
             created_at: rows::time(now, "proxy_routes.created_at")?,
         })
     }

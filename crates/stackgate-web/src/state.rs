@@ -117,6 +117,8 @@ pub struct RouteView {
     pub app: String,
     pub groups: Vec<String>,
     pub public_paths: Vec<String>,
+    /// The header the app reads its role from, when it reads one.
+    pub role_header: Option<String>,
     /// `config` or `runtime`.
     pub source: &'static str,
 }

@@ -248,3 +248,85 @@ mod an_object_the_cluster_refuses_undoes_the_install {
         super::a_refused_object_undoes_the_install(stackgate_testkit::Backend::Postgres).await;
     }
 }
+
+async fn a_proxied_app_gets_its_role_header(backend: Backend) {
+    let Some((server, _cluster)) = start(backend).await else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    for group in ["staff", "hosts"] {
+        let (status, _) = api(
+            &server,
+            &admin,
+            Method::POST,
+            "/groups",
+            Some(json!({ "name": group })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "jitsi", "user_groups": ["staff"] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(
+        installed(&server, &admin, "jitsi").await["status"],
+        "installed"
+    );
+    let route = |server: &TestServer| {
+        let store = server.store.clone();
+        async move {
+            store
+                .proxy_routes()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|r| r.app == "jitsi")
+                .expect("route")
+        }
+    };
+    let jitsi = route(&server).await;
+    assert!(
+        !jitsi.public_paths.contains(&"/".to_owned()),
+        "the edge protects it"
+    );
+    let roles = jitsi.roles.expect("a role header");
+    assert_eq!(
+        (
+            roles.header.as_str(),
+            roles.user.as_str(),
+            roles.admin.as_str()
+        ),
+        ("X-Stackgate-Role", "participant", "moderator")
+    );
+    assert!(roles.admin_groups.is_empty());
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::PUT,
+        "/apps/jitsi/access",
+        Some(json!({ "user_groups": ["staff"], "admin_groups": ["hosts"] })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let jitsi = route(&server).await;
+    assert_eq!(jitsi.roles.expect("roles").admin_groups, ["hosts"]);
+    assert_eq!(jitsi.groups, ["staff", "hosts"]);
+    server.stop().await;
+}
+
+mod a_proxied_app_is_told_roles_in_its_header {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_proxied_app_gets_its_role_header(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_proxied_app_gets_its_role_header(stackgate_testkit::Backend::Postgres).await;
+    }
+}

@@ -526,3 +526,43 @@ stackgate_testkit::on_both_backends_with! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    an_app_behind_the_edge_is_told_each_persons_role_and_no_one_can_claim_another => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        let (status, body) = api(&server, &admin, reqwest::Method::POST, "/proxy/routes", Some(json!({
+            "host": "meet.localhost", "upstream": upstream.url(), "app": "meet",
+            "groups": ["staff", "hosts"], "public_paths": ["/health"],
+            "roles": { "header": "X-Forwarded-User", "user": "participant", "admin": "moderator" },
+        }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an identity header cannot carry the role: {body}");
+        let route = add_route(&server, &admin, json!({
+            "host": "meet.localhost", "upstream": upstream.url(), "app": "meet",
+            "groups": ["staff", "hosts"], "public_paths": ["/health"],
+            "roles": { "header": "X-Role", "user": "participant", "admin": "moderator", "admin_groups": ["hosts"] },
+        })).await;
+        assert_eq!(route["role_header"], "X-Role");
+        user(&server, &admin, "ana", &["staff"]).await;
+        user(&server, &admin, "ben", &["hosts"]).await;
+
+        let public = server.edge_browser(&["meet.localhost"])
+            .get(server.app_url("meet.localhost", "/health"))
+            .header("X-Role", "moderator")
+            .send().await.unwrap();
+        assert!(echoed(public).await["headers"].get("x-role").is_none(), "a claimed role never passes");
+
+        let ana = server.edge_browser(&["meet.localhost"]);
+        let seen = echoed(open_signed_in(&server, &ana, &server.app_url("meet.localhost", "/room"), "ana").await).await;
+        assert_eq!(seen["headers"]["x-role"], "participant");
+        let claimed = echoed(ana.get(server.app_url("meet.localhost", "/room")).header("X-Role", "moderator").send().await.unwrap()).await;
+        assert_eq!(claimed["headers"]["x-role"], "participant", "a plain user cannot claim the admin role: {claimed}");
+
+        let ben = server.edge_browser(&["meet.localhost"]);
+        let seen = echoed(open_signed_in(&server, &ben, &server.app_url("meet.localhost", "/room"), "ben").await).await;
+        assert_eq!(seen["headers"]["x-role"], "moderator");
+        server.stop().await;
+    };
+}

@@ -63,6 +63,22 @@ pub struct CreateRoute {
     /// Path prefixes reachable without signing in.
     #[serde(default)]
     public_paths: Vec<String>,
+    /// Tell the app each person's role in a header.
+    #[serde(default)]
+    roles: Option<RouteRolesBody>,
+}
+
+/// The role header of an app behind the edge.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRolesBody {
+    header: String,
+    /// The value for members of `groups`.
+    user: String,
+    /// The value for Stackgate's admins and `admin_groups`.
+    admin: String,
+    #[serde(default)]
+    admin_groups: Vec<String>,
 }
 
 /// Publish an app through the edge, at once on every replica.
@@ -81,6 +97,12 @@ pub async fn create_route(
         app: body.app,
         groups: body.groups,
         public_paths: body.public_paths,
+        roles: body.roles.map(|r| stackgate_store::RouteRoles {
+            header: r.header,
+            user: r.user,
+            admin: r.admin,
+            admin_groups: r.admin_groups,
+        }),
     };
     for group in &new.groups {
         if stackgate_identity::group_name(group).ok().as_deref() != Some(group.as_str()) {
@@ -123,6 +145,7 @@ pub async fn create_route(
         app: stored.app,
         groups: stored.groups,
         public_paths: stored.public_paths,
+        role_header: stored.roles.map(|r| r.header),
         source: "runtime",
     };
     Ok((
