@@ -134,6 +134,20 @@ pub(crate) fn check(m: &Manifest) -> Vec<Problem> {
         }),
         None => {}
     }
+    if let Some(path) = m.check.as_ref().and_then(|c| c.sign_in_path.as_ref()) {
+        check_path(path, "check.sign_in_path", &mut push);
+    }
+    if let Some(check) = &m.check
+        && check.sign_in_path.is_none()
+        && m.oidc.is_some()
+    {
+        push(Problem {
+            field: "check.sign_in_path".into(),
+            message: "an OIDC app needs the path where signing in starts".into(),
+            line: 0,
+            column: 0,
+        });
+    }
     for (i, path) in m.proxy.public_paths.iter().enumerate() {
         check_path(path, &format!("proxy.public_paths[{i}]"), &mut push);
     }

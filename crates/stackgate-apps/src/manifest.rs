@@ -42,6 +42,26 @@ pub struct Manifest {
     pub proxy: ProxyNeeds,
     /// Who may reach the app, and how the app learns their role.
     pub access: Access,
+    /// How `stackgate app check` drives the app in a browser.
+    #[serde(default)]
+    pub check: Option<CheckHints>,
+}
+
+/// What a browser needs to know to sign in to the app and see that it worked.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckHints {
+    /// Where a person starts signing in to an OIDC app, e.g. `/login` (apps behind the edge
+    /// send people to sign in by themselves).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub sign_in_path: Option<Spanned<String>>,
+    /// Text the app shows once someone is signed in (default: their username).
+    #[serde(default)]
+    pub signed_in_text: Option<String>,
+    /// Text the app shows when no one is signed in.
+    #[serde(default)]
+    pub signed_out_text: Option<String>,
 }
 
 /// Exactly one way of running the app.

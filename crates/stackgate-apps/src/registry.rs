@@ -14,7 +14,7 @@ use stackgate_store::{AppStatus, InstalledApp, NewInstall, NewRoute, StoreError}
 use stackgate_web::{
     AppState,
     app_control::{
-        AccessRequest, AppControl, AppFailure, AppView, BoxFuture, CatalogEntryView,
+        AccessRequest, AppControl, AppFailure, AppView, BoxFuture, CatalogEntryView, CheckView,
         InstallRequest, LauncherEntry, ManifestProblemView, PlanView, PlannedObjectView, StepView,
         UpdateView,
     },
@@ -133,7 +133,7 @@ fn entry_view(m: &Manifest) -> CatalogEntryView {
             Deploy::Process(_) => "process",
             Deploy::Kubernetes(_) => "kubernetes",
         },
-        sign_in: if m.oidc.is_some() { "oidc" } else { "proxy" },
+        sign_in: sign_in_of(m),
         default_groups: m
             .access
             .default_groups
@@ -169,8 +169,22 @@ fn installed_view(app: &InstalledApp) -> Result<AppView, AppFailure> {
         user_groups: app.user_groups.clone(),
         admin_groups: app.admin_groups.clone(),
         update_policy: app.update_policy.clone(),
+        sign_in: sign_in_of(&manifest),
+        check: check_of(&manifest),
         steps: Vec::new(),
         error: None,
+    })
+}
+
+fn sign_in_of(m: &Manifest) -> &'static str {
+    if m.oidc.is_some() { "oidc" } else { "proxy" }
+}
+
+fn check_of(m: &Manifest) -> Option<CheckView> {
+    m.check.as_ref().map(|c| CheckView {
+        sign_in_path: c.sign_in_path.as_ref().map(|p| p.value.clone()),
+        signed_in_text: c.signed_in_text.clone(),
+        signed_out_text: c.signed_out_text.clone(),
     })
 }
 
@@ -1282,6 +1296,8 @@ impl AppControl for Registry {
                 user_groups: install.user_groups.clone(),
                 admin_groups: install.admin_groups.clone(),
                 update_policy,
+                sign_in: sign_in_of(&install.manifest),
+                check: check_of(&install.manifest),
                 steps: pending_steps(),
                 error: None,
             };

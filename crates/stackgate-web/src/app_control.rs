@@ -153,6 +153,10 @@ pub struct AppView {
     pub user_groups: Vec<String>,
     pub admin_groups: Vec<String>,
     pub update_policy: String,
+    /// `oidc` when the app signs people in itself, `proxy` when the edge does it for it.
+    pub sign_in: &'static str,
+    /// What `stackgate app check` needs to drive the app in a browser.
+    pub check: Option<CheckView>,
     /// The install's steps, while it runs and after it failed.
     pub steps: Vec<StepView>,
     /// Why the install failed.
@@ -195,4 +199,11 @@ pub struct LauncherEntry {
     pub icon: Option<String>,
     /// `user` or `admin`.
     pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CheckView {
+    pub sign_in_path: Option<String>,
+    pub signed_in_text: Option<String>,
+    pub signed_out_text: Option<String>,
 }

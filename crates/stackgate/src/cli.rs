@@ -131,6 +131,23 @@ pub enum AppCommand {
     },
     /// Check a manifest file: its shape and its meaning, with line numbers (no server needed).
     Validate { manifest: PathBuf },
+    /// Drive a real sign-in and sign-out of an installed app in headless Chromium, step by
+    /// step (for an app's own CI); fails when a step does.
+    Check {
+        id: String,
+        /// The person to sign in as (a test account that may use the app).
+        #[arg(long)]
+        username: String,
+        /// Read their password from the first line of standard input (otherwise
+        /// STACKGATE_CHECK_PASSWORD, otherwise a prompt).
+        #[arg(long)]
+        password_stdin: bool,
+        /// The Chromium binary (default: Debian's).
+        #[arg(long)]
+        chromium: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerAccess,
+    },
 }
 
 #[derive(Debug, Subcommand)]

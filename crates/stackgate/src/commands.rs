@@ -1,5 +1,6 @@
 //! One function per command; each opens what it needs and reports in plain lines.
 
+mod app_check;
 mod apps;
 mod bench;
 mod bench_login;

@@ -15,7 +15,11 @@ use url::Url;
 pub const ENV_PREFIX: &str = "STACKGATE_";
 
 /// Environment variables with the prefix that are not config keys.
-const ENV_NOT_KEYS: &[&str] = &["STACKGATE_CONFIG", "STACKGATE_API_TOKEN"];
+const ENV_NOT_KEYS: &[&str] = &[
+    "STACKGATE_CONFIG",
+    "STACKGATE_API_TOKEN",
+    "STACKGATE_CHECK_PASSWORD",
+];
 const ENV_IGNORED_PREFIXES: &[&str] = &["STACKGATE_TEST_"];
 
 /// Every key, with its documentation; the README's reference and `config check` follow it.

@@ -772,3 +772,61 @@ stackgate_testkit::on_both_backends_with! {
         server.stop().await;
     };
 }
+
+/// `stackgate app check` with `password` in its environment.
+async fn app_check(
+    server: &TestServer,
+    token: &str,
+    username: &str,
+    password: &str,
+) -> std::process::Output {
+    let args = [
+        "app",
+        "check",
+        "demo",
+        "--username",
+        username,
+        "--url",
+        server.base_url.as_str(),
+    ]
+    .map(str::to_owned);
+    let (token, password) = (token.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(stackgate_testkit::binary())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("STACKGATE_API_TOKEN", token)
+            .env("STACKGATE_CHECK_PASSWORD", password)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    app_check_drives_a_real_sign_in_and_sign_out_in_chromium => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
+        let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo", "user_groups": ["staff"] }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(installed(&server, &admin, "demo").await["status"], "installed");
+
+        let passed = app_check(&server, &admin.token, "ana", crate::proxy::PASSWORD).await;
+        let out = String::from_utf8_lossy(&passed.stdout).into_owned();
+        assert!(passed.status.success(), "{out}\n{}", String::from_utf8_lossy(&passed.stderr));
+        assert_eq!(out.lines().filter(|l| l.starts_with("PASS")).count(), 6, "{out}");
+        assert!(out.contains("all 6 steps passed"), "{out}");
+
+        // A wrong password fails at signing in, and says so; the rest is skipped.
+        let failed = app_check(&server, &admin.token, "ana", "not the password").await;
+        let out = String::from_utf8_lossy(&failed.stdout).into_owned();
+        assert_eq!(failed.status.code(), Some(1), "{out}");
+        assert!(out.contains("FAIL  sign in: not sent back to the app"), "{out}");
+        assert_eq!(out.lines().filter(|l| l.starts_with("SKIP")).count(), 3, "{out}");
+        server.stop().await;
+    };
+}

@@ -153,6 +153,39 @@ pub(crate) async fn run(cmd: AppCommand, config: &Config) -> Result<(), CliError
             println!("{id} now runs {}", text(&app["version"]));
             Ok(())
         }
+        AppCommand::Check {
+            id,
+            username,
+            password_stdin,
+            chromium,
+            server,
+        } => {
+            let api = Api::new(&server, config)?;
+            let app = api.get(&format!("/apps/{id}")).await?;
+            if app["status"] != "installed" {
+                return Err(CliError::Usage(format!("{id} is not installed")));
+            }
+            let password = if password_stdin {
+                crate::password_from_reader(std::io::stdin().lock())?
+            } else if let Ok(password) = std::env::var("STACKGATE_CHECK_PASSWORD") {
+                password
+            } else {
+                rpassword::prompt_password(format!("password of {username}: "))?
+            };
+            let check = &app["check"];
+            let target = super::app_check::Target {
+                base_url: text(&app["base_url"]),
+                issuer: api.issuer.clone(),
+                sign_in: text(&app["sign_in"]),
+                sign_in_path: check["sign_in_path"].as_str().map(str::to_owned),
+                signed_in_text: check["signed_in_text"].as_str().map(str::to_owned),
+                signed_out_text: check["signed_out_text"].as_str().map(str::to_owned),
+                username,
+                password,
+            };
+            let chromium = chromium.unwrap_or_else(super::app_check::default_chromium);
+            super::app_check::run(target, &chromium).await
+        }
         AppCommand::Uninstall { id, purge, server } => {
             let api = Api::new(&server, config)?;
             let path = if purge {
@@ -240,6 +273,8 @@ fn words(v: &Value) -> String {
 
 /// The admin API of a running server.
 struct Api {
+    /// The server's base URL (the issuer).
+    issuer: String,
     base: String,
     token: String,
     http: reqwest::Client,
@@ -261,6 +296,7 @@ impl Api {
             .build()
             .map_err(|e| CliError::Runtime(e.to_string()))?;
         Ok(Self {
+            issuer: base.trim_end_matches('/').to_owned(),
             base: format!("{}/api/v1", base.trim_end_matches('/')),
             token,
             http,
