@@ -223,6 +223,28 @@ impl TestServer {
         }
     }
 
+    /// Stops the server the way SIGTERM does and starts it again on the same database, data
+    /// directory and address (the edge proxy gets a new port).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await.expect("clean shutdown");
+        }
+        let port = reqwest::Url::parse(&self.base_url)
+            .expect("base url")
+            .port()
+            .expect("port");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the same address again");
+        let running = server::start_on(&self.config, Arc::new(SystemClock), listener)
+            .await
+            .expect("server restarts");
+        self.store = running.store.clone();
+        self.keyring = running.keyring.clone();
+        self.proxy_addr = running.proxy_addr;
+        self.running = Some(running);
+    }
+
     /// Stops the server the way SIGTERM does.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

@@ -830,3 +830,51 @@ stackgate_testkit::on_both_backends_with! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    after_a_restart_installed_apps_run_again_and_interrupted_installs_are_undone => |server: TestServer| async move {
+        let mut server = server;
+        let admin = server.bootstrap_admin().await;
+        let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(installed(&server, &admin, "demo").await["status"], "installed");
+        let internal = server.store.installed_app("demo").await.unwrap().unwrap().internal_url;
+
+        // An install a crash interrupted: its row says `installing`, its files are there.
+        let ghost = stackgate_store::NewInstall {
+            id: "ghost".into(),
+            version: "1.0.0".into(),
+            manifest: include_str!("../../../charts/catalog/demo.yaml").replace("id: demo", "id: ghost"),
+            base_url: "http://ghost.localhost".into(),
+            internal_url: "http://127.0.0.1:9".into(),
+            user_groups: vec![],
+            admin_groups: vec![],
+            update_policy: "none".into(),
+        };
+        let entry = stackgate_identity::Actor::system("test").entry("app.install.start", stackgate_identity::Target::System);
+        server.store.begin_app_install(&ghost, &entry).await.unwrap();
+        let ghost_dir = server.config.data_dir.join("apps/ghost");
+        std::fs::create_dir_all(&ghost_dir).unwrap();
+        std::fs::write(ghost_dir.join("app.env"), "OIDC_CLIENT_SECRET=x\n").unwrap();
+
+        server.restart().await;
+        let http = reqwest::Client::new();
+        let mut answered = false;
+        for _ in 0..100 {
+            if http.get(format!("{internal}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                answered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered, "the demo runs again after the restart");
+        assert_eq!(server.store.installed_app("demo").await.unwrap().unwrap().status, stackgate_store::AppStatus::Installed);
+        nothing_left(&server, "ghost", None).await;
+        assert!(audit_actions(&server, &admin).await.iter().any(|a| a == "app.install.abandoned"));
+        let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}
