@@ -327,6 +327,33 @@ impl KubeDriver {
         Ok(())
     }
 
+    /// The values of a Secret in the apps' namespace; `None` when it does not exist.
+    pub async fn secret_values(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, AppsError> {
+        use base64::Engine;
+        let secret = json!({ "apiVersion": "v1", "kind": "Secret" });
+        let Some(live) = self
+            .api(&secret)?
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_error(&format!("reading Secret {name}"), e))?
+        else {
+            return Ok(None);
+        };
+        let mut values = std::collections::BTreeMap::new();
+        for (key, value) in live.data["data"].as_object().into_iter().flatten() {
+            let decoded = value
+                .as_str()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                .and_then(|v| String::from_utf8(v).ok())
+                .ok_or_else(|| AppsError::Process(format!("Secret {name}: {key} is not text")))?;
+            values.insert(key.clone(), decoded);
+        }
+        Ok(Some(values))
+    }
+
     /// Deletes the objects (already gone is fine); claims on volumes only with `purge`.
     pub async fn delete(&self, objects: &[Value], purge: bool) -> Result<(), AppsError> {
         for object in objects.iter().rev() {

@@ -1,6 +1,7 @@
 //! A stand-in Kubernetes API server on kube's own mock service (`tower-test`), for tests: it
-//! answers what the driver asks (server-side apply, reads, deletes), reports workloads ready,
-//! records every request, and can be told to refuse one object.
+//! keeps what is applied, answers reads with it (workloads ready at once, a Secret's
+//! `stringData` as base64 `data`, as the API server does), deletes, records every request, and
+//! can be told to refuse an object.
 
 use crate::kubernetes::KubeDriver;
 use http::{Method, Request, Response, StatusCode};
@@ -22,6 +23,8 @@ pub struct Seen {
 pub struct MockCluster {
     seen: Arc<Mutex<Vec<Seen>>>,
     refuse: Arc<Mutex<Option<String>>>,
+    /// Applied objects by path.
+    objects: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
 
 fn status(code: StatusCode, message: &str) -> (StatusCode, Value) {
@@ -81,13 +84,22 @@ impl MockCluster {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Applying an object whose path contains `part` is refused (422), as an admission
-    /// webhook or a quota would.
+    /// Applying an object whose path or body contains `part` is refused (422), as an
+    /// admission webhook or a quota would.
     pub fn refuse_apply_of(&self, part: &str) {
         *self
             .refuse
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(part.to_owned());
+    }
+
+    /// The object last applied at `path` (without the query), as the cluster keeps it.
+    pub fn object(&self, path: &str) -> Option<Value> {
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+            .cloned()
     }
 
     pub fn requests(&self) -> Vec<Seen> {
@@ -100,46 +112,51 @@ impl MockCluster {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let key = path.split('?').next().unwrap_or_default().to_owned();
+        let mut objects = self
+            .objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match *method {
             Method::PATCH => {
-                if refused.is_some_and(|part| path.contains(&part)) {
+                if refused.is_some_and(|part| path.contains(&part) || body.contains(&part)) {
                     return status(StatusCode::UNPROCESSABLE_ENTITY, "refused by the test");
                 }
-                (
-                    StatusCode::OK,
-                    serde_json::from_str(body).unwrap_or(Value::Null),
-                )
-            }
-            Method::GET => {
-                let name = path
-                    .split('?')
-                    .next()
-                    .and_then(|p| p.rsplit('/').next())
-                    .unwrap_or_default();
-                if path.contains("/helmreleases/") {
-                    (
-                        StatusCode::OK,
-                        json!({
-                            "apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
-                            "metadata": { "name": name },
-                            "status": { "conditions": [{ "type": "Ready", "status": "True" }] },
-                        }),
-                    )
-                } else if path.contains("/deployments/") || path.contains("/statefulsets/") {
-                    (
-                        StatusCode::OK,
-                        json!({
-                            "apiVersion": "apps/v1", "kind": "Deployment",
-                            "metadata": { "name": name },
-                            "spec": { "replicas": 1 },
-                            "status": { "readyReplicas": 1 },
-                        }),
-                    )
-                } else {
-                    status(StatusCode::NOT_FOUND, "not found")
+                let mut object: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+                if let Some(string_data) = object.get("stringData").and_then(Value::as_object) {
+                    use base64::Engine;
+                    let data: serde_json::Map<String, Value> = string_data
+                        .iter()
+                        .map(|(k, v)| {
+                            let text = v.as_str().unwrap_or_default();
+                            let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                            (k.clone(), Value::String(encoded))
+                        })
+                        .collect();
+                    object["data"] = Value::Object(data);
                 }
+                objects.insert(key, object.clone());
+                (StatusCode::OK, object)
             }
-            _ => status(StatusCode::OK, "deleted"),
+            Method::GET => match objects.get(&key) {
+                Some(object) => {
+                    let mut object = object.clone();
+                    // Workloads and releases report ready at once.
+                    if path.contains("/deployments/") || path.contains("/statefulsets/") {
+                        object["status"] =
+                            json!({ "readyReplicas": object["spec"]["replicas"].clone() });
+                    } else if path.contains("/helmreleases/") {
+                        object["status"] =
+                            json!({ "conditions": [{ "type": "Ready", "status": "True" }] });
+                    }
+                    (StatusCode::OK, object)
+                }
+                None => status(StatusCode::NOT_FOUND, "not found"),
+            },
+            _ => {
+                objects.remove(&key);
+                status(StatusCode::OK, "deleted")
+            }
         }
     }
 }

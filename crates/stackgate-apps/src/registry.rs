@@ -80,6 +80,7 @@ struct Inner {
 }
 
 /// What the steps of one install share.
+#[derive(Clone)]
 struct Install {
     id: String,
     manifest: Manifest,
@@ -216,6 +217,43 @@ fn new_client(install: &Install) -> Option<NewClient> {
         access: Some(app_access(m, &install.user_groups, &install.admin_groups)),
         ..NewClient::default()
     })
+}
+
+/// What the edge route of an install lets through unsigned, and the role header it sends.
+fn route_settings(install: &Install) -> (Vec<String>, Option<stackgate_store::RouteRoles>) {
+    let m = &install.manifest;
+    let public_paths = if m.proxy.protect {
+        m.proxy
+            .public_paths
+            .iter()
+            .map(|p| p.value.clone())
+            .collect()
+    } else {
+        // The app signs people in itself; the edge only routes.
+        vec!["/".to_owned()]
+    };
+    let roles = m
+        .access
+        .roles
+        .header
+        .as_ref()
+        .map(|header| stackgate_store::RouteRoles {
+            header: header.value.clone(),
+            user: m.access.roles.user.value.clone(),
+            admin: m.access.roles.admin.value.clone(),
+            admin_groups: install.admin_groups.clone(),
+        });
+    (public_paths, roles)
+}
+
+/// The objects of `these` that `those` has no object of the same kind and name for.
+fn only_in(these: &[serde_json::Value], those: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let key = |o: &serde_json::Value| (o["kind"].clone(), o["metadata"]["name"].clone());
+    these
+        .iter()
+        .filter(|o| !those.iter().any(|t| key(t) == key(o)))
+        .cloned()
+        .collect()
 }
 
 /// Who may sign in to the app's OIDC client, and the role claim it is told.
@@ -789,15 +827,7 @@ impl Registry {
                     .chain(&install.admin_groups)
                     .cloned()
                     .collect();
-                let public_paths = if m.proxy.protect {
-                    m.proxy
-                        .public_paths
-                        .iter()
-                        .map(|p| p.value.clone())
-                        .collect()
-                } else {
-                    vec!["/".to_owned()]
-                };
+                let (public_paths, roles) = route_settings(install);
                 let route = edge
                     .check_route(&NewRoute {
                         host: install.host.clone(),
@@ -806,14 +836,7 @@ impl Registry {
                         app: install.id.clone(),
                         groups,
                         public_paths,
-                        roles: m.access.roles.header.as_ref().map(|header| {
-                            stackgate_store::RouteRoles {
-                                header: header.value.clone(),
-                                user: m.access.roles.user.value.clone(),
-                                admin: m.access.roles.admin.value.clone(),
-                                admin_groups: install.admin_groups.clone(),
-                            }
-                        }),
+                        roles,
                     })
                     .map_err(|e| format!("the route is refused: {e}"))?;
                 let entry = install
@@ -967,14 +990,17 @@ impl Registry {
             )));
         }
         let old = Manifest::parse(&app.manifest).map_err(problems_view)?;
-        let (Deploy::Process(old_deploy), Deploy::Process(_)) =
-            (&old.deploy, &target.manifest.deploy)
-        else {
+        let same_driver = matches!(
+            (&old.deploy, &target.manifest.deploy),
+            (Deploy::Process(_), Deploy::Process(_))
+                | (Deploy::Kubernetes(_), Deploy::Kubernetes(_))
+        );
+        if !same_driver {
             return Err(AppFailure::Invalid {
                 field: "version".into(),
-                detail: "only process apps can be upgraded by this Stackgate".into(),
+                detail: "an upgrade cannot move an app between a process and Kubernetes; uninstall and install instead".into(),
             });
-        };
+        }
         if old.oidc.is_some() != target.manifest.oidc.is_some() {
             return Err(AppFailure::Invalid {
                 field: "version".into(),
@@ -983,19 +1009,13 @@ impl Registry {
                         .into(),
             });
         }
-        let env_file = self.env_file(id);
-        let old_env = process::read_env_file(&env_file).map_err(internal)?;
-        // The secret stays: the store only has its digest, the env file has the value.
-        let secret = old
-            .oidc
-            .as_ref()
-            .and_then(|o| o.deliver.env.as_ref())
-            .and_then(|names| old_env.iter().find(|(k, _)| *k == names.client_secret))
-            .map(|(_, v)| v.clone());
-        let port = url::Url::parse(&app.internal_url)
-            .ok()
-            .and_then(|u| u.port())
-            .ok_or_else(|| internal("the stored internal address has no port"))?;
+        let port = match &old.deploy {
+            Deploy::Process(_) => url::Url::parse(&app.internal_url)
+                .ok()
+                .and_then(|u| u.port())
+                .ok_or_else(|| internal("the stored internal address has no port"))?,
+            Deploy::Kubernetes(_) => 0,
+        };
         let install = Install {
             id: id.to_owned(),
             manifest: target.manifest.clone(),
@@ -1007,14 +1027,62 @@ impl Registry {
             admin_groups: app.admin_groups.clone(),
             actor: actor.clone(),
         };
+        let old_install = Install {
+            manifest: old.clone(),
+            ..install.clone()
+        };
+        // The secret stays: the store only has its digest; the app's env file or Secret has it.
+        let (secret, old_env) = match &old.deploy {
+            Deploy::Process(_) => {
+                let env = process::read_env_file(&self.env_file(id)).map_err(internal)?;
+                let secret = old
+                    .oidc
+                    .as_ref()
+                    .and_then(|o| o.deliver.env.as_ref())
+                    .and_then(|names| env.iter().find(|(k, _)| *k == names.client_secret))
+                    .map(|(_, v)| v.clone());
+                (secret, Some(env))
+            }
+            Deploy::Kubernetes(_) => (self.cluster_secret(&old).await?, None),
+        };
         let old_client = store
             .get_client(id)
             .await
             .map_err(store_failure)?
             .map(|c| c.client);
         let detail = serde_json::json!({ "app": id, "from": app.version, "to": to });
-        match self.swap(&install, old_client.as_ref(), secret).await {
+        match self
+            .swap(&install, old_client.as_ref(), secret.clone())
+            .await
+        {
             Ok(()) => {
+                // Objects the old version had and the new one does not go.
+                if let (Deploy::Kubernetes(old_k), Deploy::Kubernetes(new_k)) =
+                    (&old.deploy, &target.manifest.deploy)
+                    && let (Ok(before), Ok(after)) = (
+                        self.render(&old_install, old_k, None),
+                        self.render(&install, new_k, None),
+                    )
+                {
+                    let gone = only_in(&before, &after);
+                    if let Ok(kube) = self.kube()
+                        && let Err(e) = kube.delete(&gone, false).await
+                    {
+                        tracing::warn!(app = %id, error = %e, "objects of the old version stay");
+                    }
+                }
+                // The new version's edge settings (what is public, the role header).
+                let (public_paths, roles) = route_settings(&install);
+                let entry = actor
+                    .entry("proxy.route.update", Target::System)
+                    .with_detail(serde_json::json!({ "app": id, "public_paths": public_paths }));
+                store
+                    .set_app_route(id, &public_paths, roles.as_ref(), &entry)
+                    .await
+                    .map_err(store_failure)?;
+                if let Some(edge) = self.inner.state.edge.get() {
+                    edge.reload().await.map_err(internal)?;
+                }
                 let entry = actor
                     .entry("app.upgrade", Target::System)
                     .with_detail(detail);
@@ -1033,10 +1101,6 @@ impl Registry {
             Err((step, reason)) => {
                 tracing::warn!(app = %id, step = %step, reason = %reason, "upgrade failed; rolling back");
                 let mut trouble = Vec::new();
-                self.inner.processes.stop(id).await;
-                if let Err(e) = process::write_env_file(&env_file, &old_env) {
-                    trouble.push(format!("env file: {e}"));
-                }
                 if let Some(client) = &old_client {
                     let entry = actor
                         .entry("client.update", Target::System)
@@ -1045,17 +1109,28 @@ impl Registry {
                         trouble.push(format!("client: {e}"));
                     }
                 }
-                let old_install = Install {
-                    manifest: old.clone(),
-                    ..install
-                };
-                match self.launch(id, old_deploy, old_env) {
-                    Ok(()) => {
-                        if let Err(e) = self.step("ready", &old_install, &mut None).await {
+                match (&old.deploy, old_env) {
+                    (Deploy::Process(old_deploy), Some(old_env)) => {
+                        self.inner.processes.stop(id).await;
+                        if let Err(e) = process::write_env_file(&self.env_file(id), &old_env) {
+                            trouble.push(format!("env file: {e}"));
+                        }
+                        if let Err(e) = self.launch(id, old_deploy, old_env) {
                             trouble.push(format!("the old version: {e}"));
                         }
                     }
-                    Err(e) => trouble.push(format!("the old version: {e}")),
+                    (Deploy::Kubernetes(old_k), _) => {
+                        if let Err(e) = self
+                            .restore_cluster(&old_install, old_k, &install, secret.as_deref())
+                            .await
+                        {
+                            trouble.push(format!("the old version: {e}"));
+                        }
+                    }
+                    _ => {}
+                }
+                if let Err(e) = self.step("ready", &old_install, &mut None).await {
+                    trouble.push(format!("the old version: {e}"));
                 }
                 let entry = actor.entry("app.upgrade.failed", Target::System).with_detail(
                     serde_json::json!({ "app": id, "from": app.version, "to": to, "step": step, "reason": reason, "rollback_problems": trouble }),
@@ -1078,6 +1153,47 @@ impl Registry {
                 })
             }
         }
+    }
+
+    /// The client secret of a cluster app, as its Secret holds it.
+    async fn cluster_secret(&self, m: &Manifest) -> Result<Option<String>, AppFailure> {
+        let Some(deliver) = m.oidc.as_ref().map(|o| &o.deliver) else {
+            return Ok(None);
+        };
+        let key = match (&deliver.env, &deliver.secret_keys) {
+            (Some(names), _) | (None, Some(names)) => names.client_secret.clone(),
+            (None, None) => "client_secret".to_owned(),
+        };
+        let kube = self.kube().map_err(internal)?;
+        let values = kube
+            .secret_values(&crate::kubernetes::secret_name(m.id()))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| internal("the app's Secret is missing from the cluster"))?;
+        values
+            .get(&key)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| internal(format!("the app's Secret has no {key}")))
+    }
+
+    /// Puts a cluster app's old objects back, and removes what only the new version had.
+    async fn restore_cluster(
+        &self,
+        old_install: &Install,
+        old_k: &crate::manifest::KubernetesDeploy,
+        new_install: &Install,
+        secret: Option<&str>,
+    ) -> Result<(), String> {
+        let kube = self.kube()?;
+        let before = self.render(old_install, old_k, secret)?;
+        if let Deploy::Kubernetes(new_k) = &new_install.manifest.deploy {
+            let after = self.render(new_install, new_k, None)?;
+            kube.delete(&only_in(&after, &before), false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        kube.apply(&before).await.map_err(|e| e.to_string())
     }
 
     /// The new version's client settings, secret and process; `Err` names the failed step.
@@ -1375,12 +1491,28 @@ impl AppControl for Registry {
                     Err(AppFailure::NotFound(format!("app {id}")))
                 };
             }
+            // The app's sessions end first, while it still runs to hear of it.
+            let mut told = 0;
+            if let Some(stored) = store.get_client(&id).await.map_err(store_failure)? {
+                let sessions = store.client_sessions(&id).await.map_err(store_failure)?;
+                let entry = actor.entry("app.sign_out", Target::System);
+                let deliveries = store
+                    .sign_out_of_client(&stored.client, &sessions, "app uninstalled", &entry)
+                    .await
+                    .map_err(store_failure)?;
+                told = stackgate_web::oidc::sign_off::deliver_and_wait(
+                    &self.inner.state,
+                    deliveries,
+                    Duration::from_secs(5),
+                )
+                .await;
+            }
             let manifest = known
                 .as_ref()
                 .and_then(|a| Manifest::parse(&a.manifest).ok());
             let trouble = self.teardown(&id, manifest.as_ref(), purge).await;
             let entry = actor.entry("app.uninstall", Target::System).with_detail(
-                serde_json::json!({ "app": id, "purge": purge, "cleanup_problems": trouble }),
+                serde_json::json!({ "logout_tokens_delivered": told, "app": id, "purge": purge, "cleanup_problems": trouble }),
             );
             store
                 .remove_installed_app(&id, &entry)

@@ -173,6 +173,34 @@ impl Store {
         Ok(removed)
     }
 
+    /// Sets what an app's routes let through unsigned and the role header they send.
+    pub async fn set_app_route(
+        &self,
+        app: &str,
+        public_paths: &[String],
+        roles: Option<&RouteRoles>,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let now = self.now();
+        let roles = roles
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("proxy_routes.roles"))?;
+        on_pool_write!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE proxy_routes SET public_paths = $1, roles = $2 WHERE app = $3")
+                .bind(public_paths.join(" "))
+                .bind(&roles)
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
+            write_audit!(&mut *tx, audit, now);
+            tx.commit().await?;
+        });
+        self.sessions.proxy_changed();
+        Ok(())
+    }
+
     /// The admins' Cedar policy text (empty when they have written none).
     pub async fn access_policy(&self) -> Result<String, StoreError> {
         let row: Option<(String,)> = on_pool!(self, |pool| {

@@ -214,9 +214,24 @@ stackgate_testkit::on_both_backends_with! {
         }
         assert!(ended, "the demo still holds the session after sign-out in Stackgate");
 
-        // Uninstall: nothing is left.
+        // Uninstall: the app's sessions are signed out while it still runs, then nothing is left.
+        let (_, me) = demo_sign_in(&server, &base_url, "root", ADMIN_PASSWORD).await;
+        assert_eq!(me.status(), StatusCode::OK);
         let (status, body) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        // (The delivery records go with the client; the audit log keeps what happened.)
+        let (_, audit) = api(&server, &admin, Method::GET, "/audit?action=app.", None).await;
+        let items = audit["items"].as_array().unwrap();
+        assert!(
+            items.iter().any(|e| e["action"] == "app.sign_out"
+                && e["detail"]["reason"] == "app uninstalled"
+                && e["detail"]["sessions"] == 1),
+            "{audit}"
+        );
+        assert!(
+            items.iter().any(|e| e["action"] == "app.uninstall" && e["detail"]["logout_tokens_delivered"] == 1),
+            "the demo took its logout token before it was stopped: {audit}"
+        );
         nothing_left(&server, "demo", Some(internal_port)).await;
         let gone = browser.get(format!("{base_url}/")).send().await.unwrap();
         assert_eq!(gone.status(), StatusCode::NOT_FOUND, "the edge no longer routes to it");
@@ -609,6 +624,52 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
     );
     assert!(String::from_utf8_lossy(&moved.stdout).contains("notes now runs 1.1.0"));
     assert_eq!(signed_in(&server, &base_url).await, StatusCode::OK);
+
+    // A version that wants the edge to protect it gets its new route settings.
+    std::fs::write(
+        dir.path().join("notes-1.2.0.yaml"),
+        notes_manifest("1.2.0", "/healthz").replace(
+            "  protect: false",
+            "  protect: true\n  public_paths: [/healthz]",
+        ),
+    )
+    .unwrap();
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/notes/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let route = server
+        .store
+        .proxy_routes()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.app == "notes")
+        .unwrap();
+    assert_eq!(route.public_paths, ["/healthz"]);
+    let host = reqwest::Url::parse(&base_url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_owned();
+    let visitor = server.edge_browser(&[host.as_str()]);
+    let first = visitor.get(format!("{base_url}/")).send().await.unwrap();
+    assert_eq!(
+        first.status(),
+        StatusCode::FOUND,
+        "the edge now asks for a sign-in first"
+    );
+    let health = visitor
+        .get(format!("{base_url}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
     let actions = audit_actions(&server, &admin).await;
     for action in ["app.upgrade", "app.upgrade.failed"] {
         assert!(

@@ -15,10 +15,14 @@ use stackgate_testkit::{Backend, TestServer};
 const NAMESPACE: &str = "stackgate-apps";
 
 async fn start(backend: Backend) -> Option<(TestServer, MockCluster)> {
+    start_with(backend, &[]).await
+}
+
+async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Option<(TestServer, MockCluster)> {
     let (kube, cluster) = MockCluster::start(NAMESPACE);
-    let server =
-        TestServer::start_with_cluster(backend, &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")], kube)
-            .await?;
+    let mut settings = vec![("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+    settings.extend_from_slice(extra);
+    let server = TestServer::start_with_cluster(backend, &settings, kube).await?;
     Some((server, cluster))
 }
 
@@ -328,5 +332,114 @@ mod a_proxied_app_is_told_roles_in_its_header {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::a_proxied_app_gets_its_role_header(stackgate_testkit::Backend::Postgres).await;
+    }
+}
+
+async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = include_str!("../../../charts/catalog/rocketchat.yaml")
+        .replace("version: 7.10.0", "version: 7.10.1")
+        .replace("rocket.chat:7.10.0", "rocket.chat:7.10.1");
+    std::fs::write(dir.path().join("rocketchat-7.10.1.yaml"), newer).unwrap();
+    let catalog_dir = dir.path().display().to_string();
+    let Some((server, cluster)) =
+        start_with(backend, &[("STACKGATE_APPS_CATALOG_DIR", &catalog_dir)]).await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    // The install takes the newest version; start from the older one to upgrade it.
+    std::fs::rename(
+        dir.path().join("rocketchat-7.10.1.yaml"),
+        dir.path().join("later.txt"),
+    )
+    .unwrap();
+    let (status, _) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "rocketchat" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        installed(&server, &admin, "rocketchat").await["status"],
+        "installed"
+    );
+    std::fs::rename(
+        dir.path().join("later.txt"),
+        dir.path().join("rocketchat-7.10.1.yaml"),
+    )
+    .unwrap();
+    let secret_path = format!("/api/v1/namespaces/{NAMESPACE}/secrets/rocketchat-stackgate-oidc");
+    let deployment_path =
+        format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/rocketchat-rocketchat");
+    let image = |cluster: &MockCluster| {
+        cluster.object(&deployment_path).unwrap()["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let secret = cluster.object(&secret_path).unwrap()["stringData"]["Accounts_OAuth_Custom-Stackgate-secret"].clone();
+    assert!(secret.as_str().unwrap().starts_with("sgs_"));
+    assert!(image(&cluster).ends_with(":7.10.0"));
+
+    // The cluster refuses the new version: the old one is applied again.
+    cluster.refuse_apply_of("rocket.chat:7.10.1");
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/rocketchat/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rocketchat is back on 7.10.0"),
+        "{body}"
+    );
+    assert!(image(&cluster).ends_with(":7.10.0"));
+    assert_eq!(
+        server
+            .store
+            .installed_app("rocketchat")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        "7.10.0"
+    );
+
+    // Accepted, it runs the new image with the same client secret.
+    cluster.refuse_apply_of("nothing matches this");
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps/rocketchat/upgrade",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], "7.10.1");
+    assert!(image(&cluster).ends_with(":7.10.1"));
+    let kept = cluster.object(&secret_path).unwrap()["stringData"]["Accounts_OAuth_Custom-Stackgate-secret"].clone();
+    assert_eq!(kept, secret, "the app keeps its client secret");
+    server.stop().await;
+}
+
+mod a_cluster_app_upgrades_and_rolls_back_through_the_driver {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_cluster_app_upgrades_and_rolls_back(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_cluster_app_upgrades_and_rolls_back(stackgate_testkit::Backend::Postgres).await;
     }
 }

@@ -47,6 +47,35 @@ pub(crate) async fn end(
     Ok(signed_off)
 }
 
+/// Sends logout tokens and waits for them, up to `limit`: for an app about to go away.
+/// Returns how many the app took.
+pub async fn deliver_and_wait(
+    state: &AppState,
+    deliveries: Vec<LogoutDelivery>,
+    limit: Duration,
+) -> usize {
+    let tasks: Vec<_> = deliveries
+        .into_iter()
+        .map(|delivery| tokio::spawn(deliver(state.clone(), delivery)))
+        .collect();
+    let all = async {
+        let mut taken = 0;
+        for task in tasks {
+            if task.await.unwrap_or(false) {
+                taken += 1;
+            }
+        }
+        taken
+    };
+    match tokio::time::timeout(limit, all).await {
+        Ok(taken) => taken,
+        Err(_) => {
+            tracing::warn!("logout tokens to an app being removed did not all go out in time");
+            0
+        }
+    }
+}
+
 /// Sends logout tokens owed to apps, each in its own task with retries.
 pub fn deliver_all(state: &AppState, deliveries: Vec<LogoutDelivery>) {
     for delivery in deliveries {
@@ -54,7 +83,8 @@ pub fn deliver_all(state: &AppState, deliveries: Vec<LogoutDelivery>) {
     }
 }
 
-async fn deliver(state: AppState, delivery: LogoutDelivery) {
+/// Posts one logout token, with retries; whether the app took it.
+async fn deliver(state: AppState, delivery: LogoutDelivery) -> bool {
     let mut attempts = 0;
     let mut last_error = String::new();
     for pause in std::iter::once(None).chain(BACKOFF.iter().map(Some)) {
@@ -71,7 +101,7 @@ async fn deliver(state: AppState, delivery: LogoutDelivery) {
                 {
                     tracing::warn!(%err, "cannot record a logout delivery");
                 }
-                return;
+                return true;
             }
             Err(err) => last_error = err,
         }
@@ -84,6 +114,7 @@ async fn deliver(state: AppState, delivery: LogoutDelivery) {
     {
         tracing::warn!(%err, "cannot record a logout delivery");
     }
+    false
 }
 
 async fn post(state: &AppState, delivery: &LogoutDelivery) -> Result<(), String> {
