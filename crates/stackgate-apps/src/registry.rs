@@ -601,7 +601,24 @@ impl Registry {
         names: &[String],
     ) -> Result<Vec<String>, AppFailure> {
         let mut out = Vec::with_capacity(names.len());
+        let store = &self.inner.state.store;
         for raw in names {
+            // One person: `user:USERNAME`.
+            if let Some(username) = raw.trim().strip_prefix("user:") {
+                let user = store
+                    .find_user(&username.to_ascii_lowercase())
+                    .await
+                    .map_err(store_failure)?
+                    .ok_or_else(|| AppFailure::Invalid {
+                        field: field.into(),
+                        detail: format!("there is no user {username:?}"),
+                    })?;
+                let entry = format!("user:{}", user.username);
+                if !out.contains(&entry) {
+                    out.push(entry);
+                }
+                continue;
+            }
             let name = stackgate_identity::group_name(raw).map_err(|e| AppFailure::Invalid {
                 field: field.into(),
                 detail: e.to_string(),
@@ -1544,6 +1561,7 @@ impl AppControl for Registry {
 
     fn launcher(
         &self,
+        username: String,
         groups: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<LauncherEntry>, AppFailure>> {
         Box::pin(async move {
@@ -1561,7 +1579,7 @@ impl AppControl for Registry {
                 };
                 // The same rule the app's client and the edge apply.
                 let access = app_access(&manifest, &app.user_groups, &app.admin_groups);
-                let Some(role) = access.role(&groups) else {
+                let Some(role) = access.role(&username, &groups) else {
                     continue;
                 };
                 let role = if role == access.admin_role {
@@ -1627,6 +1645,7 @@ impl AppControl for Registry {
                 // next sign-in there carries the new role, or is refused.
                 let mut affected = Vec::new();
                 for (session, user) in store.client_sessions(&id).await.map_err(store_failure)? {
+                    let username = store.get_user(user).await.map_err(store_failure)?.username;
                     let groups: Vec<String> = store
                         .groups_of(user)
                         .await
@@ -1634,8 +1653,8 @@ impl AppControl for Registry {
                         .into_iter()
                         .map(|g| g.name)
                         .collect();
-                    let was = before.as_ref().and_then(|a| a.role(&groups));
-                    if was != after.role(&groups) {
+                    let was = before.as_ref().and_then(|a| a.role(&username, &groups));
+                    if was != after.role(&username, &groups) {
                         affected.push((session, user));
                     }
                 }
@@ -1673,7 +1692,7 @@ mod tests {
             let access = app_access(m, &groups(&["staff"]), &groups(&["it"]));
             let id = m.id();
             for plain in [&["staff"][..], &["staff", "press"], &["staff", "users"]] {
-                let role = access.role(&groups(plain));
+                let role = access.role("ana", &groups(plain));
                 assert_eq!(
                     role,
                     Some(m.access.roles.user.value.as_str()),
@@ -1686,16 +1705,16 @@ mod tests {
                 );
             }
             assert_eq!(
-                access.role(&groups(&["press"])),
+                access.role("ana", &groups(&["press"])),
                 None,
                 "{id}: outsiders get nothing"
             );
             assert_eq!(
-                access.role(&groups(&["it"])),
+                access.role("ana", &groups(&["it"])),
                 Some(m.access.roles.admin.value.as_str())
             );
             assert_eq!(
-                access.role(&groups(&["admins"])),
+                access.role("ana", &groups(&["admins"])),
                 Some(m.access.roles.admin.value.as_str())
             );
         }

@@ -87,7 +87,8 @@ pub struct Client {
     pub access: Option<AppAccess>,
 }
 
-/// Who reaches an installed app, and under which role.
+/// Who reaches an installed app, and under which role. Each entry is a group name, or
+/// `user:USERNAME` for one person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppAccess {
     pub user_groups: Vec<String>,
@@ -103,11 +104,13 @@ pub struct AppAccess {
 const ADMINS: &str = "admins";
 
 impl AppAccess {
-    /// The role a member of `groups` has in the app; `None` when they may not reach it. The
-    /// admin value goes only to Stackgate's admins and the app's admin groups, never to a
-    /// member of its user groups alone.
-    pub fn role(&self, groups: &[String]) -> Option<&str> {
-        let member = |list: &[String]| groups.iter().any(|g| list.contains(g));
+    /// The role `username`, a member of `groups`, has in the app; `None` when they may not
+    /// reach it. The admin value goes only to Stackgate's admins and the app's admin groups
+    /// (or admin users), never to someone given the user role alone.
+    pub fn role(&self, username: &str, groups: &[String]) -> Option<&str> {
+        let me = format!("user:{username}");
+        let member =
+            |list: &[String]| list.contains(&me) || groups.iter().any(|g| list.contains(g));
         if groups.iter().any(|g| g == ADMINS) || member(&self.admin_groups) {
             Some(&self.admin_role)
         } else if member(&self.user_groups) {
@@ -380,12 +383,26 @@ mod tests {
             admin_role: "admin".into(),
         };
         let groups = |g: &[&str]| g.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert_eq!(access.role(&groups(&["staff"])), Some("user"));
-        assert_eq!(access.role(&groups(&["staff", "press"])), Some("user"));
-        assert_eq!(access.role(&groups(&["it"])), Some("admin"));
-        assert_eq!(access.role(&groups(&["staff", "admins"])), Some("admin"));
-        assert_eq!(access.role(&groups(&["press"])), None);
-        assert_eq!(access.role(&[]), None);
+        assert_eq!(access.role("ana", &groups(&["staff"])), Some("user"));
+        assert_eq!(
+            access.role("ana", &groups(&["staff", "press"])),
+            Some("user")
+        );
+        assert_eq!(access.role("ana", &groups(&["it"])), Some("admin"));
+        assert_eq!(
+            access.role("ana", &groups(&["staff", "admins"])),
+            Some("admin")
+        );
+        assert_eq!(access.role("ana", &groups(&["press"])), None);
+        assert_eq!(access.role("ana", &[]), None);
+        // One person, by name.
+        let mut one = access.clone();
+        one.user_groups.push("user:cy".into());
+        one.admin_groups.push("user:di".into());
+        assert_eq!(one.role("cy", &[]), Some("user"));
+        assert_eq!(one.role("di", &groups(&["press"])), Some("admin"));
+        assert_eq!(one.role("ana", &[]), None, "a name is not a group");
+        assert_eq!(one.role("user", &groups(&["cy"])), None);
     }
 
     fn new(redirect: &str) -> NewClient {

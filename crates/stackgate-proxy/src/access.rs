@@ -174,10 +174,17 @@ pub(crate) fn route_rules(routes: &RouteTable) -> String {
     for route in routes.routes() {
         for group in &route.groups {
             if seen.insert((group.clone(), route.app.clone())) {
-                rules.push(format!(
-                    "permit (principal in Group::{group:?}, action, resource == App::{app:?});",
-                    app = route.app
-                ));
+                // `user:NAME` gives one person access; anything else names a group.
+                rules.push(match group.strip_prefix("user:") {
+                    Some(user) => format!(
+                        "permit (principal == User::{user:?}, action, resource == App::{app:?});",
+                        app = route.app
+                    ),
+                    None => format!(
+                        "permit (principal in Group::{group:?}, action, resource == App::{app:?});",
+                        app = route.app
+                    ),
+                });
             }
         }
     }
@@ -432,6 +439,27 @@ mod tests {
     #[test]
     fn the_shipped_schema_and_defaults_compile() {
         AccessPolicy::compile(DEFAULT_POLICIES, &routes(), "").unwrap();
+    }
+
+    #[test]
+    fn one_person_can_be_given_an_app_by_name() {
+        let routes = RouteTable::new([Route::new(
+            "wiki.example.org",
+            "/",
+            "http://127.0.0.1:9",
+            "wiki",
+            vec!["staff".into(), "user:cy".into()],
+            vec![],
+        )
+        .unwrap()])
+        .unwrap();
+        let policy = AccessPolicy::compile(DEFAULT_POLICIES, &routes, "").unwrap();
+        let decide = |s: &Session| policy.decide(s, "wiki", &Method::GET, "/");
+        assert_eq!(decide(&session("cy", &[])), Decision::Allow);
+        assert_eq!(decide(&session("ana", &["staff"])), Decision::Allow);
+        assert_eq!(decide(&session("eve", &[])), Decision::Deny);
+        // A group named like the person does not stand for them.
+        assert_eq!(decide(&session("eve", &["cy"])), Decision::Deny);
     }
 
     #[test]

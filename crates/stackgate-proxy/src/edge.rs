@@ -283,7 +283,7 @@ impl Edge {
                     &session,
                     assertion,
                 );
-                if let Some((name, value)) = route.role_for(&session.groups)
+                if let Some((name, value)) = route.role_for(&session.user.username, &session.groups)
                     && let (Ok(name), Ok(value)) = (
                         hyper::header::HeaderName::from_bytes(name.as_bytes()),
                         hyper::header::HeaderValue::from_str(value),

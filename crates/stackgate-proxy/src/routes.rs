@@ -112,11 +112,12 @@ impl Route {
 
     /// The role value for a member of `groups`: the admin value for Stackgate's admins and the
     /// app's admin groups, the user value for everyone else the policy let through.
-    pub fn role_for(&self, groups: &[String]) -> Option<(&str, &str)> {
+    pub fn role_for(&self, username: &str, groups: &[String]) -> Option<(&str, &str)> {
         let roles = self.roles.as_ref()?;
-        let admin = groups
-            .iter()
-            .any(|g| g == "admins" || roles.admin_groups.contains(g));
+        let admin = roles.admin_groups.contains(&format!("user:{username}"))
+            || groups
+                .iter()
+                .any(|g| g == "admins" || roles.admin_groups.contains(g));
         Some((
             roles.header.as_str(),
             if admin { &roles.admin } else { &roles.user },

@@ -40,9 +40,10 @@ pub trait AppControl: Send + Sync {
     ) -> BoxFuture<'_, Result<AppView, AppFailure>>;
     /// Applies every app's update policy now.
     fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>>;
-    /// The installed apps a member of `groups` may reach, for the portal's launcher.
+    /// The installed apps `username`, a member of `groups`, may reach, for the launcher.
     fn launcher(
         &self,
+        username: String,
         groups: Vec<String>,
     ) -> BoxFuture<'_, Result<Vec<LauncherEntry>, AppFailure>>;
     /// Who reaches an app, with which role; in force at the edge at once.

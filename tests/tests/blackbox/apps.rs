@@ -265,6 +265,17 @@ stackgate_testkit::on_both_backends_with! {
         crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
         crate::proxy::user(&server, &admin, "bob", &[]).await;
 
+        // One person can be given the app by name, with no group.
+        crate::proxy::user(&server, &admin, "cy", &[]).await;
+        let (status, _) = api(&server, &admin, Method::PUT, "/apps/demo/access", Some(json!({ "user_groups": ["staff", "user:cy"] }))).await;
+        assert_eq!(status, StatusCode::OK);
+        let me: Value = demo_sign_in(&server, &base_url, "cy", crate::proxy::PASSWORD).await.1.json().await.unwrap();
+        assert_eq!(me["role"], "user", "{me}");
+        let (status, body) = api(&server, &admin, Method::PUT, "/apps/demo/access", Some(json!({ "user_groups": ["staff", "user:nobody"] }))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown user is refused: {body}");
+        let (status, _) = api(&server, &admin, Method::PUT, "/apps/demo/access", Some(json!({ "user_groups": ["staff"] }))).await;
+        assert_eq!(status, StatusCode::OK);
+
         // OIDC: the app admits its groups only, and tells each person their role and no more.
         let (_, refused) = demo_sign_in(&server, &base_url, "bob", crate::proxy::PASSWORD).await;
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);

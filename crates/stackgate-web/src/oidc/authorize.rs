@@ -211,7 +211,9 @@ async fn authorize(
 
     // An installed app admits only the groups an admin gave it.
     if let Some(access) = &client.access
-        && access.role(&session.groups).is_none()
+        && access
+            .role(&session.user.username, &session.groups)
+            .is_none()
     {
         if checked.prompt_none {
             return reply.error(&OidcError::AccessDenied(

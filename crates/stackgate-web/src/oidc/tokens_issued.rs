@@ -54,7 +54,7 @@ pub(crate) fn user_claims(
         claims.groups = Some(groups.to_vec());
     }
     if let Some(access) = &client.access
-        && let (Some(claim), Some(role)) = (&access.role_claim, access.role(groups))
+        && let (Some(claim), Some(role)) = (&access.role_claim, access.role(&user.username, groups))
     {
         claims.app_role.insert(claim.clone(), role.to_owned());
     }
@@ -63,11 +63,11 @@ pub(crate) fn user_claims(
 
 /// Whether the user (a member of `groups`) may still use `client`: an installed app admits
 /// only the groups an admin gave it.
-pub(crate) fn may_use(client: &Client, groups: &[String]) -> Result<(), OidcError> {
+pub(crate) fn may_use(client: &Client, user: &User, groups: &[String]) -> Result<(), OidcError> {
     match &client.access {
-        Some(access) if access.role(groups).is_none() => Err(OidcError::InvalidGrant(
-            "the user no longer has access to this app".into(),
-        )),
+        Some(access) if access.role(&user.username, groups).is_none() => Err(
+            OidcError::InvalidGrant("the user no longer has access to this app".into()),
+        ),
         _ => Ok(()),
     }
 }
@@ -89,7 +89,7 @@ impl Mint<'_> {
         scopes: &Scopes,
         with_refresh: bool,
     ) -> Result<(NewGrant, TokenResponse), OidcError> {
-        may_use(self.client, auth.groups)?;
+        may_use(self.client, auth.user, auth.groups)?;
         let jti = Uuid::new_v4().to_string();
         let access_expires_at = self.now + self.client.access_token_ttl;
         let access = AccessTokenClaims {

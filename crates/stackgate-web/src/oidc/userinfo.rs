@@ -88,7 +88,7 @@ async fn answer(state: &AppState, token: Option<String>) -> Response {
         Ok(None) => return invalid(),
         Err(err) => return super::errors::OAuthError::from(err).into_response(),
     };
-    if super::tokens_issued::may_use(&client, &groups).is_err() {
+    if super::tokens_issued::may_use(&client, &user, &groups).is_err() {
         return invalid();
     }
     let mut body =

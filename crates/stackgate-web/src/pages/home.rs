@@ -24,7 +24,7 @@ pub(crate) async fn show(
     // The launcher: exactly the apps this person may reach, by the rule the apps apply.
     let apps = match state.apps.get() {
         Some(apps) => apps
-            .launcher(session.groups.clone())
+            .launcher(session.user.username.clone(), session.groups.clone())
             .await
             .map_err(|e| PageError::Internal(e.to_string()))?,
         None => Vec::new(),
