@@ -1,8 +1,9 @@
-//! The Kubernetes driver: a manifest's compact workloads rendered to Deployments or
-//! StatefulSets, Services, PersistentVolumeClaims, a ConfigMap and the Secret with the app's
-//! OIDC settings, or its Helm chart to a Flux `HelmRepository` + `HelmRelease` whose values
-//! reference that Secret. Objects are applied server-side (field manager `stackgate`), carry the
-//! app's label, and are deleted by name on uninstall (volumes only with `purge`).
+//! The Kubernetes driver: each app gets its own namespace, where a manifest's compact workloads
+//! are rendered to Deployments or StatefulSets, Services, PersistentVolumeClaims, a ConfigMap
+//! and the Secret with the app's OIDC settings, or its Helm chart to a Flux `HelmRepository` +
+//! `HelmRelease` whose values reference that Secret. Objects are applied server-side (field
+//! manager `stackgate`), carry the app's label, are ready when their rollout is complete, and
+//! are deleted by name on uninstall (volumes and the namespace only with `purge`).
 
 use crate::{
     AppsError,
@@ -61,7 +62,10 @@ pub fn internal_url(id: &str, deploy: &KubernetesDeploy, namespace: &str) -> Opt
 pub fn render(m: &Manifest, deploy: &KubernetesDeploy, input: &RenderInput<'_>) -> Vec<Value> {
     let id = m.id();
     let ns = input.namespace;
-    let mut objects = Vec::new();
+    let mut objects = vec![json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": { "name": ns, "labels": labels(id) },
+    })];
     let fill = |text: &str| {
         text.replace("${issuer}", input.issuer)
             .replace("${client_id}", id)
@@ -229,6 +233,7 @@ pub fn render(m: &Manifest, deploy: &KubernetesDeploy, input: &RenderInput<'_>) 
 /// Every kind the driver manages: (API group, kind, plural). The Helm chart's Role grants
 /// exactly these (a test checks it).
 pub const MANAGED: &[(&str, &str, &str)] = &[
+    ("", "Namespace", "namespaces"),
     ("", "Secret", "secrets"),
     ("", "ConfigMap", "configmaps"),
     ("", "PersistentVolumeClaim", "persistentvolumeclaims"),
@@ -257,6 +262,24 @@ fn resource(object: &Value) -> Result<ApiResource, AppsError> {
     ))
 }
 
+/// `kubectl rollout status`'s test: the controller has seen the latest spec, and every replica
+/// is updated, ready (and for a Deployment available); a StatefulSet's revision is current.
+fn rollout_complete(kind: &str, object: &Value, generation: Option<i64>) -> bool {
+    let status = &object["status"];
+    let number = |v: &Value| v.as_i64().unwrap_or(0);
+    let wanted = object["spec"]["replicas"].as_i64().unwrap_or(1);
+    let observed = number(&status["observedGeneration"]) >= generation.unwrap_or(0);
+    let updated = number(&status["updatedReplicas"]) >= wanted;
+    let ready = number(&status["readyReplicas"]) >= wanted;
+    let settled = if kind == "StatefulSet" {
+        status["currentRevision"] == status["updateRevision"]
+    } else {
+        number(&status["availableReplicas"]) >= wanted
+            && number(&status["replicas"]) <= number(&status["updatedReplicas"])
+    };
+    observed && updated && ready && settled
+}
+
 fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or_default()
 }
@@ -267,7 +290,7 @@ fn kube_error(what: &str, err: kube::Error) -> AppsError {
 
 /// A driver for the cluster this process runs in, or the one `KUBECONFIG` names; `None` when
 /// there is neither (apps that run on Kubernetes are then refused, saying so).
-pub async fn connect(namespace: &str) -> Result<Option<KubeDriver>, AppsError> {
+pub async fn connect(prefix: &str) -> Result<Option<KubeDriver>, AppsError> {
     if std::env::var_os("KUBECONFIG").is_none()
         && std::env::var_os("KUBERNETES_SERVICE_HOST").is_none()
     {
@@ -276,41 +299,49 @@ pub async fn connect(namespace: &str) -> Result<Option<KubeDriver>, AppsError> {
     let client = Client::try_default()
         .await
         .map_err(|e| kube_error("connecting to the cluster", e))?;
-    Ok(Some(KubeDriver::new(client, namespace)))
+    Ok(Some(KubeDriver::new(client, prefix)))
 }
 
-/// The driver, with a client for the cluster and the namespace apps go to.
+/// The driver, with a client for the cluster and the prefix of the apps' namespaces.
 #[derive(Clone)]
 pub struct KubeDriver {
     client: Client,
-    namespace: String,
+    prefix: String,
 }
 
 impl std::fmt::Debug for KubeDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeDriver")
-            .field("namespace", &self.namespace)
+            .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
 impl KubeDriver {
-    pub fn new(client: Client, namespace: impl Into<String>) -> Self {
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
         Self {
             client,
-            namespace: namespace.into(),
+            prefix: prefix.into(),
         }
     }
 
-    pub fn namespace(&self) -> &str {
-        &self.namespace
+    /// The namespace of one app: `PREFIX-ID`.
+    pub fn namespace_for(&self, id: &str) -> String {
+        format!("{}-{id}", self.prefix)
     }
 
     fn api(&self, object: &Value) -> Result<Api<DynamicObject>, AppsError> {
+        let resource = resource(object)?;
+        if object["kind"] == "Namespace" {
+            return Ok(Api::all_with(self.client.clone(), &resource));
+        }
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .ok_or_else(|| AppsError::Refused("an object without a namespace".into()))?;
         Ok(Api::namespaced_with(
             self.client.clone(),
-            &self.namespace,
-            &resource(object)?,
+            namespace,
+            &resource,
         ))
     }
 
@@ -327,13 +358,15 @@ impl KubeDriver {
         Ok(())
     }
 
-    /// The values of a Secret in the apps' namespace; `None` when it does not exist.
+    /// The values of a Secret; `None` when it does not exist.
     pub async fn secret_values(
         &self,
+        namespace: &str,
         name: &str,
     ) -> Result<Option<std::collections::BTreeMap<String, String>>, AppsError> {
         use base64::Engine;
-        let secret = json!({ "apiVersion": "v1", "kind": "Secret" });
+        let secret =
+            json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "namespace": namespace } });
         let Some(live) = self
             .api(&secret)?
             .get_opt(name)
@@ -354,10 +387,15 @@ impl KubeDriver {
         Ok(Some(values))
     }
 
-    /// Deletes the objects (already gone is fine); claims on volumes only with `purge`.
+    /// Deletes the objects (already gone is fine); claims on volumes, and the namespace that
+    /// holds them, only with `purge`.
     pub async fn delete(&self, objects: &[Value], purge: bool) -> Result<(), AppsError> {
         for object in objects.iter().rev() {
-            if object["kind"] == "PersistentVolumeClaim" && !purge {
+            if matches!(
+                object["kind"].as_str(),
+                Some("PersistentVolumeClaim" | "Namespace")
+            ) && !purge
+            {
                 continue;
             }
             let name = name_of(object);
@@ -395,16 +433,14 @@ impl KubeDriver {
             else {
                 return Ok(Err(format!("{kind} {name} does not exist")));
             };
-            let status = &live.data["status"];
             let ready = if kind == "HelmRelease" {
-                status["conditions"]
+                live.data["status"]["conditions"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .any(|c| c["type"] == "Ready" && c["status"] == "True")
             } else {
-                let wanted = live.data["spec"]["replicas"].as_i64().unwrap_or(1);
-                status["readyReplicas"].as_i64().unwrap_or(0) >= wanted
+                rollout_complete(kind, &live.data, live.metadata.generation)
             };
             if !ready {
                 return Ok(Err(format!("{kind} {name} is not ready")));
@@ -475,12 +511,14 @@ mod tests {
                     "PersistentVolumeClaim" => {
                         serde_json::from_value::<PersistentVolumeClaim>(o.clone()).map(drop)
                     }
-                    "HelmRepository" | "HelmRelease" => Ok(()),
+                    "HelmRepository" | "HelmRelease" | "Namespace" => Ok(()),
                     other => panic!("{id}: unexpected kind {other}"),
                 };
                 parsed.unwrap_or_else(|e| panic!("{id}: {kind} does not parse: {e}"));
                 assert_eq!(o["metadata"]["labels"][APP_LABEL], *id);
-                assert_eq!(o["metadata"]["namespace"], "apps");
+                if kind != "Namespace" {
+                    assert_eq!(o["metadata"]["namespace"], "apps");
+                }
                 if kind != "Secret" {
                     assert!(
                         !o.to_string().contains("sgs_the_secret"),
@@ -527,15 +565,68 @@ mod tests {
         );
     }
 
+    #[test]
+    fn ready_means_the_rollout_is_complete() {
+        let deployment = |observed: i64,
+                          updated: i64,
+                          ready: i64,
+                          available: i64,
+                          replicas: i64| {
+            json!({
+                "spec": { "replicas": 2 },
+                "status": {
+                    "observedGeneration": observed, "updatedReplicas": updated,
+                    "readyReplicas": ready, "availableReplicas": available, "replicas": replicas,
+                },
+            })
+        };
+        assert!(rollout_complete(
+            "Deployment",
+            &deployment(3, 2, 2, 2, 2),
+            Some(3)
+        ));
+        assert!(
+            !rollout_complete("Deployment", &deployment(2, 2, 2, 2, 2), Some(3)),
+            "spec not seen yet"
+        );
+        assert!(
+            !rollout_complete("Deployment", &deployment(3, 1, 2, 2, 3), Some(3)),
+            "old pods remain"
+        );
+        assert!(
+            !rollout_complete("Deployment", &deployment(3, 2, 2, 1, 2), Some(3)),
+            "not available"
+        );
+        let set = |current: &str| {
+            json!({
+                "spec": { "replicas": 1 },
+                "status": {
+                    "observedGeneration": 1, "updatedReplicas": 1, "readyReplicas": 1,
+                    "currentRevision": current, "updateRevision": "b",
+                },
+            })
+        };
+        assert!(rollout_complete("StatefulSet", &set("b"), Some(1)));
+        assert!(
+            !rollout_complete("StatefulSet", &set("a"), Some(1)),
+            "revision not rolled out"
+        );
+    }
+
     /// kube's own mock service stands in for the API server and records what the driver asks.
     #[tokio::test]
     async fn the_driver_applies_waits_and_deletes_through_the_api() {
         let (driver, cluster) = crate::mock_cluster::MockCluster::start("apps");
         let (m, deploy) = shipped("wekan");
         let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
-        let claims = objects
+        let kept = objects
             .iter()
-            .filter(|o| o["kind"] == "PersistentVolumeClaim")
+            .filter(|o| {
+                matches!(
+                    o["kind"].as_str(),
+                    Some("PersistentVolumeClaim" | "Namespace")
+                )
+            })
             .count();
         driver.apply(&objects).await.expect("apply");
         driver
@@ -585,7 +676,11 @@ mod tests {
                 .iter()
                 .any(|u| u.starts_with("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc"))
         );
-        assert_eq!(deletes.len(), objects.len() - claims);
+        assert_eq!(deletes.len(), objects.len() - kept);
+        assert!(
+            !deletes.iter().any(|u| u == "/api/v1/namespaces/apps"),
+            "the namespace stays"
+        );
         cluster.refuse_apply_of("/deployments/");
         let refused = driver.apply(&objects).await.expect_err("refused");
         assert!(
@@ -603,9 +698,9 @@ mod tests {
             return;
         }
         let client = Client::try_default().await.expect("cluster client");
-        let namespace =
-            std::env::var("STACKGATE_TEST_NAMESPACE").unwrap_or_else(|_| "default".into());
-        let driver = KubeDriver::new(client, namespace.clone());
+        // A namespace of its own, removed at the end with everything in it.
+        let driver = KubeDriver::new(client, "stackgate-test");
+        let namespace = driver.namespace_for("sgtest");
         let source = "id: sgtest\nname: t\nversion: 1.0.0\ndescription: t\ncategory: t\n\
             deploy:\n  kubernetes:\n    workloads:\n      - name: web\n        image: docker.io/library/nginx:1.27-alpine\n        port: 80\n\
             access:\n  roles:\n    header: X-Role\n    user: u\n    admin: a\n";

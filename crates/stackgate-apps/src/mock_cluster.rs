@@ -143,8 +143,13 @@ impl MockCluster {
                     let mut object = object.clone();
                     // Workloads and releases report ready at once.
                     if path.contains("/deployments/") || path.contains("/statefulsets/") {
-                        object["status"] =
-                            json!({ "readyReplicas": object["spec"]["replicas"].clone() });
+                        let replicas = object["spec"]["replicas"].clone();
+                        object["metadata"]["generation"] = json!(1);
+                        object["status"] = json!({
+                            "observedGeneration": 1, "replicas": replicas, "updatedReplicas": replicas,
+                            "readyReplicas": replicas, "availableReplicas": replicas,
+                            "currentRevision": "r1", "updateRevision": "r1",
+                        });
                     } else if path.contains("/helmreleases/") {
                         object["status"] =
                             json!({ "conditions": [{ "type": "Ready", "status": "True" }] });

@@ -8,11 +8,12 @@ use std::{
     path::{Path, PathBuf},
     process::Stdio,
     sync::Mutex,
+    time::{Duration, Instant},
 };
 use tokio::process::{Child, Command};
 
 /// What a process is started with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -21,49 +22,105 @@ pub struct Launch {
     pub log: PathBuf,
 }
 
-/// The processes this Stackgate started, by app id.
+/// One supervised process.
+#[derive(Debug)]
+struct Supervised {
+    launch: Launch,
+    child: Child,
+    started: Instant,
+    /// Restarts in a row without a calm minute between them; sets the backoff.
+    failures: u32,
+    /// When the process ended (or was found unhealthy): the time of the next start.
+    next_start: Option<Instant>,
+    /// A URL that answers 2xx while the app is well.
+    health: Option<String>,
+    health_failures: u32,
+    last_health: Instant,
+    restarts: u32,
+}
+
+/// What an admin sees of a supervised process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessState {
+    pub pid: Option<u32>,
+    pub restarts: u32,
+}
+
+/// The processes this Stackgate started, by app id, and what keeps them running: a process
+/// that ends or stops answering its health check is started again, after a pause that doubles
+/// with each failure in a row (1 s up to a minute).
 #[derive(Debug, Default)]
 pub struct ProcessDriver {
-    children: Mutex<HashMap<String, Child>>,
+    children: Mutex<HashMap<String, Supervised>>,
 }
 
 /// Variables a process needs to run at all; nothing else of Stackgate's environment is passed on
 /// (it holds the master key and the database URL).
 const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "LANG", "TZ", "TMPDIR"];
+/// A process that ran this long has recovered: its failures are forgotten.
+const CALM: Duration = Duration::from_secs(60);
+const HEALTH_EVERY: Duration = Duration::from_secs(10);
+/// Health checks failed in a row before the process is started again.
+const HEALTH_FAILURES: u32 = 3;
+
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(6)).min(Duration::from_secs(60))
+}
+
+fn spawn(launch: &Launch) -> Result<Child, AppsError> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&launch.log)?;
+    let mut command = Command::new(&launch.program);
+    command
+        .args(&launch.args)
+        .env_clear()
+        .envs(
+            PASSED_THROUGH
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+        )
+        .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // If Stackgate dies, its apps die with it rather than run unsupervised.
+        .kill_on_drop(true);
+    command
+        .spawn()
+        .map_err(|e| AppsError::Process(format!("cannot start {}: {e}", launch.program.display())))
+}
 
 impl ProcessDriver {
-    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<String, Child>> {
+    fn children(&self) -> std::sync::MutexGuard<'_, HashMap<String, Supervised>> {
         self.children
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts `id`'s process.
-    pub fn start(&self, id: &str, launch: &Launch) -> Result<(), AppsError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&launch.log)?;
-        let mut command = Command::new(&launch.program);
-        command
-            .args(&launch.args)
-            .env_clear()
-            .envs(
-                PASSED_THROUGH
-                    .iter()
-                    .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
-            )
-            .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // If Stackgate dies, its apps die with it rather than run unsupervised.
-            .kill_on_drop(true);
-        let child = command.spawn().map_err(|e| {
-            AppsError::Process(format!("cannot start {}: {e}", launch.program.display()))
-        })?;
-        if let Some(mut old) = self.children().insert(id.to_owned(), child) {
-            let _ = old.start_kill();
+    /// Starts `id`'s process and supervises it; `health` is checked every 10 s.
+    pub fn start(
+        &self,
+        id: &str,
+        launch: &Launch,
+        health: Option<String>,
+    ) -> Result<(), AppsError> {
+        let child = spawn(launch)?;
+        let now = Instant::now();
+        let supervised = Supervised {
+            launch: launch.clone(),
+            child,
+            started: now,
+            failures: 0,
+            next_start: None,
+            health,
+            health_failures: 0,
+            last_health: now,
+            restarts: 0,
+        };
+        if let Some(mut old) = self.children().insert(id.to_owned(), supervised) {
+            let _ = old.child.start_kill();
         }
         Ok(())
     }
@@ -71,36 +128,113 @@ impl ProcessDriver {
     /// Whether `id`'s process is still running; `Err` with its exit status when it ended.
     pub fn check(&self, id: &str) -> Result<(), String> {
         let mut children = self.children();
-        let Some(child) = children.get_mut(id) else {
+        let Some(supervised) = children.get_mut(id) else {
             return Err("not running".into());
         };
-        match child.try_wait() {
+        match supervised.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(format!("exited ({status})")),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    /// Stops `id`'s process and waits until it is gone.
+    pub fn state(&self, id: &str) -> Option<ProcessState> {
+        self.children().get(id).map(|s| ProcessState {
+            pid: s.child.id(),
+            restarts: s.restarts,
+        })
+    }
+
+    /// Stops `id`'s process (no longer supervised) and waits until it is gone.
     pub async fn stop(&self, id: &str) {
-        let child = self.children().remove(id);
-        if let Some(mut child) = child {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+        let supervised = self.children().remove(id);
+        if let Some(mut supervised) = supervised {
+            let _ = supervised.child.start_kill();
+            let _ = supervised.child.wait().await;
         }
     }
 
     /// Stops every process (at shutdown).
     pub async fn stop_all(&self) {
-        let children: Vec<Child> = self.children().drain().map(|(_, c)| c).collect();
-        for mut child in children {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
+        let all: Vec<Supervised> = self.children().drain().map(|(_, s)| s).collect();
+        for mut supervised in all {
+            let _ = supervised.child.start_kill();
+            let _ = supervised.child.wait().await;
         }
     }
 
     pub fn running(&self) -> Vec<String> {
         self.children().keys().cloned().collect()
+    }
+
+    /// One round of supervision: ended processes are started again when their pause is over,
+    /// and health checks are made (through `http`).
+    pub async fn supervise(&self, http: &reqwest::Client) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut children = self.children();
+            for (id, s) in children.iter_mut() {
+                if let Ok(Some(status)) = s.child.try_wait()
+                    && s.next_start.is_none()
+                {
+                    let pause = backoff(s.failures);
+                    tracing::warn!(app = %id, %status, pause = ?pause, "app process ended; starting it again");
+                    s.failures += 1;
+                    s.next_start = Some(now + pause);
+                }
+                if s.next_start.is_some_and(|at| now >= at) {
+                    match spawn(&s.launch) {
+                        Ok(child) => {
+                            s.child = child;
+                            s.started = now;
+                            s.next_start = None;
+                            s.health_failures = 0;
+                            s.last_health = now;
+                            s.restarts += 1;
+                        }
+                        Err(e) => {
+                            tracing::error!(app = %id, error = %e, "app process cannot start");
+                            s.failures += 1;
+                            s.next_start = Some(now + backoff(s.failures));
+                        }
+                    }
+                }
+                if s.next_start.is_none() && now.duration_since(s.started) >= CALM {
+                    s.failures = 0;
+                }
+                if let Some(url) = &s.health
+                    && s.next_start.is_none()
+                    && now.duration_since(s.last_health) >= HEALTH_EVERY
+                {
+                    s.last_health = now;
+                    due.push((id.clone(), url.clone()));
+                }
+            }
+        }
+        for (id, url) in due {
+            let healthy = http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            let mut children = self.children();
+            let Some(s) = children.get_mut(&id) else {
+                continue;
+            };
+            if healthy {
+                s.health_failures = 0;
+                continue;
+            }
+            s.health_failures += 1;
+            if s.health_failures >= HEALTH_FAILURES {
+                tracing::warn!(app = %id, %url, "app process stopped answering its health check; starting it again");
+                // Ended here, it is started again by the next round, with the backoff.
+                let _ = s.child.start_kill();
+                s.health_failures = 0;
+            }
+        }
     }
 }
 
@@ -181,6 +315,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn restarts_back_off_from_a_second_to_a_minute() {
+        let pauses: Vec<u64> = (0..9).map(|f| backoff(f).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+    }
+
+    #[test]
     fn env_file_is_private_and_round_trips() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("app.env");
@@ -221,7 +361,7 @@ mod tests {
             env: vec![("GIVEN".into(), "yes".into())],
             log: out.clone(),
         };
-        driver.start("t", &launch).expect("start");
+        driver.start("t", &launch, None).expect("start");
         for _ in 0..100 {
             if driver.check("t").is_err() {
                 break;

@@ -172,6 +172,8 @@ fn installed_view(app: &InstalledApp) -> Result<AppView, AppFailure> {
         update_policy: app.update_policy.clone(),
         sign_in: sign_in_of(&manifest),
         check: check_of(&manifest),
+        pid: None,
+        restarts: 0,
         steps: Vec::new(),
         error: None,
     })
@@ -317,6 +319,10 @@ impl Registry {
     /// An installed app's view, with the steps of its install when this process ran it.
     fn view_of(&self, app: &InstalledApp) -> Result<AppView, AppFailure> {
         let mut view = installed_view(app)?;
+        if let Some(state) = self.inner.processes.state(&app.id) {
+            view.pid = state.pid;
+            view.restarts = state.restarts;
+        }
         if let Some(steps) = self.finished().get(&app.id) {
             view.steps = steps.clone();
         }
@@ -382,6 +388,10 @@ impl Registry {
             &deploy.command.value,
             self.inner.settings.programs_dir.as_deref(),
         )?;
+        let health = env
+            .iter()
+            .find(|(k, _)| *k == deploy.port_env)
+            .map(|(_, port)| format!("http://127.0.0.1:{port}{}", deploy.health_path.value));
         self.inner.processes.start(
             id,
             &Launch {
@@ -390,12 +400,24 @@ impl Registry {
                 env,
                 log: self.log_file(id),
             },
+            health,
         )
     }
 
     /// Stops every app process (at shutdown).
     pub async fn shutdown(&self) {
         self.inner.processes.stop_all().await;
+    }
+
+    /// Keeps app processes running (restarts with backoff, health checks) until `stopped`.
+    pub async fn supervise(&self, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
+            self.inner.processes.supervise(&self.inner.state.http).await;
+        }
     }
 
     /// Removes everything an app may have: process, route, client, env file (and with `purge`
@@ -413,7 +435,7 @@ impl Registry {
                 m,
                 k,
                 &crate::kubernetes::RenderInput {
-                    namespace: kube.namespace(),
+                    namespace: &kube.namespace_for(id),
                     issuer: &self.inner.settings.issuer,
                     base_url: "",
                     client_secret: None,
@@ -554,7 +576,7 @@ impl Registry {
         let (port, internal_url) = match (&manifest.deploy, &self.inner.settings.kube) {
             (Deploy::Kubernetes(k), Some(kube)) => (
                 0,
-                crate::kubernetes::internal_url(&id, k, kube.namespace())
+                crate::kubernetes::internal_url(&id, k, &kube.namespace_for(&id))
                     .ok_or_else(|| internal("the manifest has no workload"))?,
             ),
             _ => {
@@ -760,7 +782,8 @@ impl Registry {
                         let objects: Vec<_> = self
                             .render(install, k, secret.as_deref())?
                             .into_iter()
-                            .filter(|o| o["kind"] == "Secret")
+                            // The app's namespace, then the Secret in it.
+                            .filter(|o| o["kind"] == "Namespace" || o["kind"] == "Secret")
                             .collect();
                         self.kube()?
                             .apply(&objects)
@@ -813,7 +836,7 @@ impl Registry {
                         let objects: Vec<_> = self
                             .render(install, k, None)?
                             .into_iter()
-                            .filter(|o| o["kind"] != "Secret")
+                            .filter(|o| o["kind"] != "Secret" && o["kind"] != "Namespace")
                             .collect();
                         self.kube()?
                             .apply(&objects)
@@ -929,7 +952,7 @@ impl Registry {
             &install.manifest,
             deploy,
             &crate::kubernetes::RenderInput {
-                namespace: kube.namespace(),
+                namespace: &kube.namespace_for(&install.id),
                 issuer: &self.inner.settings.issuer,
                 base_url: &install.base_url,
                 client_secret: secret,
@@ -1183,7 +1206,10 @@ impl Registry {
         };
         let kube = self.kube().map_err(internal)?;
         let values = kube
-            .secret_values(&crate::kubernetes::secret_name(m.id()))
+            .secret_values(
+                &kube.namespace_for(m.id()),
+                &crate::kubernetes::secret_name(m.id()),
+            )
             .await
             .map_err(internal)?
             .ok_or_else(|| internal("the app's Secret is missing from the cluster"))?;
@@ -1431,6 +1457,8 @@ impl AppControl for Registry {
                 update_policy,
                 sign_in: sign_in_of(&install.manifest),
                 check: check_of(&install.manifest),
+                pid: None,
+                restarts: 0,
                 steps: pending_steps(),
                 error: None,
             };

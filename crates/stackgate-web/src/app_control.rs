@@ -158,6 +158,10 @@ pub struct AppView {
     pub sign_in: &'static str,
     /// What `stackgate app check` needs to drive the app in a browser.
     pub check: Option<CheckView>,
+    /// The app's process, for apps this Stackgate runs as processes.
+    pub pid: Option<u32>,
+    /// How often the process was started again after it ended or stopped answering.
+    pub restarts: u32,
     /// The install's steps, while it runs and after it failed.
     pub steps: Vec<StepView>,
     /// Why the install failed.

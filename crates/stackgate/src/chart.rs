@@ -109,7 +109,7 @@ fn the_templates_name_only_settings_that_exist() {
 }
 
 #[test]
-fn the_role_grants_what_the_kubernetes_driver_manages() {
+fn the_cluster_role_grants_what_the_kubernetes_driver_manages() {
     let rbac = TEMPLATES[4].1;
     for (group, _, plural) in stackgate_apps::kubernetes::MANAGED {
         let rule = rbac

@@ -107,8 +107,8 @@ pub const KEYS: &[(&str, &str)] = &[
         "installed apps get the host APP.apps_domain at the edge proxy (default localhost, which browsers resolve to this machine)",
     ),
     (
-        "apps_kubernetes_namespace",
-        "the namespace apps that run on Kubernetes are installed in, when Stackgate runs in a cluster or KUBECONFIG is set (default stackgate-apps)",
+        "apps_kubernetes_namespace_prefix",
+        "each app that runs on Kubernetes gets the namespace PREFIX-ID, when Stackgate runs in a cluster or KUBECONFIG is set; at most 22 characters (default stackgate-apps)",
     ),
     (
         "apps_catalog_dir",
@@ -175,7 +175,7 @@ pub struct Config {
     pub proxy: Option<crate::proxy_config::ProxyConfig>,
     pub apps_domain: String,
     pub apps_catalog_dir: Option<PathBuf>,
-    pub apps_kubernetes_namespace: String,
+    pub apps_kubernetes_namespace_prefix: String,
     pub apps_update_interval: u64,
     pub apps_test_fail_step: Option<String>,
 }
@@ -490,11 +490,12 @@ impl Config {
                 }
                 None => None,
             },
-            apps_kubernetes_namespace: {
+            apps_kubernetes_namespace_prefix: {
                 let ns = v
-                    .text("apps_kubernetes_namespace")?
+                    .text("apps_kubernetes_namespace_prefix")?
                     .unwrap_or_else(|| "stackgate-apps".into());
-                let ok = (1..=63).contains(&ns.len())
+                // PREFIX-ID must fit a namespace name (63), with ids of up to 40.
+                let ok = (1..=22).contains(&ns.len())
                     && !ns.starts_with('-')
                     && !ns.ends_with('-')
                     && ns
@@ -502,8 +503,8 @@ impl Config {
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
                 if !ok {
                     return Err(err(
-                        "apps_kubernetes_namespace",
-                        format!("{ns:?} is not a namespace name (a-z, 0-9, '-')"),
+                        "apps_kubernetes_namespace_prefix",
+                        format!("{ns:?} is not 1 to 22 of a-z, 0-9 and '-'"),
                     ));
                 }
                 ns
@@ -594,8 +595,8 @@ impl Config {
             },
             format!("apps_update_interval = {}", self.apps_update_interval),
             format!(
-                "apps_kubernetes_namespace = {:?}",
-                self.apps_kubernetes_namespace
+                "apps_kubernetes_namespace_prefix = {:?}",
+                self.apps_kubernetes_namespace_prefix
             ),
             format!(
                 "apps_test_fail_step = {:?}",

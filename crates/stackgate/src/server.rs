@@ -121,7 +121,7 @@ pub async fn start_on(
     clock: Arc<dyn Clock>,
     listener: TcpListener,
 ) -> Result<Running, CliError> {
-    let kube = stackgate_apps::kubernetes::connect(&config.apps_kubernetes_namespace)
+    let kube = stackgate_apps::kubernetes::connect(&config.apps_kubernetes_namespace_prefix)
         .await
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "apps that run on Kubernetes cannot be installed");
@@ -197,6 +197,11 @@ pub async fn start_with_cluster(
     };
     let registry =
         start_registry(config, &state, edge.as_ref().map(|(addr, _)| *addr), kube).await?;
+    {
+        let registry = registry.clone();
+        let stopped = stop.subscribe();
+        tokio::spawn(async move { registry.supervise(stopped).await });
+    }
     tokio::spawn(apply_update_policies(
         registry.clone(),
         Duration::from_secs(config.apps_update_interval),

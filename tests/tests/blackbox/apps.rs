@@ -950,3 +950,37 @@ stackgate_testkit::on_both_backends_with! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    a_process_that_dies_is_started_again => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let (status, _) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let app = installed(&server, &admin, "demo").await;
+        assert_eq!(app["status"], "installed");
+        assert_eq!(app["restarts"], 0);
+        let pid = app["pid"].as_u64().expect("a pid");
+        let internal = server.store.installed_app("demo").await.unwrap().unwrap().internal_url;
+
+        let killed = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        assert!(killed.success());
+        let mut back = Value::Null;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let (_, app) = api(&server, &admin, Method::GET, "/apps/demo", None).await;
+            let answers = reqwest::get(format!("{internal}/healthz")).await.is_ok_and(|r| r.status().is_success());
+            if app["restarts"] == 1 && answers {
+                back = app;
+                break;
+            }
+        }
+        assert_eq!(back["restarts"], 1, "the supervisor started it again");
+        assert_ne!(back["pid"].as_u64(), Some(pid));
+        let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        nothing_left(&server, "demo", None).await;
+        server.stop().await;
+    };
+}

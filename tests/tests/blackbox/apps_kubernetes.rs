@@ -12,14 +12,16 @@ use serde_json::json;
 use stackgate_apps::mock_cluster::MockCluster;
 use stackgate_testkit::{Backend, TestServer};
 
-const NAMESPACE: &str = "stackgate-apps";
+/// The prefix of the apps' namespaces, and rocketchat's own namespace.
+const PREFIX: &str = "stackgate-apps";
+const NAMESPACE: &str = "stackgate-apps-rocketchat";
 
 async fn start(backend: Backend) -> Option<(TestServer, MockCluster)> {
     start_with(backend, &[]).await
 }
 
 async fn start_with(backend: Backend, extra: &[(&str, &str)]) -> Option<(TestServer, MockCluster)> {
-    let (kube, cluster) = MockCluster::start(NAMESPACE);
+    let (kube, cluster) = MockCluster::start(PREFIX);
     let mut settings = vec![("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
     settings.extend_from_slice(extra);
     let server = TestServer::start_with_cluster(backend, &settings, kube).await?;
@@ -132,16 +134,65 @@ async fn installs_and_uninstalls(backend: Backend) {
     assert!(with_secret[0].starts_with(&format!(
         "/api/v1/namespaces/{NAMESPACE}/secrets/rocketchat-stackgate-oidc?"
     )));
-    let patches = paths(&cluster, Method::PATCH);
-    let secret_at = patches
+    // The exact calls: server-side apply of each object in order, then the rollout read.
+    let calls: Vec<String> = cluster
+        .requests()
         .iter()
-        .position(|p| p.contains("/secrets/"))
+        .map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap()))
+        .collect();
+    let ns = format!("/api/v1/namespaces/{NAMESPACE}");
+    assert_eq!(
+        calls,
+        [
+            format!("PATCH {ns}"),
+            format!("PATCH {ns}/secrets/rocketchat-stackgate-oidc"),
+            format!("PATCH {ns}/configmaps/rocketchat-rocketchat"),
+            format!("PATCH {ns}/persistentvolumeclaims/rocketchat-rocketchat-uploads"),
+            format!("PATCH /apis/apps/v1/namespaces/{NAMESPACE}/deployments/rocketchat-rocketchat"),
+            format!("PATCH {ns}/services/rocketchat-rocketchat"),
+            format!("GET /apis/apps/v1/namespaces/{NAMESPACE}/deployments/rocketchat-rocketchat"),
+        ]
+    );
+    assert!(
+        cluster
+            .requests()
+            .iter()
+            .filter(|s| s.method.as_str() == "PATCH")
+            .all(|s| s.path.contains("fieldManager=stackgate") && s.path.contains("force=true"))
+    );
+    let deployment = cluster
+        .object(&format!(
+            "/apis/apps/v1/namespaces/{NAMESPACE}/deployments/rocketchat-rocketchat"
+        ))
         .unwrap();
-    let deployment_at = patches
-        .iter()
-        .position(|p| p.contains("/deployments/"))
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        container["image"],
+        "registry.rocket.chat/rocketchat/rocket.chat:7.10.0"
+    );
+    assert_eq!(
+        container["envFrom"],
+        json!([
+            { "configMapRef": { "name": "rocketchat-rocketchat" } },
+            { "secretRef": { "name": "rocketchat-stackgate-oidc" } },
+        ])
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/api/info");
+    assert_eq!(
+        deployment["metadata"]["labels"]["stackgate.io/app"],
+        "rocketchat"
+    );
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "stackgate"
+    );
+    let config = cluster
+        .object(&format!("{ns}/configmaps/rocketchat-rocketchat"))
         .unwrap();
-    assert!(secret_at < deployment_at, "{patches:?}");
+    assert_eq!(
+        config["data"]["Accounts_OAuth_Custom-Stackgate-token_path"],
+        "/token"
+    );
     assert!(
         !server.config.data_dir.join("apps/rocketchat").exists(),
         "no env file for a cluster app"
@@ -150,21 +201,19 @@ async fn installs_and_uninstalls(backend: Backend) {
     let (status, body) = api(&server, &admin, Method::DELETE, "/apps/rocketchat", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     nothing_left(&server, "rocketchat", None).await;
-    let deletes = paths(&cluster, Method::DELETE);
-    for object in [
-        "deployments/rocketchat-rocketchat",
-        "services/rocketchat-rocketchat",
-        "configmaps/rocketchat-rocketchat",
-        "secrets/rocketchat-stackgate-oidc",
-    ] {
-        assert!(
-            deletes.iter().any(|d| d.contains(object)),
-            "{object} not deleted: {deletes:?}"
-        );
-    }
-    assert!(
-        !deletes.iter().any(|d| d.contains("persistentvolumeclaims")),
-        "data stays without purge"
+    let deletes: Vec<String> = paths(&cluster, Method::DELETE)
+        .into_iter()
+        .map(|p| p.split('?').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("{ns}/services/rocketchat-rocketchat"),
+            format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/rocketchat-rocketchat"),
+            format!("{ns}/configmaps/rocketchat-rocketchat"),
+            format!("{ns}/secrets/rocketchat-stackgate-oidc"),
+        ],
+        "the data volume and its namespace stay without purge"
     );
 
     // With purge the data volume goes too.
@@ -190,10 +239,18 @@ async fn installs_and_uninstalls(backend: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let deletes = paths(&cluster, Method::DELETE);
     assert!(
-        paths(&cluster, Method::DELETE)
+        deletes
             .iter()
             .any(|d| d.contains("persistentvolumeclaims/rocketchat-rocketchat-uploads"))
+    );
+    assert_eq!(
+        deletes
+            .last()
+            .map(|d| d.split('?').next().unwrap().to_owned()),
+        Some(format!("/api/v1/namespaces/{NAMESPACE}")),
+        "purge ends with the namespace"
     );
     server.stop().await;
 }
@@ -385,7 +442,26 @@ async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
     assert!(secret.as_str().unwrap().starts_with("sgs_"));
     assert!(image(&cluster).ends_with(":7.10.0"));
 
+    // The calls since `from`, as `METHOD path` without the query.
+    let calls_since = |cluster: &MockCluster, from: usize| -> Vec<String> {
+        cluster.requests()[from..]
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap()))
+            .collect()
+    };
+    let ns = format!("/api/v1/namespaces/{NAMESPACE}");
+    let apps = format!("/apis/apps/v1/namespaces/{NAMESPACE}");
+    let apply_all = [
+        format!("PATCH {ns}"),
+        format!("PATCH {ns}/secrets/rocketchat-stackgate-oidc"),
+        format!("PATCH {ns}/configmaps/rocketchat-rocketchat"),
+        format!("PATCH {ns}/persistentvolumeclaims/rocketchat-rocketchat-uploads"),
+        format!("PATCH {apps}/deployments/rocketchat-rocketchat"),
+        format!("PATCH {ns}/services/rocketchat-rocketchat"),
+    ];
+
     // The cluster refuses the new version: the old one is applied again.
+    let before = cluster.requests().len();
     cluster.refuse_apply_of("rocket.chat:7.10.1");
     let (status, body) = api(
         &server,
@@ -415,7 +491,16 @@ async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
         "7.10.0"
     );
 
+    // The exact calls: the secret read back, the new objects up to the refused one, then the
+    // old objects again and their rollout read.
+    let mut expected = vec![format!("GET {ns}/secrets/rocketchat-stackgate-oidc")];
+    expected.extend_from_slice(&apply_all[..5]);
+    expected.extend_from_slice(&apply_all);
+    expected.push(format!("GET {apps}/deployments/rocketchat-rocketchat"));
+    assert_eq!(calls_since(&cluster, before), expected);
+
     // Accepted, it runs the new image with the same client secret.
+    let before = cluster.requests().len();
     cluster.refuse_apply_of("nothing matches this");
     let (status, body) = api(
         &server,
@@ -430,6 +515,10 @@ async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
     assert!(image(&cluster).ends_with(":7.10.1"));
     let kept = cluster.object(&secret_path).unwrap()["stringData"]["Accounts_OAuth_Custom-Stackgate-secret"].clone();
     assert_eq!(kept, secret, "the app keeps its client secret");
+    let mut expected = vec![format!("GET {ns}/secrets/rocketchat-stackgate-oidc")];
+    expected.extend_from_slice(&apply_all);
+    expected.push(format!("GET {apps}/deployments/rocketchat-rocketchat"));
+    assert_eq!(calls_since(&cluster, before), expected);
     server.stop().await;
 }
 
