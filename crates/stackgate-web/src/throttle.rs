@@ -19,6 +19,10 @@ const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Strikes this old are forgotten.
 const FORGET_AFTER: Duration = Duration::from_secs(60 * 60);
 const MAX_KEYS: usize = 100_000;
+/// Passkey sign-ins an address may start per minute. Each start stores a challenge before
+/// anyone is known, so an unbounded stream would be free writes to the database.
+const CEREMONIES_PER_MINUTE: u32 = 30;
+const MINUTE: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy)]
 struct Strikes {
@@ -37,6 +41,8 @@ fn delay(failures: u32, free: u32) -> Duration {
 #[derive(Default)]
 pub struct Throttle {
     strikes: Mutex<HashMap<String, Strikes>>,
+    /// Passkey sign-ins started, per address: the window's start and the count in it.
+    ceremonies: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl std::fmt::Debug for Throttle {
@@ -102,6 +108,35 @@ impl Throttle {
         }
     }
 
+    /// Counts a passkey sign-in started from `ip`; the time to wait when the address has
+    /// started too many this minute.
+    pub fn ceremony_start(&self, ip: Option<&str>) -> Option<Duration> {
+        let ip = ip?;
+        let Ok(mut starts) = self.ceremonies.lock() else {
+            return Some(Duration::from_secs(1));
+        };
+        if starts.len() >= MAX_KEYS {
+            starts.retain(|_, (since, _)| since.elapsed() < MINUTE);
+            if starts.len() >= MAX_KEYS {
+                starts.clear();
+            }
+        }
+        let (since, count) = starts.entry(ip.to_owned()).or_insert((Instant::now(), 0));
+        if since.elapsed() >= MINUTE {
+            *since = Instant::now();
+            *count = 0;
+        }
+        if *count >= CEREMONIES_PER_MINUTE {
+            return Some(
+                MINUTE
+                    .saturating_sub(since.elapsed())
+                    .max(Duration::from_secs(1)),
+            );
+        }
+        *count += 1;
+        None
+    }
+
     /// Takes back the strike [`Throttle::attempt`] counted, for an attempt that was right
     /// (a correct password before the second factor) but does not end the account's strikes.
     pub fn passed_first_factor(&self, account: &str, ip: Option<&str>) {
@@ -129,6 +164,26 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passkey_sign_ins_are_limited_per_address_not_per_account() {
+        let throttle = Throttle::default();
+        for _ in 0..CEREMONIES_PER_MINUTE {
+            assert_eq!(throttle.ceremony_start(Some("10.0.0.1")), None);
+        }
+        let wait = throttle.ceremony_start(Some("10.0.0.1")).expect("limited");
+        assert!(wait <= MINUTE && wait >= Duration::from_secs(1));
+        assert_eq!(
+            throttle.ceremony_start(Some("10.0.0.2")),
+            None,
+            "another address is not"
+        );
+        // Failed passwords on an account do not touch its passkey path.
+        for _ in 0..FREE_PER_ACCOUNT + 3 {
+            throttle.attempt("ana", Some("10.0.0.3"));
+        }
+        assert_eq!(throttle.ceremony_start(Some("10.0.0.4")), None);
+    }
 
     #[test]
     fn delays_start_after_the_free_failures_and_double() {

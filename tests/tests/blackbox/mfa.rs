@@ -312,3 +312,65 @@ on_both_backends! {
         assert_eq!(password_step(server, new).await.1.status(), StatusCode::SEE_OTHER);
     };
 }
+
+/// Each passkey sign-in start stores a challenge before anyone is known: an address gets 30 a
+/// minute, then a clear 429 with the wait, and the page can say so.
+async fn passkey_starts_are_limited(backend: stackgate_testkit::Backend) {
+    let Some(server) = stackgate_testkit::TestServer::start_with(
+        backend,
+        &[("STACKGATE_ISSUER", "http://localhost:{port}")],
+    )
+    .await
+    else {
+        return;
+    };
+    let browser = server.browser();
+    let page = browser
+        .get(server.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = stackgate_testkit::hidden_field(&page, "csrf");
+    let start = || {
+        browser
+            .post(server.url("/login/passkey/start"))
+            .header("origin", server.base_url.as_str())
+            .json(&serde_json::json!({ "csrf": csrf }))
+            .send()
+    };
+    for i in 0..30 {
+        let response = start().await.unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "start {i}");
+    }
+    let limited = start().await.unwrap();
+    assert_eq!(limited.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Too many passkey sign-ins"),
+        "{body}"
+    );
+    server.stop().await;
+}
+
+mod passkey_sign_ins_are_limited_per_address {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::passkey_starts_are_limited(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::passkey_starts_are_limited(stackgate_testkit::Backend::Postgres).await;
+    }
+}

@@ -419,6 +419,7 @@ pub(crate) struct CsrfBody {
 /// Starts a passkey sign-in (no username: the authenticator offers the account's passkeys).
 pub(crate) async fn login_start(
     State(state): State<AppState>,
+    client: ClientInfo,
     headers: HeaderMap,
     jar: CookieJar,
     Json(body): Json<CsrfBody>,
@@ -426,6 +427,17 @@ pub(crate) async fn login_start(
     let run = async {
         if !csrf::verify(&state, &jar, &headers, &body.csrf) {
             return Err(Refused::Page(PageError::forged_form()));
+        }
+        if let Some(wait) = state.throttle.ceremony_start(client.ip.as_deref()) {
+            let seconds = wait.as_secs().max(1);
+            return Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+                Json(json!({ "error": format!(
+                    "Too many passkey sign-ins from your network. Wait {seconds} seconds, then try again."
+                ) })),
+            )
+                .into_response());
         }
         let webauthn = webauthn(&state)?;
         let (options, authentication) = webauthn
