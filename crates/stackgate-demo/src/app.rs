@@ -30,19 +30,20 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-/// Claims the core types do not model: the session id and the groups.
+/// Claims the core types do not model: the session id, the groups and the demo's role.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-struct Extra {
-    sid: Option<String>,
+pub struct Extra {
+    pub sid: Option<String>,
     #[serde(default)]
-    groups: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
     /// The role claim the demo's manifest asks Stackgate for.
     #[serde(default)]
-    demo_role: Option<String>,
+    pub demo_role: Option<String>,
 }
 impl AdditionalClaims for Extra {}
 
-type Tokens = StandardTokenResponse<
+/// The token response with [`Extra`] claims.
+pub type Tokens = StandardTokenResponse<
     IdTokenFields<
         Extra,
         EmptyExtraTokenFields,
@@ -53,7 +54,8 @@ type Tokens = StandardTokenResponse<
     CoreTokenType,
 >;
 
-type Rp = Client<
+/// `CoreClient` with [`Extra`] claims kept.
+pub type Rp = Client<
     Extra,
     CoreAuthDisplay,
     CoreGenderClaim,

@@ -8,7 +8,7 @@
 pub mod app;
 pub mod logout_token;
 
-pub use app::{DemoSettings, serve};
+pub use app::{DemoSettings, Extra, Rp, Tokens, serve};
 pub use logout_token::{LogoutClaims, verify_logout_token};
 
 /// What can stop the demo.

@@ -11,6 +11,40 @@ use crate::{
 use stackgate_identity::{AuditEntry, Uuid};
 use stackgate_oidc::Client;
 
+/// Records a logout token owed to `client` for a session, in the caller's transaction, when
+/// the client takes back-channel logout; evaluates to the delivery, or `None`.
+macro_rules! owe_logout {
+    ($conn:expr, $client:expr, $session_id:expr, $user_id:expr, $reason:expr, $now:expr) => {{
+        let client: &Client = $client;
+        match client.backchannel_logout_uri.clone() {
+            None => None,
+            Some(uri) => {
+                let delivery = LogoutDelivery {
+                    id: Uuid::new_v4(),
+                    client_id: client.id.clone(),
+                    alg: client.id_token_alg.as_str().to_owned(),
+                    uri,
+                    session_id: $session_id,
+                    user_id: $user_id,
+                };
+                sqlx::query(
+                    "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, reason, status, attempts, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
+                )
+                .bind(delivery.id.to_string())
+                .bind(&delivery.client_id)
+                .bind(&delivery.session_id)
+                .bind(&delivery.user_id)
+                .bind($reason)
+                .bind($now)
+                .execute($conn)
+                .await?;
+                Some(delivery)
+            }
+        }
+    }};
+}
+
 /// Which sessions to end.
 #[derive(Debug, Clone, Copy)]
 pub enum Sessions<'a> {
@@ -126,30 +160,15 @@ impl Store {
                     if let Some(uri) = client.frontchannel_logout_uri.clone() {
                         result.front_channel.push((uri, session_id.clone()));
                     }
-                    let Some(uri) = client.backchannel_logout_uri.clone() else {
-                        continue;
-                    };
-                    let delivery = LogoutDelivery {
-                        id: Uuid::new_v4(),
-                        client_id: client.id.clone(),
-                        alg: client.id_token_alg.as_str().to_owned(),
-                        uri,
-                        session_id: session_id.clone(),
-                        user_id: user_id.clone(),
-                    };
-                    sqlx::query(
-                        "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, reason, status, attempts, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                    )
-                    .bind(delivery.id.to_string())
-                    .bind(&delivery.client_id)
-                    .bind(&delivery.session_id)
-                    .bind(&delivery.user_id)
-                    .bind(reason)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    result.back_channel.push(delivery);
+                    let owed = owe_logout!(
+                        &mut *tx,
+                        &client,
+                        session_id.clone(),
+                        user_id.clone(),
+                        reason,
+                        now
+                    );
+                    result.back_channel.extend(owed);
                 }
 
                 result.sessions.push(session_id.clone());
@@ -271,30 +290,15 @@ impl Store {
                 .bind(session_id)
                 .execute(&mut *tx)
                 .await?;
-                let Some(uri) = client.backchannel_logout_uri.clone() else {
-                    continue;
-                };
-                let delivery = LogoutDelivery {
-                    id: Uuid::new_v4(),
-                    client_id: client.id.clone(),
-                    alg: client.id_token_alg.as_str().to_owned(),
-                    uri,
-                    session_id: session_id.clone(),
-                    user_id: user_id.to_string(),
-                };
-                sqlx::query(
-                    "INSERT INTO logout_deliveries (id, client_id, session_id, user_id, reason, status, attempts, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6)",
-                )
-                .bind(delivery.id.to_string())
-                .bind(&delivery.client_id)
-                .bind(&delivery.session_id)
-                .bind(&delivery.user_id)
-                .bind(reason)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                deliveries.push(delivery);
+                let owed = owe_logout!(
+                    &mut *tx,
+                    client,
+                    session_id.clone(),
+                    user_id.to_string(),
+                    reason,
+                    now
+                );
+                deliveries.extend(owed);
             }
             let entry = audit.clone().with_detail(serde_json::json!({
                 "client": client.id, "reason": reason, "sessions": sessions.len(),
