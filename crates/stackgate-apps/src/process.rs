@@ -163,10 +163,6 @@ impl ProcessDriver {
         }
     }
 
-    pub fn running(&self) -> Vec<String> {
-        self.children().keys().cloned().collect()
-    }
-
     /// One round of supervision: ended processes are started again when their pause is over,
     /// and health checks are made (through `http`).
     pub async fn supervise(&self, http: &reqwest::Client) {
