@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod account_links;
 mod api_tokens;
 mod apps;
 mod audit;
@@ -31,6 +32,7 @@ pub mod testing;
 mod users;
 mod webauthn;
 
+pub use account_links::{FactorsRemoved, LinkPurpose};
 pub use api_tokens::{ApiToken, TokenOwner};
 pub use apps::{AppStatus, InstalledApp, NewInstall};
 pub use audit::AuditFilter;
@@ -44,7 +46,7 @@ pub use pool::{Backend, PoolStats, Store, StoreOptions};
 pub use proxy::{NewRoute, RouteRoles, StoredRoute};
 pub use second_factors::{LoginFlow, SecondFactors, SignInCandidate, StoredTotp};
 pub use session_cache::WatchStatus;
-pub use sessions::{NewSession, Session};
+pub use sessions::{NewSession, Session, SessionSummary};
 pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};
 pub use signing_keys::StoredKey;
 pub use users::{UserFilter, UserListing};

@@ -39,6 +39,18 @@ pub struct Session {
     pub groups: Vec<String>,
 }
 
+/// A session as its owner (or an admin) sees it in a list.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub id: Uuid,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub amr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 /// Which cookie a session is looked up by.
 #[derive(Clone, Copy)]
 pub(crate) enum SessionKey<'a> {
@@ -304,6 +316,49 @@ impl Store {
             self.evict_session_id(id);
         }
         Ok(done.is_some())
+    }
+
+    /// A person's live sessions, most recently used first.
+    pub async fn sessions_of(
+        &self,
+        user: Uuid,
+        idle_timeout: i64,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let now = self.now();
+        type Row = (
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, created_at, last_seen_at, expires_at, amr, ip, user_agent FROM sessions \
+                 WHERE user_id = $1 AND expires_at > $2 AND last_seen_at > $3 \
+                 ORDER BY last_seen_at DESC, created_at DESC",
+            )
+            .bind(user.to_string())
+            .bind(now)
+            .bind(now - idle_timeout)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, created, seen, expires, amr, ip, user_agent)| {
+                Ok(SessionSummary {
+                    id: rows::uuid(&id, "sessions.id")?,
+                    created_at: rows::time(created, "sessions.created_at")?,
+                    last_seen_at: rows::time(seen, "sessions.last_seen_at")?,
+                    expires_at: rows::time(expires, "sessions.expires_at")?,
+                    amr,
+                    ip,
+                    user_agent,
+                })
+            })
+            .collect()
     }
 
     /// Ends one session; returns whether it existed.

@@ -52,6 +52,8 @@ pub enum Sessions<'a> {
     BySecret(&'a str),
     /// Every session of a user ("sign out everywhere", disable, delete).
     OfUser(Uuid),
+    /// One session of a user, by its public id (a person ending one device's session).
+    OneOf { user: Uuid, id: Uuid },
     /// Sessions past their absolute or idle limit.
     ExpiredBefore { now: i64, idle_timeout: i64 },
 }
@@ -121,6 +123,15 @@ impl Store {
                         .bind(user.to_string())
                         .fetch_all(&mut *tx)
                         .await?
+                }
+                Sessions::OneOf { user, id } => {
+                    sqlx::query_as(
+                        "SELECT id, user_id FROM sessions WHERE id = $1 AND user_id = $2",
+                    )
+                    .bind(id.to_string())
+                    .bind(user.to_string())
+                    .fetch_all(&mut *tx)
+                    .await?
                 }
                 Sessions::ExpiredBefore { now, idle_timeout } => sqlx::query_as(
                     "SELECT id, user_id FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2",

@@ -10,11 +10,13 @@
 #![forbid(unsafe_code)]
 
 mod relying_party;
+mod smtp;
 mod upstream;
 
 pub use relying_party::RelyingParties;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+pub use smtp::{Delivered, SmtpSink};
 use stackgate::{Config, server};
 use stackgate_identity::{Clock, SystemClock};
 use stackgate_store::testing::TestDatabase;

@@ -8,10 +8,11 @@ mod consents;
 mod deliveries;
 mod edge;
 mod groups;
-mod lookup;
+pub(crate) mod lookup;
 pub mod tokens;
+mod user_security;
 mod users;
-mod views;
+pub(crate) mod views;
 
 use crate::state::AppState;
 use axum::{Json, response::IntoResponse};
@@ -69,6 +70,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::show, users::update, users::delete))
         .routes(routes!(users::set_password))
         .routes(routes!(users::sign_out))
+        .routes(routes!(user_security::invite))
+        .routes(routes!(user_security::password_reset))
+        .routes(routes!(user_security::reset_mfa))
+        .routes(routes!(user_security::second_factors))
+        .routes(routes!(user_security::sessions))
         .routes(routes!(deliveries::list))
         .routes(routes!(groups::list, groups::create))
         .routes(routes!(groups::show, groups::update, groups::delete))
@@ -77,6 +83,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(audit::export))
         .routes(routes!(clients::list, clients::create))
         .routes(routes!(clients::show, clients::delete))
         .routes(routes!(clients::rotate_secret))

@@ -9,8 +9,10 @@
 
 pub mod api;
 pub mod app_control;
+mod audit_export;
 mod auth;
 mod csrf;
+mod directory;
 pub mod error;
 mod extract;
 mod metrics;

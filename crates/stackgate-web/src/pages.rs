@@ -2,7 +2,13 @@
 //! auto-escaping templates; no scripts. Failures become a friendly page, rendered here.
 
 mod account;
+mod account_link;
+mod account_sessions;
+mod admin;
 mod admin_apps;
+mod admin_audit;
+mod admin_groups;
+mod admin_users;
 mod home;
 mod login;
 mod proxy_sign_in;
@@ -78,6 +84,38 @@ pub(crate) fn router() -> Router<AppState> {
             axum::routing::post(login::logout_everywhere),
         )
         .route("/account/security", get(account::security))
+        .route(
+            "/admin",
+            get(|| async { axum::response::Redirect::to("/admin/users") }),
+        )
+        .route(
+            "/admin/users",
+            get(admin_users::list).post(admin_users::create),
+        )
+        .route("/admin/users/{id}", get(admin_users::show))
+        .route(
+            "/admin/users/{id}/{action}",
+            axum::routing::post(admin_users::act),
+        )
+        .route(
+            "/admin/groups",
+            get(admin_groups::list).post(admin_groups::create),
+        )
+        .route("/admin/groups/{id}", get(admin_groups::show))
+        .route(
+            "/admin/groups/{id}/{action}",
+            axum::routing::post(admin_groups::act),
+        )
+        .route("/admin/audit", get(admin_audit::list))
+        .route(
+            "/account/link",
+            get(account_link::form).post(account_link::submit),
+        )
+        .route("/account/sessions", get(account_sessions::list))
+        .route(
+            "/account/sessions/{id}/end",
+            axum::routing::post(account_sessions::end),
+        )
         .route("/admin/apps", get(admin_apps::list))
         .route(
             "/admin/apps/install",
@@ -140,6 +178,34 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/recovery_codes.html"),
         ),
         ("consent.html", include_str!("../templates/consent.html")),
+        (
+            "account_sessions.html",
+            include_str!("../templates/account_sessions.html"),
+        ),
+        (
+            "account_link.html",
+            include_str!("../templates/account_link.html"),
+        ),
+        (
+            "admin_audit.html",
+            include_str!("../templates/admin_audit.html"),
+        ),
+        (
+            "admin_group.html",
+            include_str!("../templates/admin_group.html"),
+        ),
+        (
+            "admin_groups.html",
+            include_str!("../templates/admin_groups.html"),
+        ),
+        (
+            "admin_user.html",
+            include_str!("../templates/admin_user.html"),
+        ),
+        (
+            "admin_users.html",
+            include_str!("../templates/admin_users.html"),
+        ),
         (
             "signed_out.html",
             include_str!("../templates/signed_out.html"),

@@ -24,6 +24,10 @@ pub struct WebConfig {
     pub session_lifetime: i64,
     /// The global sign-in policy; groups may ask for more.
     pub mfa_policy: stackgate_identity::MfaPolicy,
+    /// Seconds an invitation link stays valid.
+    pub invitation_lifetime: i64,
+    /// Seconds a password-reset link stays valid.
+    pub password_reset_lifetime: i64,
 }
 
 impl WebConfig {
@@ -75,6 +79,8 @@ pub struct AppState {
     pub edge: Arc<std::sync::OnceLock<Arc<dyn EdgeControl>>>,
     /// The app registry, once it is running (it needs this state to reach the edge).
     pub apps: Arc<std::sync::OnceLock<Arc<dyn crate::app_control::AppControl>>>,
+    /// Outgoing email, when `smtp_url` is set; otherwise admins pass links on themselves.
+    pub mailer: Option<Arc<stackgate_mail::Mailer>>,
 }
 
 /// What the web layer asks of the edge proxy (which lives in a crate that depends on this one).

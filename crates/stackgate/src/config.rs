@@ -103,6 +103,22 @@ pub const KEYS: &[(&str, &str)] = &[
         "what every sign-in must use: optional, required or phishing_resistant (default optional)",
     ),
     (
+        "smtp_url",
+        "the mail server for invitations and password resets: smtps://USER:PASSWORD@HOST[:PORT] (TLS), smtp://... (STARTTLS, required) or smtp+plain://127.0.0.1:PORT (this machine only); without it, admins pass links on themselves (default none)",
+    ),
+    (
+        "smtp_from",
+        "the sender of Stackgate's email, \"Name <address>\" or an address (default \"ORGANISATION <stackgate@ISSUER-HOST>\")",
+    ),
+    (
+        "invitation_lifetime",
+        "seconds an invitation link stays valid, 3600-2592000 (default 604800 = 7 days)",
+    ),
+    (
+        "password_reset_lifetime",
+        "seconds a password-reset link stays valid, 600-604800 (default 86400 = 1 day)",
+    ),
+    (
         "apps_domain",
         "installed apps get the host APP.apps_domain at the edge proxy (default localhost, which browsers resolve to this machine)",
     ),
@@ -171,6 +187,11 @@ pub struct Config {
     pub signing_key_rotation: i64,
     /// The global sign-in policy; groups may ask for more.
     pub mfa_policy: stackgate_identity::MfaPolicy,
+    /// Outgoing email, checked at load (the URL may hold the server's password).
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+    pub invitation_lifetime: i64,
+    pub password_reset_lifetime: i64,
     /// The edge proxy, when `proxy_listen` is set.
     pub proxy: Option<crate::proxy_config::ProxyConfig>,
     pub apps_domain: String,
@@ -422,6 +443,30 @@ impl Config {
                 "must not be longer than session_lifetime",
             ));
         }
+        let smtp_from = v.text("smtp_from")?.unwrap_or_else(|| {
+            format!(
+                "{} <stackgate@{}>",
+                organisation_name.replace(['<', '>', '"', ','], ""),
+                issuer.host_str().unwrap_or("localhost")
+            )
+        });
+        let smtp_url = v.text("smtp_url")?;
+        if let Some(url) = &smtp_url {
+            // Checked now, so a typo is found at start and not at the first invitation.
+            stackgate_mail::Mailer::new(url, &smtp_from).map_err(|e| match e {
+                stackgate_mail::MailError::Address { .. } => err("smtp_from", e.to_string()),
+                other => err(
+                    "smtp_url",
+                    other
+                        .to_string()
+                        .trim_start_matches("smtp_url: ")
+                        .to_owned(),
+                ),
+            })?;
+        } else if v.has("smtp_from") {
+            stackgate_mail::Mailer::new("smtp+plain://127.0.0.1", &smtp_from)
+                .map_err(|e| err("smtp_from", e.to_string()))?;
+        }
         Ok(Self {
             data_dir,
             database_url,
@@ -456,6 +501,14 @@ impl Config {
                 .int("signing_key_rotation", 3600, 31_536_000)?
                 .unwrap_or(2_592_000),
             mfa_policy,
+            smtp_url,
+            smtp_from,
+            invitation_lifetime: v
+                .int("invitation_lifetime", 3600, 2_592_000)?
+                .unwrap_or(604_800),
+            password_reset_lifetime: v
+                .int("password_reset_lifetime", 600, 604_800)?
+                .unwrap_or(86_400),
             proxy: crate::proxy_config::ProxyConfig::from_values(v)?,
             apps_domain: {
                 let domain = v
@@ -588,6 +641,17 @@ impl Config {
             ),
             format!("signing_key_rotation = {}", self.signing_key_rotation),
             format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),
+            match self
+                .smtp_url
+                .as_deref()
+                .map(stackgate_mail::without_password)
+            {
+                Some(shown) => format!("smtp_url = {shown:?}"),
+                None => "smtp_url = \"(none: admins pass links on)\"".to_owned(),
+            },
+            format!("smtp_from = {:?}", self.smtp_from),
+            format!("invitation_lifetime = {}", self.invitation_lifetime),
+            format!("password_reset_lifetime = {}", self.password_reset_lifetime),
             format!("apps_domain = {:?}", self.apps_domain),
             match &self.apps_catalog_dir {
                 Some(dir) => format!("apps_catalog_dir = {:?}", dir.display().to_string()),

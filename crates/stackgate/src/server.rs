@@ -170,6 +170,15 @@ pub async fn start_with_cluster(
         session_idle_timeout: config.session_idle_timeout,
         session_lifetime: config.session_lifetime,
         mfa_policy: config.mfa_policy,
+        invitation_lifetime: config.invitation_lifetime,
+        password_reset_lifetime: config.password_reset_lifetime,
+    };
+    let mailer = match &config.smtp_url {
+        Some(url) => Some(Arc::new(
+            stackgate_mail::Mailer::new(url, &config.smtp_from)
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+        )),
+        None => None,
     };
     let state = AppState {
         store: store.clone(),
@@ -186,6 +195,7 @@ pub async fn start_with_cluster(
         throttle: Arc::default(),
         edge: Arc::default(),
         apps: Arc::default(),
+        mailer,
         config: Arc::new(web_config),
     };
     let sweeper_state = state.clone();

@@ -2,6 +2,7 @@
 //! One test binary, so the suite links once.
 
 mod admin_api;
+mod admin_console;
 mod apps;
 mod apps_kubernetes;
 mod browser;

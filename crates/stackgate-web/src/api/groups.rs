@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{
     auth::Admin,
+    directory,
     error::{ApiError, Problem},
     extract::{ApiJson, ApiQuery},
     state::AppState,
@@ -17,8 +18,7 @@ use axum::{
     response::IntoResponse,
 };
 use serde::Deserialize;
-use serde_json::json;
-use stackgate_identity::{GroupPatch, NewGroup, Target};
+use stackgate_identity::GroupPatch;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -70,15 +70,13 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateGroup>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewGroup::parse(&body.name, body.description.as_deref())?;
-    let entry = admin.actor.entry(
-        "group.create",
-        Target::Group {
-            id: new.id,
-            name: new.name.clone(),
-        },
-    );
-    let group = state.store.create_group(&new, &entry).await?;
+    let group = directory::create_group(
+        &state,
+        &admin.actor,
+        &body.name,
+        body.description.as_deref(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/groups/{}", group.id))],
@@ -124,29 +122,8 @@ pub async fn update(
         body.description.as_deref(),
         body.mfa_policy.as_deref(),
     )?;
-    if patch.mfa_policy == Some(stackgate_identity::MfaPolicy::PhishingResistant)
-        && state.webauthn.is_none()
-    {
-        // Members could never meet it: they would be locked out.
-        return Err(ApiError::Invalid {
-            field: "mfa_policy".into(),
-            detail: "phishing_resistant needs passkeys or security keys, which are off: the issuer is an IP address, and WebAuthn needs a host name".into(),
-        });
-    }
-    let entry = admin
-        .actor
-        .entry(
-            "group.update",
-            Target::Group {
-                id: group.id,
-                name: group.name.clone(),
-            },
-        )
-        .with_detail(json!({ "name": patch.name }));
     Ok(Json(
-        state
-            .store
-            .update_group(group.id, &patch, &entry)
+        directory::update_group(&state, &admin.actor, &group, &patch)
             .await?
             .into(),
     ))
@@ -162,17 +139,7 @@ pub async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let group = lookup::group(&state, &key).await?;
-    let entry = admin
-        .actor
-        .entry(
-            "group.delete",
-            Target::Group {
-                id: group.id,
-                name: group.name.clone(),
-            },
-        )
-        .with_detail(json!({ "members": group.member_count }));
-    state.store.delete_group(group.id, &entry).await?;
+    directory::delete_group(&state, &admin.actor, &group).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -219,17 +186,7 @@ pub async fn add_member(
 ) -> Result<StatusCode, ApiError> {
     let group = lookup::group(&state, &group_key).await?;
     let user = lookup::user(&state, &user_key).await?;
-    let entry = admin
-        .actor
-        .entry(
-            "group.add_member",
-            Target::Group {
-                id: group.id,
-                name: group.name.clone(),
-            },
-        )
-        .with_detail(json!({ "user": user.username, "user_id": user.id }));
-    state.store.add_member(group.id, user.id, &entry).await?;
+    directory::add_member(&state, &admin.actor, &group, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -244,16 +201,6 @@ pub async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     let group = lookup::group(&state, &group_key).await?;
     let user = lookup::user(&state, &user_key).await?;
-    let entry = admin
-        .actor
-        .entry(
-            "group.remove_member",
-            Target::Group {
-                id: group.id,
-                name: group.name.clone(),
-            },
-        )
-        .with_detail(json!({ "user": user.username, "user_id": user.id }));
-    state.store.remove_member(group.id, user.id, &entry).await?;
+    directory::remove_member(&state, &admin.actor, &group, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -6,6 +6,7 @@ use super::{
 };
 use crate::{
     auth::Admin,
+    directory,
     error::{ApiError, Problem},
     extract::{ApiJson, ApiQuery},
     state::AppState,
@@ -17,8 +18,7 @@ use axum::{
     response::IntoResponse,
 };
 use serde::Deserialize;
-use serde_json::json;
-use stackgate_identity::{NewUser, Target, UserPatch};
+use stackgate_identity::{Target, UserPatch};
 use stackgate_store::UserFilter;
 use utoipa::{IntoParams, ToSchema};
 
@@ -88,36 +88,25 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = NewUser::parse(
-        &body.username,
-        body.email.as_deref(),
-        body.display_name.as_deref(),
-    )?;
     let mut groups = Vec::with_capacity(body.groups.len());
     for key in &body.groups {
         groups.push(lookup::group(&state, key).await?);
     }
-    let password = match body.password {
-        Some(password) => Some(state.hasher.hash(password, &new.username).await?),
-        None => None,
-    };
-    let entry = admin
-        .actor
-        .entry(
-            "user.create",
-            Target::User {
-                id: new.id,
-                name: new.username.clone(),
-            },
-        )
-        .with_detail(json!({ "groups": groups.iter().map(|g| &g.name).collect::<Vec<_>>() }));
-    let ids: Vec<_> = groups.iter().map(|g| g.id).collect();
-    let user = state
-        .store
-        .create_user(&new, password.as_ref(), &ids, &entry)
-        .await?;
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let user = directory::create_user(
+        &state,
+        &admin.actor,
+        directory::NewPerson {
+            username: &body.username,
+            email: body.email.as_deref(),
+            display_name: body.display_name.as_deref(),
+            password: body.password,
+            groups,
+        },
+    )
+    .await?;
     let mut view = UserView::from(user);
-    view.groups = Some(groups.into_iter().map(|g| g.name).collect());
+    view.groups = Some(names);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/api/v1/users/{}", view.id))],
@@ -169,36 +158,7 @@ pub async fn update(
         body.display_name.as_deref(),
         body.disabled,
     )?;
-    if patch.is_empty() {
-        return Ok(Json(user.into()));
-    }
-    let action = match patch.disabled {
-        Some(true) if !user.disabled => "user.disable",
-        Some(false) if user.disabled => "user.enable",
-        _ => "user.update",
-    };
-    let changed: Vec<&str> = [
-        patch.email.is_some().then_some("email"),
-        patch.display_name.is_some().then_some("display_name"),
-        patch.disabled.is_some().then_some("disabled"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let entry = admin
-        .actor
-        .entry(
-            action,
-            Target::User {
-                id: user.id,
-                name: user.username.clone(),
-            },
-        )
-        .with_detail(json!({ "changed": changed }));
-    let updated = state.store.update_user(user.id, &patch, &entry).await?;
-    if action == "user.disable" {
-        end_all_sessions(&state, &admin, &updated, "account disabled").await?;
-    }
+    let updated = directory::update_user(&state, &admin.actor, &user, &patch).await?;
     Ok(Json(updated.into()))
 }
 
@@ -212,25 +172,7 @@ pub async fn delete(
     Path(key): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = lookup::user(&state, &key).await?;
-    let entry = admin.actor.entry(
-        "user.delete",
-        Target::User {
-            id: user.id,
-            name: user.username.clone(),
-        },
-    );
-    // Sessions end (and apps are told) before the account goes; a refused delete (the last
-    // admin) is checked first so it does not sign anyone out.
-    if state.store.is_admin(user.id).await?
-        && !state.store.other_enabled_admin_exists(user.id).await?
-    {
-        return Err(ApiError::Conflict {
-            detail: "this is the last enabled admin; make another user an admin first".into(),
-            field: None,
-        });
-    }
-    end_all_sessions(&state, &admin, &user, "account deleted").await?;
-    state.store.delete_user(user.id, &entry).await?;
+    directory::delete_user(&state, &admin.actor, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,46 +223,10 @@ pub async fn sign_out(
     Path(key): Path<String>,
 ) -> Result<Json<SignedOffView>, ApiError> {
     let user = lookup::user(&state, &key).await?;
-    let entry = admin.actor.entry(
-        "user.sign_out",
-        Target::User {
-            id: user.id,
-            name: user.username.clone(),
-        },
-    );
-    let done = crate::oidc::sign_off::end(
-        &state,
-        stackgate_store::Sessions::OfUser(user.id),
-        "signed out by an admin",
-        &entry,
-    )
-    .await?;
+    let done =
+        directory::sign_out_user(&state, &admin.actor, &user, "signed out by an admin").await?;
     Ok(Json(SignedOffView {
-        sessions_ended: done.sessions.len(),
-        apps_notified: done.back_channel.into_iter().map(|d| d.client_id).collect(),
+        sessions_ended: done.sessions_ended,
+        apps_notified: done.apps_notified,
     }))
-}
-
-/// Ends a user's sessions with fan-out when their account is disabled or deleted.
-async fn end_all_sessions(
-    state: &AppState,
-    admin: &Admin,
-    user: &stackgate_identity::User,
-    reason: &str,
-) -> Result<(), ApiError> {
-    let entry = admin.actor.entry(
-        "user.sign_out",
-        Target::User {
-            id: user.id,
-            name: user.username.clone(),
-        },
-    );
-    crate::oidc::sign_off::end(
-        state,
-        stackgate_store::Sessions::OfUser(user.id),
-        reason,
-        &entry,
-    )
-    .await?;
-    Ok(())
 }

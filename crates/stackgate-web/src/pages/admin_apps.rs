@@ -4,7 +4,6 @@
 use super::{PageError, render, setup::ClientInfo};
 use crate::{
     app_control::{AppControl, AppFailure, InstallRequest},
-    auth::session_from_cookies,
     csrf,
     state::AppState,
 };
@@ -25,20 +24,7 @@ async fn admin(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Result<Session, Response>, PageError> {
-    let Some(session) = session_from_cookies(state, headers).await? else {
-        return Ok(Err(
-            Redirect::to("/login?return_to=/admin/apps").into_response()
-        ));
-    };
-    if !crate::auth::meets_policy(state, &session) {
-        return Ok(Err(Redirect::to("/account/security").into_response()));
-    }
-    if !session.is_admin {
-        return Err(PageError::Forbidden(
-            "Only admins manage apps. Ask one of your admins.".into(),
-        ));
-    }
-    Ok(Ok(session))
+    super::admin::admin(state, headers, "/admin/apps").await
 }
 
 fn registry(state: &AppState) -> Result<&Arc<dyn AppControl>, PageError> {
@@ -81,7 +67,7 @@ async fn list_page(
     let page = render(
         state,
         "admin_apps.html",
-        minijinja::context! { csrf, catalog, installed, error },
+        minijinja::context! { csrf, catalog, installed, error, section => "apps" },
     )?;
     Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
@@ -157,7 +143,11 @@ pub(crate) async fn show(
         other => PageError::Internal(failure_text(other)),
     })?;
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(&state, "admin_app.html", minijinja::context! { csrf, app })?;
+    let page = render(
+        &state,
+        "admin_app.html",
+        minijinja::context! { csrf, app, section => "apps" },
+    )?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 

@@ -1,0 +1,501 @@
+//! The admin console and the user portal over HTTP: invitations (emailed through a real SMTP
+//! server, aiosmtpd) and password-reset links, second-factor resets, sessions, the audit
+//! export, and every console form refusing bad input without changing anything.
+
+use crate::proxy::{PASSWORD, api};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stackgate_testkit::{AdminClient, SmtpSink, TestServer, hidden_field};
+
+async fn page(browser: &reqwest::Client, url: String) -> (StatusCode, String) {
+    let response = browser.get(url).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// Posts a form the way the page would (the browser's CSRF cookie and token, same origin).
+async fn post(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    path: &str,
+    csrf: &str,
+    fields: &[(&str, &str)],
+) -> (StatusCode, String, Option<String>) {
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
+    form.extend_from_slice(fields);
+    let response = browser
+        .post(server.url(path))
+        .header("origin", server.base_url.as_str())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_owned());
+    (status, response.text().await.unwrap(), location)
+}
+
+async fn sign_in(
+    server: &TestServer,
+    username: &str,
+    password: &str,
+) -> (StatusCode, reqwest::Client) {
+    let browser = server.browser();
+    let (_, login) = page(&browser, server.url("/login")).await;
+    let (status, _, _) = post(
+        server,
+        &browser,
+        "/login",
+        &hidden_field(&login, "csrf"),
+        &[
+            ("username", username),
+            ("password", password),
+            ("return_to", "/"),
+        ],
+    )
+    .await;
+    (status, browser)
+}
+
+async fn signed_in(server: &TestServer, browser: &reqwest::Client) -> bool {
+    browser.get(server.url("/")).send().await.unwrap().status() == StatusCode::OK
+}
+
+async fn actions(server: &TestServer, admin: &AdminClient, target: &str) -> Vec<String> {
+    let (_, audit) = api(
+        server,
+        admin,
+        Method::GET,
+        &format!("/audit?target={target}&limit=500"),
+        None,
+    )
+    .await;
+    audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sets a password through a link page; returns the answer to the form.
+async fn use_link(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    link: &str,
+    password: &str,
+    again: &str,
+) -> (StatusCode, String, Option<String>) {
+    let (status, html) = page(browser, link.to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let token = hidden_field(&html, "token");
+    post(
+        server,
+        browser,
+        "/account/link",
+        &hidden_field(&html, "csrf"),
+        &[
+            ("token", &token),
+            ("password", password),
+            ("password_confirm", again),
+        ],
+    )
+    .await
+}
+
+async fn invitations_by_email(backend: stackgate_testkit::Backend) {
+    let smtp = SmtpSink::start().await;
+    let url = smtp.url();
+    let Some(server) =
+        TestServer::start_with(backend, &[("STACKGATE_SMTP_URL", url.as_str())]).await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users",
+        Some(json!({
+            "username": "maya", "email": "maya@example.org", "display_name": "Maya Okafor",
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    let (status, sent) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users/maya/invitation",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(sent["emailed_to"], "maya@example.org");
+    assert!(
+        sent.get("url").is_none(),
+        "an emailed link is not shown as well: {sent}"
+    );
+
+    let mail = smtp.wait_for(1).await;
+    assert!(
+        mail.header("to").unwrap().contains("maya@example.org"),
+        "{}",
+        mail.raw
+    );
+    assert!(
+        mail.header("subject").unwrap().contains("invited"),
+        "{}",
+        mail.raw
+    );
+    let link = mail
+        .link_containing("/account/link?token=")
+        .expect("a link in the email");
+    assert!(link.starts_with(&server.base_url), "{link}");
+    assert!(
+        mail.body().contains("Your username is maya"),
+        "{}",
+        mail.body()
+    );
+
+    // Bad passwords are refused on the page, and the link still works afterwards.
+    let browser = server.browser();
+    let (status, html, _) = use_link(
+        &server,
+        &browser,
+        &link,
+        PASSWORD,
+        "something else entirely",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("not the same"), "{html}");
+    let (status, html, _) = use_link(&server, &browser, &link, "short", "short").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("Password"), "{html}");
+
+    let (status, _, location) = use_link(&server, &browser, &link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/account/security"));
+    assert!(
+        signed_in(&server, &browser).await,
+        "the invited person is signed in"
+    );
+
+    // Once only.
+    let (status, _) = page(&server.browser(), link.clone()).await;
+    assert_eq!(status, StatusCode::GONE);
+    let (status, _) = sign_in(&server, "maya", PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the chosen password signs in"
+    );
+    let done = actions(&server, &admin, "maya").await;
+    for action in ["user.create", "user.invite", "user.invitation_accepted"] {
+        assert!(
+            done.contains(&action.to_owned()),
+            "{action} not in {done:?}"
+        );
+    }
+
+    // No address: the link comes back to the admin with the reason.
+    api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users",
+        Some(json!({ "username": "noor" })),
+    )
+    .await;
+    let (status, sent) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users/noor/invitation",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert!(
+        sent["url"]
+            .as_str()
+            .unwrap()
+            .contains("/account/link?token="),
+        "{sent}"
+    );
+    assert!(
+        sent["not_emailed"]
+            .as_str()
+            .unwrap()
+            .contains("no email address"),
+        "{sent}"
+    );
+    assert_eq!(smtp.messages().len(), 1, "nothing was sent for noor");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_by_email_set_a_password_once_sqlite() {
+    invitations_by_email(stackgate_testkit::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_by_email_set_a_password_once_postgres() {
+    invitations_by_email(stackgate_testkit::Backend::Postgres).await;
+}
+
+stackgate_testkit::on_both_backends! {
+    password_reset_links_sign_out_everywhere => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "bob", &["staff"]).await;
+        let (_, bob) = sign_in(&server, "bob", PASSWORD).await;
+        assert!(signed_in(&server, &bob).await);
+
+        let (status, sent) = api(&server, &admin, Method::POST, "/users/bob/password-reset", None).await;
+        assert_eq!(status, StatusCode::CREATED, "{sent}");
+        let link = sent["url"].as_str().expect("no mail server: the link is returned").to_owned();
+        // A newer link replaces the older one.
+        let (_, newer) = api(&server, &admin, Method::POST, "/users/bob/password-reset", None).await;
+        let newer = newer["url"].as_str().unwrap().to_owned();
+        assert_eq!(page(&server.browser(), link).await.0, StatusCode::GONE);
+
+        let new_password = "another long password 2";
+        let (status, _, location) = use_link(&server, &server.browser(), &newer, new_password, new_password).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/login"), "a reset signs in again, second factor and all");
+        assert!(!signed_in(&server, &bob).await, "every session ended");
+        assert_eq!(sign_in(&server, "bob", PASSWORD).await.0, StatusCode::UNAUTHORIZED, "the old password is gone");
+        assert_eq!(sign_in(&server, "bob", new_password).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(page(&server.browser(), newer).await.0, StatusCode::GONE, "once only");
+        let done = actions(&server, &admin, "bob").await;
+        assert!(done.contains(&"user.password_reset".to_owned()), "{done:?}");
+
+        // A disabled account gets no link, and a link it had stops working.
+        let (_, pending) = api(&server, &admin, Method::POST, "/users/bob/password-reset", None).await;
+        let pending = pending["url"].as_str().unwrap().to_owned();
+        api(&server, &admin, Method::PATCH, "/users/bob", Some(json!({ "disabled": true }))).await;
+        assert_eq!(page(&server.browser(), pending).await.0, StatusCode::GONE);
+        let (status, body) = api(&server, &admin, Method::POST, "/users/bob/invitation", None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        server.stop().await;
+    };
+
+    resetting_second_factors_removes_them_and_signs_out => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "cy", &["staff"]).await;
+        let cy = server.store.find_user("cy").await.unwrap().unwrap();
+        let codes = stackgate_identity::new_recovery_codes().unwrap();
+        let digests: Vec<String> = codes
+            .iter()
+            .map(|c| stackgate_identity::recovery_code_digest(cy.id, c).unwrap())
+            .collect();
+        let entry = stackgate_identity::Actor::system("test").entry("user.recovery_codes", stackgate_identity::Target::System);
+        server.store.replace_recovery_codes(cy.id, &digests, &entry).await.unwrap();
+        let (_, factors) = api(&server, &admin, Method::GET, "/users/cy/second-factors", None).await;
+        assert_eq!(factors["recovery_codes_left"], 10, "{factors}");
+        let (status, cy_browser) = sign_in(&server, "cy", PASSWORD).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        // With recovery codes, the password alone is not a sign-in: finish it with a code.
+        let (_, second) = page(&cy_browser, server.url("/login/second-factor")).await;
+        let (status, _, _) = post(&server, &cy_browser, "/login/second-factor", &hidden_field(&second, "csrf"),
+            &[("code", codes[0].as_str())]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(signed_in(&server, &cy_browser).await);
+        let (_, sessions) = api(&server, &admin, Method::GET, "/users/cy/sessions", None).await;
+        assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
+        assert!(sessions[0]["amr"].as_array().unwrap().iter().any(|m| m == "pwd"), "{sessions}");
+
+        let (status, removed) = api(&server, &admin, Method::POST, "/users/cy/reset-mfa", None).await;
+        assert_eq!(status, StatusCode::OK, "{removed}");
+        assert_eq!(removed["recovery_codes"], 10, "used or not: {removed}");
+        let (_, factors) = api(&server, &admin, Method::GET, "/users/cy/second-factors", None).await;
+        assert_eq!(factors, json!({ "totp": false, "recovery_codes_left": 0, "devices": [] }));
+        assert!(!signed_in(&server, &cy_browser).await, "signed out everywhere");
+        let (_, sessions) = api(&server, &admin, Method::GET, "/users/cy/sessions", None).await;
+        assert_eq!(sessions, json!([]));
+        assert!(actions(&server, &admin, "cy").await.contains(&"user.reset_mfa".to_owned()));
+        server.stop().await;
+    };
+
+    the_audit_log_exports_as_csv_and_json_lines => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "ana", &[]).await;
+        let export = |query: &'static str| {
+            let admin = admin.clone();
+            let url = server.url(&format!("/api/v1/audit/export?{query}"));
+            async move {
+                let response = reqwest::Client::new().get(url).bearer_auth(&admin.token).send().await.unwrap();
+                let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+                (response.status(), kind, response.text().await.unwrap())
+            }
+        };
+        let (status, kind, csv) = export("format=csv&action=user.").await;
+        assert_eq!(status, StatusCode::OK, "{csv}");
+        assert_eq!(kind.as_deref(), Some("text/csv; charset=utf-8"));
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("id,at,actor,actor_id,action,target_type,target,target_id,source_ip,detail"));
+        let rows: Vec<&str> = lines.collect();
+        assert!(rows.iter().all(|r| r.contains(",user.")), "only user actions: {rows:?}");
+        assert!(rows.iter().any(|r| r.contains(",user.create,user,ana,")), "{rows:?}");
+
+        let (status, kind, jsonl) = export("format=jsonl&action=user.create").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(kind.as_deref(), Some("application/jsonl"));
+        let records: Vec<Value> = jsonl.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!records.is_empty());
+        assert!(records.iter().all(|r| r["action"] == "user.create"), "{records:?}");
+
+        let (status, _, body) = export("format=xml").await;
+        assert!(status.is_client_error(), "{status} {body}");
+        // People who are not admins get nothing.
+        let (_, ana) = sign_in(&server, "ana", PASSWORD).await;
+        let refused = ana.get(server.url("/api/v1/audit/export?format=csv")).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        server.stop().await;
+    };
+
+    console_forms_refuse_bad_input_and_change_nothing => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
+        let browser = &admin.browser;
+        let (status, html) = page(browser, server.url("/admin/users")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let csrf = hidden_field(&html, "csrf");
+        let users = || async { server.store.count_users().await.unwrap() };
+        let before = users().await;
+        let long = "a".repeat(65);
+        let script = "<script>alert(1)</script>";
+        for (username, email, name) in [
+            ("", "", ""),
+            (long.as_str(), "", ""),
+            (script, "", ""),
+            ("root", "", ""),
+            ("fine", "not an email", ""),
+            ("fine", "", &"n".repeat(129)),
+            ("fine", "", script),
+        ] {
+            let (status, html, _) = post(&server, browser, "/admin/users", &csrf,
+                &[("username", username), ("email", email), ("display_name", name), ("groups", "staff")]).await;
+            if name == script {
+                // A display name is free text: stored, and shown escaped, never as markup.
+                assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+                let fine = server.store.find_user("fine").await.unwrap().unwrap();
+                let (_, shown) = page(browser, server.url(&format!("/admin/users/{}", fine.id))).await;
+                assert!(!shown.contains(script) && shown.contains("&lt;script&gt;"), "escaped");
+                continue;
+            }
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{username:?} {email:?}: {html}");
+            assert!(html.contains("id=\"form-error\""), "an inline message for {username:?}");
+            assert!(!html.contains(script), "no markup from input");
+            assert_eq!(users().await, before, "nothing created for {username:?}");
+        }
+        // An unknown group is refused before anything is created.
+        let (status, html, _) = post(&server, browser, "/admin/users", &csrf, &[("username", "zed"), ("groups", "nope")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(server.store.find_user("zed").await.unwrap().is_none());
+
+        // Groups.
+        let groups = || async { server.store.list_groups(None, None, 500).await.unwrap().groups.len() };
+        let before = groups().await;
+        for name in ["", long.as_str(), script, "admins", "staff"] {
+            let (status, html, _) = post(&server, browser, "/admin/groups", &csrf, &[("name", name)]).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name:?}: {html}");
+            assert!(html.contains("id=\"form-error\"") && !html.contains(script));
+        }
+        assert_eq!(groups().await, before);
+        let staff = server.store.find_group("staff").await.unwrap().unwrap();
+        let (status, _, _) = post(&server, browser, &format!("/admin/groups/{}/settings", staff.id), &csrf,
+            &[("name", "staff"), ("mfa_policy", "bogus")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _, _) = post(&server, browser, &format!("/admin/groups/{}/add-member", staff.id), &csrf,
+            &[("username", "nobody")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _, _) = post(&server, browser, &format!("/admin/groups/{}/delete", staff.id), &csrf, &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "deleting needs the confirmation box");
+        assert!(server.store.find_group("staff").await.unwrap().is_some());
+        let admins = server.store.find_group("admins").await.unwrap().unwrap();
+        let (status, html, _) = post(&server, browser, &format!("/admin/groups/{}/delete", admins.id), &csrf, &[("confirm", "yes")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+
+        // People: confirmations, the last admin, and a change that works.
+        let ana = server.store.find_user("ana").await.unwrap().unwrap();
+        let root = server.store.find_user("root").await.unwrap().unwrap();
+        for action in ["delete", "reset-mfa"] {
+            let (status, _, _) = post(&server, browser, &format!("/admin/users/{}/{action}", ana.id), &csrf, &[]).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action} needs the confirmation box");
+        }
+        assert!(server.store.find_user("ana").await.unwrap().is_some());
+        let (status, html, _) = post(&server, browser, &format!("/admin/users/{}/delete", root.id), &csrf, &[("confirm", "yes")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the last admin stays: {html}");
+        assert!(html.contains("last enabled admin"), "{html}");
+        let (status, _, _) = post(&server, browser, &format!("/admin/users/{}/details", ana.id), &csrf,
+            &[("display_name", "Ana María"), ("email", "not-an-email")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(server.store.get_user(ana.id).await.unwrap().display_name, ana.display_name);
+        let (status, _, location) = post(&server, browser, &format!("/admin/users/{}/details", ana.id), &csrf,
+            &[("display_name", "Ana María"), ("email", "ana@example.org")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.unwrap(), format!("/admin/users/{}?done=saved", ana.id));
+        assert_eq!(server.store.get_user(ana.id).await.unwrap().display_name, "Ana María");
+
+        // Forged and foreign requests.
+        let (status, _, _) = post(&server, browser, "/admin/users", "forged", &[("username", "eve")]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let cross = browser.post(server.url("/admin/users")).header("origin", "https://evil.example")
+            .form(&[("csrf", csrf.as_str()), ("username", "eve")]).send().await.unwrap();
+        assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+        assert!(server.store.find_user("eve").await.unwrap().is_none());
+        let (_, ana_browser) = sign_in(&server, "ana", PASSWORD).await;
+        for path in ["/admin/users", "/admin/groups", "/admin/audit", &format!("/admin/users/{}", root.id)] {
+            assert_eq!(page(&ana_browser, server.url(path)).await.0, StatusCode::FORBIDDEN, "{path}");
+        }
+        let anonymous = server.browser().get(server.url("/admin/users")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::SEE_OTHER);
+        assert_eq!(anonymous.headers()["location"], "/login?return_to=%2Fadmin%2Fusers");
+
+        // The audit page filters, and refuses a bad date with a message.
+        let (status, html) = page(browser, server.url("/admin/audit?target=ana")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("user.update") && !html.contains("setup.complete"), "{html}");
+        let (status, html) = page(browser, server.url("/admin/audit?since=yesterday")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(html.contains("YYYY-MM-DD"));
+        server.stop().await;
+    };
+
+    people_see_and_end_their_own_sessions => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "dee", &["staff"]).await;
+        let (_, laptop) = sign_in(&server, "dee", PASSWORD).await;
+        let (_, phone) = sign_in(&server, "dee", PASSWORD).await;
+        let (status, html) = page(&laptop, server.url("/account/sessions")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(html.matches("/end\"").count(), 2, "{html}");
+        assert!(html.contains("this browser"));
+        let (_, sessions) = api(&server, &admin, Method::GET, "/users/dee/sessions", None).await;
+        let ids: Vec<String> = sessions.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+        let csrf = hidden_field(&html, "csrf");
+        // Someone else's session id ends nothing.
+        let (_, root_sessions) = api(&server, &admin, Method::GET, "/users/root/sessions", None).await;
+        let root_id = root_sessions[0]["id"].as_str().unwrap();
+        let (status, _, _) = post(&server, &laptop, &format!("/account/sessions/{root_id}/end"), &csrf, &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(signed_in(&server, &admin.browser).await, "the admin's session is not dee's to end");
+        // Which one is the phone: the laptop's page marks its own.
+        let (_, laptop_page) = page(&laptop, server.url("/account/sessions")).await;
+        let phone_id = ids.iter().find(|id| {
+            let row = laptop_page.split(&format!("/account/sessions/{id}/end")).next().unwrap();
+            !row.rsplit("<tr").next().unwrap().contains("this browser")
+        }).unwrap();
+        let (status, _, _) = post(&server, &laptop, &format!("/account/sessions/{phone_id}/end"), &csrf, &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(!signed_in(&server, &phone).await, "the phone is signed out");
+        assert!(signed_in(&server, &laptop).await, "the laptop is not");
+        server.stop().await;
+    };
+}
