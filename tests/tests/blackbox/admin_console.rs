@@ -499,3 +499,153 @@ stackgate_testkit::on_both_backends! {
         server.stop().await;
     };
 }
+
+/// Demo's manifest as another app, `notes`, that the edge protects: the edge's policy decides
+/// who reaches it.
+fn notes_manifest() -> String {
+    include_str!("../../../charts/catalog/demo.yaml")
+        .replace("id: demo", "id: notes")
+        .replace("name: Demo app", "name: Notes")
+        .replace("protect: false", "protect: true")
+}
+
+async fn console_in_chromium(backend: stackgate_testkit::Backend) {
+    let smtp = SmtpSink::start().await;
+    let catalog = tempfile::tempdir().unwrap();
+    std::fs::write(catalog.path().join("notes.yaml"), notes_manifest()).unwrap();
+    let settings = [
+        ("STACKGATE_ISSUER", "http://localhost:{port}".to_owned()),
+        ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0".to_owned()),
+        ("STACKGATE_SMTP_URL", smtp.url()),
+        (
+            "STACKGATE_APPS_CATALOG_DIR",
+            catalog.path().display().to_string(),
+        ),
+    ];
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let Some(server) = TestServer::start_with(backend, &settings).await else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    for group in ["newsroom", "finance"] {
+        let (status, body) = api(
+            &server,
+            &admin,
+            Method::POST,
+            "/groups",
+            Some(json!({ "name": group })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let mut notes_url = String::new();
+    for (app, group) in [("demo", "newsroom"), ("notes", "finance")] {
+        let (status, body) = api(
+            &server,
+            &admin,
+            Method::POST,
+            "/apps",
+            Some(json!({ "app": app, "user_groups": [group] })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let view = crate::apps::installed(&server, &admin, app).await;
+        assert_eq!(view["status"], "installed", "{view}");
+        notes_url = format!("{}/", view["base_url"].as_str().unwrap());
+    }
+    let shots = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/browser-artifacts/console")
+        .join(server.backend.name());
+    let maildir = smtp.maildir().display().to_string();
+    let result = crate::browser::script_with(
+        "admin.mjs",
+        &server,
+        "root",
+        &shots,
+        &[&maildir, &notes_url],
+    )
+    .await;
+    let text = |key: &str| result[key].as_str().unwrap_or_default().to_owned();
+    assert!(
+        text("invited").contains("emailed to maya@example.org"),
+        "{result}"
+    );
+    assert_eq!(result["launcher_newsroom"], json!(["Demo app"]), "{result}");
+    assert_eq!(
+        result["notes_before"], 403,
+        "the edge refuses Notes to the newsroom: {result}"
+    );
+    assert_eq!(result["sessions_rows"], 1, "{result}");
+    assert!(text("devices").contains("Maya's phone"), "{result}");
+    assert!(
+        text("groups_after").contains("finance") && !text("groups_after").contains("newsroom"),
+        "{result}"
+    );
+    assert_eq!(
+        result["launcher_finance"],
+        json!(["Notes"]),
+        "the launcher follows the move: {result}"
+    );
+    assert_eq!(result["notes_after"], 200, "and so does the edge: {result}");
+    assert_eq!(result["after_sign_out"], "/login", "{result}");
+    assert_eq!(result["notes_after_sign_out"], "/login", "{result}");
+    for action in [
+        "user.invite",
+        "user.invitation_accepted",
+        "webauthn.register",
+        "user.sign_out",
+    ] {
+        assert!(
+            text("audit").contains(action),
+            "{action} missing from the audit page: {result}"
+        );
+    }
+    // Membership changes are recorded against the group, naming the person.
+    let (_, moves) = api(&server, &admin, Method::GET, "/audit?action=group.", None).await;
+    let moves: Vec<(String, String)> = moves["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["user"] == "maya")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            ("group.add_member".to_owned(), "finance".to_owned()),
+            ("group.remove_member".to_owned(), "newsroom".to_owned()),
+        ]
+    );
+    assert_eq!(result["csv_status"], 200);
+    assert_eq!(result["csv_has_invite"], true);
+    // Maya's passkey is a real WebAuthn credential, stored for her.
+    let maya = server.store.find_user("maya").await.unwrap().unwrap();
+    assert_eq!(server.store.credentials_of(maya.id).await.unwrap().len(), 1);
+    for app in ["demo", "notes"] {
+        let (status, _) = api(
+            &server,
+            &admin,
+            Method::DELETE,
+            &format!("/apps/{app}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_invites_moves_and_signs_out_in_chromium_sqlite() {
+    console_in_chromium(stackgate_testkit::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_invites_moves_and_signs_out_in_chromium_postgres() {
+    console_in_chromium(stackgate_testkit::Backend::Postgres).await;
+}

@@ -28,8 +28,7 @@ fn page(
     state: &AppState,
     status: StatusCode,
     jar: CookieJar,
-    purpose: LinkPurpose,
-    user: &stackgate_identity::User,
+    (purpose, user): (LinkPurpose, &stackgate_identity::User),
     token: &str,
     csrf: String,
     error: Option<(String, &str)>,
@@ -45,17 +44,9 @@ fn page(
             display_name => &user.display_name,
         },
     )?;
-    // The address holds a secret: it must not leak to other sites through the Referer.
-    Ok((
-        status,
-        jar,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        page,
-    )
-        .into_response())
+    // The address holds a secret; the site-wide `Referrer-Policy: same-origin` keeps it from
+    // other sites (`no-referrer` would make browsers send `Origin: null`, which CSRF refuses).
+    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 
 pub(crate) async fn form(
@@ -71,8 +62,7 @@ pub(crate) async fn form(
         &state,
         StatusCode::OK,
         jar,
-        purpose,
-        &user,
+        (purpose, &user),
         &query.token,
         csrf,
         None,
@@ -107,8 +97,7 @@ pub(crate) async fn submit(
             &state,
             StatusCode::UNPROCESSABLE_ENTITY,
             jar.clone(),
-            purpose,
-            &user,
+            (purpose, &user),
             &form.token,
             form.csrf.clone(),
             Some((message, field)),

@@ -333,17 +333,7 @@ async fn user_page(
             section => "users",
         },
     )?;
-    // The page may carry a link that lets its holder set a password.
-    Ok((
-        status,
-        jar,
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        page,
-    )
-        .into_response())
+    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
 
 #[derive(Deserialize)]
