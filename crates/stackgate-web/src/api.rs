@@ -6,7 +6,7 @@ mod audit;
 pub mod clients;
 mod consents;
 mod deliveries;
-mod edge;
+pub(crate) mod edge;
 mod groups;
 pub(crate) mod lookup;
 pub mod tokens;

@@ -8,6 +8,7 @@ mod admin;
 mod admin_apps;
 mod admin_audit;
 mod admin_groups;
+mod admin_policy;
 mod admin_users;
 mod home;
 mod login;
@@ -108,6 +109,14 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/admin/audit", get(admin_audit::list))
         .route(
+            "/admin/policy",
+            get(admin_policy::show).post(admin_policy::save),
+        )
+        .route(
+            "/admin/apps/{id}/access",
+            axum::routing::post(admin_apps::access),
+        )
+        .route(
             "/account/link",
             get(account_link::form).post(account_link::submit),
         )
@@ -178,6 +187,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/recovery_codes.html"),
         ),
         ("consent.html", include_str!("../templates/consent.html")),
+        (
+            "admin_policy.html",
+            include_str!("../templates/admin_policy.html"),
+        ),
         (
             "account_sessions.html",
             include_str!("../templates/account_sessions.html"),

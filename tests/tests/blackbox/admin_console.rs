@@ -649,3 +649,52 @@ async fn the_console_invites_moves_and_signs_out_in_chromium_sqlite() {
 async fn the_console_invites_moves_and_signs_out_in_chromium_postgres() {
     console_in_chromium(stackgate_testkit::Backend::Postgres).await;
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+
+    admins_edit_app_access_and_the_policy_from_the_console => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        api(&server, &admin, Method::POST, "/groups", Some(json!({ "name": "staff" }))).await;
+        let (status, body) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        crate::apps::installed(&server, &admin, "demo").await;
+        let browser = &admin.browser;
+        let (status, html) = page(browser, server.url("/admin/apps/demo")).await;
+        assert_eq!(status, StatusCode::OK);
+        let csrf = hidden_field(&html, "csrf");
+
+        // An unknown group is refused on the page, and access stays as it was.
+        let (status, html, _) = post(&server, browser, "/admin/apps/demo/access", &csrf,
+            &[("user_groups", "staff nope"), ("admin_groups", "")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("id=\"form-error\"") && html.contains("nope"), "{html}");
+        let (_, app) = api(&server, &admin, Method::GET, "/apps/demo", None).await;
+        assert_eq!(app["user_groups"], json!([]), "{app}");
+        let (status, _, location) = post(&server, browser, "/admin/apps/demo/access", &csrf,
+            &[("user_groups", "staff"), ("admin_groups", "")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/admin/apps/demo?done=access"));
+        let (_, app) = api(&server, &admin, Method::GET, "/apps/demo", None).await;
+        assert_eq!(app["user_groups"], json!(["staff"]), "{app}");
+
+        // The policy: a rule that does not check is refused with its line, and nothing changes.
+        let (status, html) = page(browser, server.url("/admin/policy")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let before = server.store.access_policy().await.unwrap();
+        let (status, html, _) = post(&server, browser, "/admin/policy", &csrf,
+            &[("text", "permit(principal, action, resource)\r\nwhen { context.nope == 1 };")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("id=\"problems\"") && html.contains("line 2"), "{html}");
+        assert!(html.contains("context.nope"), "the text comes back to be fixed");
+        assert_eq!(server.store.access_policy().await.unwrap(), before);
+        let rule = "forbid(principal, action, resource)\nwhen { context.path like \"/secret*\" };";
+        let (status, _, location) = post(&server, browser, "/admin/policy", &csrf, &[("text", rule)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/admin/policy?saved=1"));
+        assert_eq!(server.store.access_policy().await.unwrap(), rule);
+        let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}

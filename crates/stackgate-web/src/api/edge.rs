@@ -239,21 +239,11 @@ pub async fn update_policy(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<UpdatePolicy>,
 ) -> Result<Response, ApiError> {
-    const MAX_POLICY_BYTES: usize = 256 * 1024;
     let edge = edge(&state)?;
-    if body.text.len() > MAX_POLICY_BYTES {
-        return Err(ApiError::Invalid {
-            field: "text".into(),
-            detail: format!("at most {MAX_POLICY_BYTES} bytes"),
-        });
-    }
-    if let Err(problems) = edge.check_policy(&body.text) {
+    if let Err(problems) = save_policy(&state, &admin.actor, &body.text).await? {
         let detail = problems
             .iter()
-            .map(|p| match (p.line, p.column) {
-                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", p.message),
-                _ => p.message.clone(),
-            })
+            .map(PolicyProblemView::to_string)
             .collect::<Vec<_>>()
             .join("; ");
         return Ok((
@@ -269,12 +259,6 @@ pub async fn update_policy(
         )
             .into_response());
     }
-    let entry = admin
-        .actor
-        .entry("access_policy.update", Target::System)
-        .with_detail(json!({ "bytes": body.text.len() }));
-    state.store.set_access_policy(&body.text, &entry).await?;
-    reload(edge).await?;
     let (defaults, generated) = edge.builtin_policies();
     Ok(Json(AccessPolicyView {
         text: body.text,
@@ -283,4 +267,36 @@ pub async fn update_policy(
         schema: edge.schema().to_owned(),
     })
     .into_response())
+}
+
+/// Replaces the admins' policy text when it validates with the routes in force, and puts it in
+/// force at once; otherwise returns every problem and changes nothing. For the API and the
+/// admin console alike.
+pub(crate) async fn save_policy(
+    state: &AppState,
+    actor: &stackgate_identity::Actor,
+    text: &str,
+) -> Result<Result<(), Vec<PolicyProblemView>>, ApiError> {
+    const MAX_POLICY_BYTES: usize = 256 * 1024;
+    let edge = edge(state)?;
+    if text.len() > MAX_POLICY_BYTES {
+        return Err(ApiError::Invalid {
+            field: "text".into(),
+            detail: format!("at most {MAX_POLICY_BYTES} bytes"),
+        });
+    }
+    if let Err(problems) = edge.check_policy(text) {
+        return Ok(Err(problems));
+    }
+    let entry = actor
+        .entry("access_policy.update", Target::System)
+        .with_detail(json!({ "bytes": text.len() }));
+    state.store.set_access_policy(text, &entry).await?;
+    reload(edge).await?;
+    Ok(Ok(()))
+}
+
+/// The edge, or why there is none.
+pub(crate) fn edge_of(state: &AppState) -> Result<&Arc<dyn EdgeControl>, ApiError> {
+    edge(state)
 }

@@ -129,11 +129,18 @@ pub(crate) async fn install(
     }
 }
 
+#[derive(Deserialize)]
+pub(crate) struct ShowQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     if let Err(redirect) = admin(&state, &headers).await? {
         return Ok(redirect);
@@ -146,7 +153,10 @@ pub(crate) async fn show(
     let page = render(
         &state,
         "admin_app.html",
-        minijinja::context! { csrf, app, section => "apps" },
+        minijinja::context! {
+            csrf, app, section => "apps",
+            saved => query.done.as_deref() == Some("access"),
+        },
     )?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
 }
@@ -175,5 +185,65 @@ pub(crate) async fn uninstall(
     match registry(&state)?.uninstall(id, false, actor).await {
         Ok(()) => Ok(Redirect::to("/admin/apps").into_response()),
         Err(err) => list_page(&state, jar, Some(failure_text(err))).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AccessForm {
+    csrf: String,
+    #[serde(default)]
+    user_groups: String,
+    #[serde(default)]
+    admin_groups: String,
+}
+
+/// Who reaches an app, as user or as admin: the same change as `PUT /api/v1/apps/{id}/access`,
+/// which also rewrites the app's rule in the edge's policy.
+pub(crate) async fn access(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Path(id): Path<String>,
+    Form(form): Form<AccessForm>,
+) -> Result<Response, PageError> {
+    let session = match admin(&state, &headers).await? {
+        Ok(session) => session,
+        Err(redirect) => return Ok(redirect),
+    };
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let actor = Actor::user(session.user.id, &session.user.username, client.ip);
+    let request = crate::app_control::AccessRequest {
+        user_groups: words(&form.user_groups),
+        admin_groups: words(&form.admin_groups),
+    };
+    match registry(&state)?
+        .set_access(id.clone(), request, actor)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/apps/{id}?done=access")).into_response()),
+        Err(AppFailure::NotFound(_)) => Err(PageError::NotFound),
+        Err(err) => {
+            let app = registry(&state)?
+                .status(id)
+                .await
+                .map_err(|e| PageError::Internal(failure_text(e)))?;
+            let (jar, csrf) = csrf::issue(&state, jar)?;
+            let error = failure_text(err);
+            let page = render(
+                &state,
+                "admin_app.html",
+                minijinja::context! { csrf, app, error, section => "apps" },
+            )?;
+            Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                jar,
+                [(header::CACHE_CONTROL, "no-store")],
+                page,
+            )
+                .into_response())
+        }
     }
 }
