@@ -131,4 +131,9 @@ await run(shots, async (browser, result) => {
   result.csv_has_invite = (await csv.text()).includes("user.invite");
   await admin.goto(`${base}/admin/apps`);
   await shotsOf(admin, "admin-apps");
+  await admin.goto(`${base}/admin/policy`);
+  result.generated_policy = await admin.locator("#generated").innerText();
+  await shotsOf(admin, "admin-policy");
+  await admin.goto(`${base}/admin/settings`);
+  await shotsOf(admin, "admin-settings");
 });

@@ -15,7 +15,7 @@ use hyper::{
     body::Incoming,
     header::{self, HeaderValue},
 };
-use stackgate_identity::{Clock, MfaPolicy, SecretToken, hash_secret};
+use stackgate_identity::{Clock, SecretToken, hash_secret};
 use stackgate_store::{Session, Store};
 use stackgate_web::oidc::keyring::Keyring;
 use std::{
@@ -37,8 +37,8 @@ pub struct EdgeSettings {
     pub issuer: String,
     /// Whether the edge serves HTTPS (decides cookie names and flags, and redirect schemes).
     pub https: bool,
-    pub session_idle_timeout: i64,
-    pub mfa_policy: MfaPolicy,
+    /// The session lifetimes and sign-in policy in force, which admins may change at runtime.
+    pub live: Arc<stackgate_web::settings::LiveSettings>,
     pub headers: IdentityHeaders,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
@@ -386,7 +386,7 @@ impl Edge {
             .proxy_session(
                 &hash_secret(secret),
                 host,
-                self.settings.session_idle_timeout,
+                self.settings.live.get().session_idle_timeout,
             )
             .await
         {
@@ -400,6 +400,8 @@ impl Edge {
         // A policy tightened since this session signed in sends it back for a stronger sign-in.
         if !self
             .settings
+            .live
+            .get()
             .mfa_policy
             .max(session.group_mfa_policy)
             .met_by(&session.amr)

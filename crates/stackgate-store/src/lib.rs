@@ -24,6 +24,7 @@ mod second_factors;
 mod session_cache;
 mod session_watch;
 mod sessions;
+mod settings;
 mod setup;
 mod sign_off;
 mod signing_keys;

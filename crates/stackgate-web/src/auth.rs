@@ -33,7 +33,7 @@ pub(crate) async fn session_from_cookies(
         .store
         .session_by_secret(
             &hash_secret(cookie.value()),
-            state.config.session_idle_timeout,
+            state.settings().session_idle_timeout,
         )
         .await?)
 }
@@ -44,7 +44,7 @@ pub(crate) fn required_policy(
     state: &AppState,
     session: &Session,
 ) -> stackgate_identity::MfaPolicy {
-    state.config.mfa_policy.max(session.group_mfa_policy)
+    state.settings().mfa_policy.max(session.group_mfa_policy)
 }
 
 /// Whether a session's methods meet its policy. One that does not (a user led through

@@ -239,7 +239,8 @@ fn link_email(
     purpose: LinkPurpose,
     link: &IssuedLink,
 ) -> (String, String) {
-    let org = &state.config.organisation_name;
+    let settings = state.settings();
+    let org = &settings.organisation_name;
     let until = format!(
         "{} {:02}:{:02} UTC",
         link.expires_at.date(),

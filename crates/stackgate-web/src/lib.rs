@@ -20,6 +20,7 @@ pub mod oidc;
 mod ops;
 mod pages;
 mod security_headers;
+pub mod settings;
 mod state;
 pub mod throttle;
 

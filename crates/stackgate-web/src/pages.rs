@@ -9,6 +9,7 @@ mod admin_apps;
 mod admin_audit;
 mod admin_groups;
 mod admin_policy;
+mod admin_settings;
 mod admin_users;
 mod home;
 mod login;
@@ -109,6 +110,10 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/admin/audit", get(admin_audit::list))
         .route(
+            "/admin/settings",
+            get(admin_settings::show).post(admin_settings::save),
+        )
+        .route(
             "/admin/policy",
             get(admin_policy::show).post(admin_policy::save),
         )
@@ -192,6 +197,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/admin_policy.html"),
         ),
         (
+            "admin_settings.html",
+            include_str!("../templates/admin_settings.html"),
+        ),
+        (
             "account_sessions.html",
             include_str!("../templates/account_sessions.html"),
         ),
@@ -244,12 +253,13 @@ pub(crate) fn render<C: Serialize>(
     let template = TEMPLATES
         .get_template(name)
         .map_err(|e| PageError::Internal(e.to_string()))?;
+    let settings = state.settings();
     template
         .render(minijinja::context! {
-            org => &state.config.organisation_name,
+            org => &settings.organisation_name,
             webauthn => state.webauthn.is_some(),
-            logo => state.config.logo.is_some(),
-            brand => state.config.brand_colour.is_some(),
+            logo => settings.logo.is_some(),
+            brand => settings.brand_colour.is_some(),
             ..minijinja::Value::from_serialize(&ctx)
         })
         .map(Html)
@@ -359,7 +369,8 @@ async fn stylesheet(State(_): State<AppState>) -> impl IntoResponse {
 
 /// The organisation's accent colour, as CSS variables over the default stylesheet's.
 async fn brand_stylesheet(State(state): State<AppState>) -> Response {
-    let Some(colour) = state.config.brand_colour.as_deref() else {
+    let settings = state.settings();
+    let Some(colour) = settings.brand_colour.as_deref() else {
         return PageError::NotFound.into_response();
     };
     // A darker shade for hover and focus, 80% of each channel.
@@ -379,7 +390,7 @@ async fn brand_stylesheet(State(state): State<AppState>) -> Response {
 }
 
 async fn logo(State(state): State<AppState>) -> Response {
-    let Some(logo) = state.config.logo.clone() else {
+    let Some(logo) = state.settings().logo.clone() else {
         return PageError::NotFound.into_response();
     };
     (

@@ -81,6 +81,16 @@ pub struct AppState {
     pub apps: Arc<std::sync::OnceLock<Arc<dyn crate::app_control::AppControl>>>,
     /// Outgoing email, when `smtp_url` is set; otherwise admins pass links on themselves.
     pub mailer: Option<Arc<stackgate_mail::Mailer>>,
+    /// The config file's branding, session lifetimes and sign-in policy, with what admins
+    /// changed in the console on top.
+    pub settings: Arc<crate::settings::LiveSettings>,
+}
+
+impl AppState {
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<crate::settings::Settings> {
+        self.settings.get()
+    }
 }
 
 /// What the web layer asks of the edge proxy (which lives in a crate that depends on this one).

@@ -196,8 +196,17 @@ pub async fn start_with_cluster(
         edge: Arc::default(),
         apps: Arc::default(),
         mailer,
+        settings: Arc::new(stackgate_web::settings::LiveSettings::from_config(
+            &web_config,
+        )),
         config: Arc::new(web_config),
     };
+    // The console's settings are in force from the first request.
+    state
+        .settings
+        .reload(&state.store, &state.config)
+        .await
+        .map_err(|e| CliError::Runtime(format!("settings: {e}")))?;
     let sweeper_state = state.clone();
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
@@ -218,6 +227,7 @@ pub async fn start_with_cluster(
         stop.subscribe(),
     ));
     let app = stackgate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(follow_settings(sweeper_state.clone(), stop.subscribe()));
     tokio::spawn(end_expired_sessions(sweeper_state, stop.subscribe()));
     let watched = store.clone();
     tokio::spawn(async move { watched.watch_sessions().await });
@@ -350,8 +360,7 @@ async fn start_edge(
         // Behind another TLS terminator the edge listens in plain HTTP, but people reach it
         // over HTTPS: cookies and return URLs follow the public scheme.
         https: tls.is_some() || config.issuer.scheme() == "https",
-        session_idle_timeout: config.session_idle_timeout,
-        mfa_policy: config.mfa_policy,
+        live: state.settings.clone(),
         headers: proxy
             .headers
             .to_identity_headers()
@@ -413,6 +422,21 @@ async fn start_edge(
 }
 
 /// Every minute: ends sessions past their limits, with the same fan-out as a sign-out.
+/// Reads the console's settings again every few seconds, so a change made on another replica
+/// applies here too.
+async fn follow_settings(state: AppState, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        if let Err(err) = state.settings.reload(&state.store, &state.config).await {
+            tracing::warn!(%err, "cannot read the settings");
+        }
+    }
+}
+
 async fn end_expired_sessions(state: AppState, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {

@@ -621,6 +621,7 @@ async fn console_in_chromium(backend: stackgate_testkit::Backend) {
             ("group.remove_member".to_owned(), "newsroom".to_owned()),
         ]
     );
+    assert!(text("generated_policy").contains("notes"), "{result}");
     assert_eq!(result["csv_status"], 200);
     assert_eq!(result["csv_has_invite"], true);
     // Maya's passkey is a real WebAuthn credential, stored for her.
@@ -695,6 +696,112 @@ stackgate_testkit::on_both_backends_with! {
         assert_eq!(server.store.access_policy().await.unwrap(), rule);
         let (status, _) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        server.stop().await;
+    };
+}
+
+/// Sends the settings form as a browser does (multipart, with the CSRF token).
+async fn save_settings(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    csrf: &str,
+    fields: &[(&str, &str)],
+    logo: Option<Vec<u8>>,
+) -> (StatusCode, String) {
+    let mut form = reqwest::multipart::Form::new().text("csrf", csrf.to_owned());
+    for (name, value) in fields {
+        form = form.text(name.to_string(), value.to_string());
+    }
+    if let Some(bytes) = logo {
+        form = form.part(
+            "logo",
+            reqwest::multipart::Part::bytes(bytes).file_name("logo.png"),
+        );
+    }
+    let response = browser
+        .post(server.url("/admin/settings"))
+        .header("origin", server.base_url.as_str())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+stackgate_testkit::on_both_backends! {
+    settings_change_the_pages_and_the_policy_at_once => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "ana", &["staff"]).await;
+        let (_, ana) = sign_in(&server, "ana", PASSWORD).await;
+        assert!(signed_in(&server, &ana).await);
+        let browser = &admin.browser;
+        let (status, html) = page(browser, server.url("/admin/settings")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let csrf = hidden_field(&html, "csrf");
+        let good = [
+            ("organisation_name", "Example Newsroom"),
+            ("brand_colour", "#AA3300"),
+            ("idle_minutes", "60"),
+            ("lifetime_hours", "24"),
+            ("mfa_policy", "optional"),
+        ];
+        // Each bad value is refused with a message, and nothing changes.
+        for (field, bad) in [
+            ("organisation_name", ""),
+            ("brand_colour", "red; } body { display: none"),
+            ("idle_minutes", "1"),
+            ("lifetime_hours", "0"),
+            ("idle_minutes", "6000"),
+            ("mfa_policy", "strict"),
+        ] {
+            let fields: Vec<(&str, &str)> = good.iter().map(|&(k, v)| if k == field { (k, bad) } else { (k, v) }).collect();
+            let (status, html) = save_settings(&server, browser, &csrf, &fields, None).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}={bad}: {html}");
+            assert!(html.contains("id=\"form-error\""), "{html}");
+        }
+        let (status, html) = save_settings(&server, browser, &csrf, &good, Some(b"GIF89a....".to_vec())).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(html.contains("PNG, JPEG, WebP or SVG"), "{html}");
+        assert!(server.store.settings().await.unwrap().is_empty(), "nothing was stored");
+        let (status, _) = save_settings(&server, browser, "forged", &good, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        let (status, _) = save_settings(&server, browser, &csrf, &good, Some(png.clone())).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, home) = page(&ana, server.url("/")).await;
+        assert!(home.contains("Example Newsroom") && home.contains("/assets/logo"), "{home}");
+        let (_, css) = page(&ana, server.url("/assets/brand.css")).await;
+        assert!(css.contains("--accent: #aa3300"), "{css}");
+        let logo = ana.get(server.url("/assets/logo")).send().await.unwrap();
+        assert_eq!(logo.headers()["content-type"], "image/png");
+        assert_eq!(logo.bytes().await.unwrap().to_vec(), png);
+
+        // Removing the logo.
+        let mut no_logo = good.to_vec();
+        no_logo.push(("remove_logo", "yes"));
+        let (status, html) = save_settings(&server, browser, &csrf, &no_logo, None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{html}");
+        assert_eq!(ana.get(server.url("/assets/logo")).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+        let stored = server.store.settings().await.unwrap();
+        assert_eq!(stored["organisation_name"], "Example Newsroom");
+        assert!(!stored.contains_key("organisation_logo"));
+        // Only admins.
+        assert_eq!(page(&ana, server.url("/admin/settings")).await.0, StatusCode::FORBIDDEN);
+        // A stricter global policy applies to sessions already open: ana must add a factor.
+        let mut strict = good.to_vec();
+        strict[4] = ("mfa_policy", "required");
+        let (status, _) = save_settings(&server, browser, &csrf, &strict, None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let home = ana.get(server.url("/")).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::SEE_OTHER);
+        assert_eq!(home.headers()["location"], "/account/security");
+        // The admin, with a password only, is led to add a factor as well.
+        let console = browser.get(server.url("/admin/settings")).send().await.unwrap();
+        assert_eq!(console.headers()["location"], "/account/security");
+        let (_, audit) = api(&server, &admin, Method::GET, "/audit?action=settings.update", None).await;
+        assert_eq!(audit["items"].as_array().unwrap().len(), 3, "{audit}");
+        assert_eq!(audit["items"][0]["detail"]["mfa_policy"], "required");
         server.stop().await;
     };
 }

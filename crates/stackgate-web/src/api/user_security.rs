@@ -208,7 +208,7 @@ pub async fn sessions(
     let user = lookup::user(&state, &key).await?;
     let sessions = state
         .store
-        .sessions_of(user.id, state.config.session_idle_timeout)
+        .sessions_of(user.id, state.settings().session_idle_timeout)
         .await?;
     Ok(Json(sessions.into_iter().map(SessionView::from).collect()))
 }

@@ -157,7 +157,7 @@ async fn post(state: &AppState, delivery: &LogoutDelivery) -> Result<(), String>
 pub async fn end_expired(state: &AppState) -> Result<usize, StoreError> {
     let which = Sessions::ExpiredBefore {
         now: state.clock.unix(),
-        idle_timeout: state.config.session_idle_timeout,
+        idle_timeout: state.settings().session_idle_timeout,
     };
     let audit = stackgate_identity::Actor::system("session-timeout")
         .entry("session.expire", stackgate_identity::Target::System);

@@ -178,7 +178,7 @@ fn enrol_page(
     account: &str,
     error: Option<&str>,
 ) -> Result<Html<String>, PageError> {
-    let url = totp_url(secret, &state.config.organisation_name, account)?;
+    let url = totp_url(secret, &state.settings().organisation_name, account)?;
     render(
         state,
         "totp_enrol.html",

@@ -25,7 +25,7 @@ pub(crate) async fn list(
     let sessions = session_rows(
         state
             .store
-            .sessions_of(session.user.id, state.config.session_idle_timeout)
+            .sessions_of(session.user.id, state.settings().session_idle_timeout)
             .await?,
     );
     let (jar, csrf) = csrf::issue(&state, jar)?;

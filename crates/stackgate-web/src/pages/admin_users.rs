@@ -291,7 +291,7 @@ async fn user_page(
     let sessions = session_rows(
         state
             .store
-            .sessions_of(user.id, state.config.session_idle_timeout)
+            .sessions_of(user.id, state.settings().session_idle_timeout)
             .await?,
     );
     let (message, link) = match done {

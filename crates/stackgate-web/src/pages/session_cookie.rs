@@ -36,7 +36,7 @@ pub(crate) async fn start(
         id: Uuid::new_v4(),
         user_id: user.id,
         secret_hash: secret.hash,
-        lifetime: state.config.session_lifetime,
+        lifetime: state.settings().session_lifetime,
         amr: amr.to_owned(),
         ip: ip.clone(),
         user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
@@ -94,7 +94,7 @@ fn cookie(state: &AppState, secret: String) -> Cookie<'static> {
         .http_only(true)
         .secure(state.config.secure_cookies())
         .same_site(SameSite::Lax)
-        .max_age(time::Duration::seconds(state.config.session_lifetime))
+        .max_age(time::Duration::seconds(state.settings().session_lifetime))
         .build()
 }
 

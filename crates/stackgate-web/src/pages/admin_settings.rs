@@ -1,0 +1,209 @@
+//! `/admin/settings`: the organisation's name, logo and colour, how long sessions last, and
+//! what every sign-in must use. Stored over the config file's values (see [`crate::settings`]);
+//! a form with any bad value changes nothing.
+
+use super::{
+    PageError,
+    admin::{admin, admin_form},
+    render,
+    setup::ClientInfo,
+};
+use crate::{
+    csrf,
+    settings::{self, keys},
+    state::AppState,
+};
+use axum::{
+    extract::{Multipart, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::Serialize;
+use serde_json::json;
+use stackgate_identity::{MfaPolicy, Target};
+
+/// What the form shows: the values in force, or what was sent with the error.
+#[derive(Serialize, Default)]
+struct Shown {
+    organisation_name: String,
+    brand_colour: String,
+    idle_minutes: String,
+    lifetime_hours: String,
+    mfa_policy: String,
+    has_logo: bool,
+}
+
+async fn settings_page(
+    state: &AppState,
+    jar: CookieJar,
+    shown: Option<Shown>,
+    error: Option<String>,
+    saved: bool,
+) -> Result<Response, PageError> {
+    let current = state.settings();
+    let shown = shown.unwrap_or_else(|| Shown {
+        organisation_name: current.organisation_name.clone(),
+        brand_colour: current
+            .brand_colour
+            .clone()
+            .unwrap_or_else(|| "#1f5fbf".into()),
+        idle_minutes: (current.session_idle_timeout / 60).to_string(),
+        lifetime_hours: (current.session_lifetime / 3600).to_string(),
+        mfa_policy: current.mfa_policy.as_str().to_owned(),
+        has_logo: current.logo.is_some(),
+    });
+    let (jar, csrf) = csrf::issue(state, jar)?;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let page = render(
+        state,
+        "admin_settings.html",
+        minijinja::context! {
+            csrf, error, saved, section => "settings",
+            form => minijinja::Value::from_serialize(&shown),
+            mail => state.mailer.as_ref().map(|m| m.server().to_owned()),
+        },
+    )?;
+    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    if let Err(redirect) = admin(&state, &headers, "/admin/settings").await? {
+        return Ok(redirect);
+    }
+    settings_page(&state, jar, None, None, query.contains_key("saved")).await
+}
+
+/// The form as sent.
+#[derive(Default)]
+struct Sent {
+    csrf: String,
+    fields: std::collections::HashMap<String, String>,
+    logo: Option<Vec<u8>>,
+}
+
+async fn read_form(mut multipart: Multipart) -> Result<Sent, String> {
+    let mut sent = Sent::default();
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "logo" {
+            let bytes = field.bytes().await.map_err(|e| e.body_text())?;
+            if !bytes.is_empty() {
+                sent.logo = Some(bytes.to_vec());
+            }
+        } else {
+            let text = field.text().await.map_err(|e| e.body_text())?;
+            if name == "csrf" {
+                sent.csrf = text;
+            } else {
+                sent.fields.insert(name, text);
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// The changes a valid form asks for, or why it is not valid.
+fn changes(state: &AppState, sent: &Sent) -> Result<Vec<(&'static str, Option<String>)>, String> {
+    let field = |name: &str| {
+        sent.fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
+    };
+    let name = settings::check_name(field("organisation_name"))?;
+    let colour = settings::check_colour(field("brand_colour"))?;
+    let number = |name: &str, what: &str, low: i64, high: i64| {
+        field(name)
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (low..=high).contains(n))
+            .ok_or_else(|| format!("{what}: a whole number from {low} to {high}"))
+    };
+    let idle = number(
+        "idle_minutes",
+        "Unused sessions end after (minutes)",
+        5,
+        525_600,
+    )? * 60;
+    let lifetime = number("lifetime_hours", "Sessions end after (hours)", 1, 8760)? * 3600;
+    if idle > lifetime {
+        return Err("Unused sessions cannot last longer than sessions do at most.".into());
+    }
+    let policy = MfaPolicy::parse(keys::MFA, field("mfa_policy"))
+        .map_err(|_| "Choose what every sign-in must use.".to_owned())?;
+    if policy == MfaPolicy::PhishingResistant && state.webauthn.is_none() {
+        return Err("Passkeys and security keys are off (the issuer is an IP address), so no one could meet that policy.".into());
+    }
+    let mut changes = vec![
+        (keys::NAME, Some(name)),
+        (keys::COLOUR, Some(colour)),
+        (keys::IDLE, Some(idle.to_string())),
+        (keys::LIFETIME, Some(lifetime.to_string())),
+        (keys::MFA, Some(policy.as_str().to_owned())),
+    ];
+    if let Some(logo) = &sent.logo {
+        let kind = settings::check_logo(logo)?;
+        changes.push((keys::LOGO, Some(settings::encode_logo(kind, logo))));
+    } else if sent.fields.contains_key("remove_logo") {
+        changes.push((keys::LOGO, None));
+    }
+    Ok(changes)
+}
+
+pub(crate) async fn save(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    multipart: Multipart,
+) -> Result<Response, PageError> {
+    let sent = read_form(multipart)
+        .await
+        .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}")))?;
+    let actor = match admin_form(
+        &state,
+        &headers,
+        &jar,
+        &sent.csrf,
+        &client,
+        "/admin/settings",
+    )
+    .await?
+    {
+        Ok(actor) => actor,
+        Err(redirect) => return Ok(redirect),
+    };
+    let changes = match changes(&state, &sent) {
+        Ok(changes) => changes,
+        Err(error) => {
+            let field = |name: &str| sent.fields.get(name).cloned().unwrap_or_default();
+            let shown = Shown {
+                organisation_name: field("organisation_name"),
+                brand_colour: field("brand_colour"),
+                idle_minutes: field("idle_minutes"),
+                lifetime_hours: field("lifetime_hours"),
+                mfa_policy: field("mfa_policy"),
+                has_logo: state.settings().logo.is_some(),
+            };
+            return settings_page(&state, jar, Some(shown), Some(error), false).await;
+        }
+    };
+    let entry = actor.entry("settings.update", Target::System).with_detail(json!({
+        "keys": changes.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        "mfa_policy": changes.iter().find(|(k, _)| *k == keys::MFA).and_then(|(_, v)| v.clone()),
+    }));
+    state.store.save_settings(&changes, &entry).await?;
+    state.settings.reload(&state.store, &state.config).await?;
+    Ok(Redirect::to("/admin/settings?saved=1").into_response())
+}
