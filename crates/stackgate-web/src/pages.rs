@@ -7,6 +7,7 @@ mod account_sessions;
 mod admin;
 mod admin_apps;
 mod admin_audit;
+mod admin_clients;
 mod admin_groups;
 mod admin_policy;
 mod admin_settings;
@@ -110,6 +111,14 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/admin/audit", get(admin_audit::list))
         .route(
+            "/admin/clients",
+            get(admin_clients::list).post(admin_clients::register),
+        )
+        .route(
+            "/admin/clients/{id}/{action}",
+            axum::routing::post(admin_clients::act),
+        )
+        .route(
             "/admin/settings",
             get(admin_settings::show).post(admin_settings::save),
         )
@@ -199,6 +208,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         (
             "admin_settings.html",
             include_str!("../templates/admin_settings.html"),
+        ),
+        (
+            "admin_clients.html",
+            include_str!("../templates/admin_clients.html"),
         ),
         (
             "account_sessions.html",

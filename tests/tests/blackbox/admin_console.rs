@@ -805,3 +805,50 @@ stackgate_testkit::on_both_backends! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends! {
+    admins_register_other_apps_for_sign_in => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let browser = &admin.browser;
+        let (status, html) = page(browser, server.url("/admin/clients")).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let csrf = hidden_field(&html, "csrf");
+        let before = server.store.list_clients().await.unwrap().len();
+        // A redirect address that is not absolute, or plain HTTP to another host, is refused.
+        for uris in ["", "not a url", "http://wiki.example.org/callback", "https://wiki.example.org/cb#frag"] {
+            let (status, html, _) = post(&server, browser, "/admin/clients", &csrf,
+                &[("name", "Wiki"), ("redirect_uris", uris), ("kind", "confidential")]).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uris:?}: {html}");
+            assert!(html.contains("id=\"form-error\""), "{html}");
+        }
+        assert_eq!(server.store.list_clients().await.unwrap().len(), before);
+        let (status, html, _) = post(&server, browser, "/admin/clients", &csrf,
+            &[("name", "Wiki"), ("redirect_uris", "https://wiki.example.org/callback\r\n"), ("kind", "confidential"), ("first_party", "yes")]).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let id = stackgate_testkit::decode_entities(html.split("id=\"client-id\">").nth(1).unwrap().split('<').next().unwrap());
+        let secret = html.split("id=\"client-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert!(secret.starts_with("sgs_"), "{secret}");
+        let stored = server.store.get_client(&id).await.unwrap().unwrap();
+        assert_eq!(stored.client.redirect_uris, ["https://wiki.example.org/callback"]);
+        assert!(stored.client.first_party);
+        assert_ne!(stored.secret_hash.as_deref(), Some(secret.as_str()), "only a digest is kept");
+        // The secret is not shown again.
+        let (_, listed) = page(browser, server.url("/admin/clients")).await;
+        assert!(listed.contains(&id) && !listed.contains(&secret));
+        // A new secret replaces the old; removing needs the box ticked.
+        let (status, html, _) = post(&server, browser, &format!("/admin/clients/{id}/secret"), &csrf, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(!html.contains(&secret) && html.contains("id=\"client-secret\">sgs_"));
+        let (status, _, _) = post(&server, browser, &format!("/admin/clients/{id}/delete"), &csrf, &[]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(server.store.get_client(&id).await.unwrap().is_some());
+        let (status, _, location) = post(&server, browser, &format!("/admin/clients/{id}/delete"), &csrf, &[("confirm", "yes")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/admin/clients"));
+        assert!(server.store.get_client(&id).await.unwrap().is_none());
+        let (_, audit) = api(&server, &admin, Method::GET, "/audit?action=client.", None).await;
+        let actions: Vec<&str> = audit["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["client.delete", "client.rotate_secret", "client.create"]);
+        server.stop().await;
+    };
+}

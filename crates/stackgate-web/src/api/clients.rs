@@ -273,12 +273,20 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let entry = admin
-        .actor
+    remove(&state.store, &id, &admin.actor).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a client with its grants, tokens and consents (shared by the API and the console).
+pub(crate) async fn remove(
+    store: &stackgate_store::Store,
+    id: &str,
+    actor: &stackgate_identity::Actor,
+) -> Result<(), ApiError> {
+    let entry = actor
         .entry("client.delete", Target::System)
         .with_detail(serde_json::json!({ "client": id }));
-    state.store.delete_client(&id, &entry).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(store.delete_client(id, &entry).await?)
 }
 
 /// Replace a confidential client's secret; the old one stops working at once.
@@ -289,16 +297,22 @@ pub async fn rotate_secret(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ClientSecret>, ApiError> {
+    Ok(Json(ClientSecret {
+        client_secret: new_secret(&state.store, &id, &admin.actor).await?,
+    }))
+}
+
+/// Replaces a client's secret and returns the new one, to be shown once (shared by the API and
+/// the console).
+pub(crate) async fn new_secret(
+    store: &stackgate_store::Store,
+    id: &str,
+    actor: &stackgate_identity::Actor,
+) -> Result<String, ApiError> {
     let secret = SecretToken::generate(CLIENT_SECRET_PREFIX)?;
-    let entry = admin
-        .actor
+    let entry = actor
         .entry("client.rotate_secret", Target::System)
         .with_detail(serde_json::json!({ "client": id }));
-    state
-        .store
-        .set_client_secret(&id, &secret.hash, &entry)
-        .await?;
-    Ok(Json(ClientSecret {
-        client_secret: secret.plaintext,
-    }))
+    store.set_client_secret(id, &secret.hash, &entry).await?;
+    Ok(secret.plaintext)
 }
