@@ -158,6 +158,10 @@ pub(crate) fn router() -> Router<AppState> {
             axum::routing::post(account::totp_remove),
         )
         .route(
+            "/account/profile",
+            axum::routing::post(account::change_profile),
+        )
+        .route(
             "/account/password",
             axum::routing::post(account::change_password),
         )

@@ -852,3 +852,40 @@ stackgate_testkit::on_both_backends! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends! {
+    people_change_their_own_details => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "eli", &["staff"]).await;
+        let (_, eli) = sign_in(&server, "eli", PASSWORD).await;
+        let (_, html) = page(&eli, server.url("/account/security")).await;
+        let csrf = hidden_field(&html, "csrf");
+        let profile = |fields: Vec<(&'static str, &'static str)>| {
+            let eli = eli.clone();
+            let csrf = csrf.clone();
+            let server = &server;
+            async move { post(server, &eli, "/account/profile", &csrf, &fields).await }
+        };
+        let user = || async { server.store.find_user("eli").await.unwrap().unwrap() };
+        let (status, _, location) = profile(vec![("display_name", "Eli <b>Bold</b>"), ("email", "eli@example.org")]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/account/security?changed=profile"));
+        assert_eq!(user().await.display_name, "Eli <b>Bold</b>");
+        let (_, html) = page(&eli, server.url("/account/security")).await;
+        assert!(html.contains("Eli &lt;b&gt;Bold") && !html.contains("<b>Bold"), "escaped");
+        // A new email needs the password: links go there.
+        for (password, expected) in [("", StatusCode::UNAUTHORIZED), ("wrong password here", StatusCode::UNAUTHORIZED)] {
+            let (status, html, _) = profile(vec![("display_name", "Eli"), ("email", "eli@elsewhere.example"), ("password", password)]).await;
+            assert_eq!(status, expected, "{html}");
+            assert_eq!(user().await.email.as_deref(), Some("eli@example.org"));
+        }
+        let (status, html, _) = profile(vec![("display_name", "Eli"), ("email", "root@example.org"), ("password", PASSWORD)]).await;
+        assert_eq!(status, StatusCode::CONFLICT, "someone else's address: {html}");
+        let (status, _, _) = profile(vec![("display_name", ""), ("email", "eli@example.org")]).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, _, _) = profile(vec![("display_name", "Eli"), ("email", "eli@elsewhere.example"), ("password", PASSWORD)]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(user().await.email.as_deref(), Some("eli@elsewhere.example"));
+        server.stop().await;
+    };
+}

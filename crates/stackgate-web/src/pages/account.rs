@@ -110,6 +110,8 @@ async fn security_page_for(
             must_add,
             done,
             username => session.user.username,
+            display_name => session.user.display_name,
+            email => session.user.email,
             has_totp => factors.totp,
             recovery_codes_left => factors.recovery_codes_left,
             keys,
@@ -149,8 +151,11 @@ pub(crate) async fn security(
         .and_then(|n| MfaPolicy::parse("needed", n).ok())
         .unwrap_or_default();
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let done =
-        (query.changed.as_deref() == Some("password")).then_some("Your password was changed.");
+    let done = match query.changed.as_deref() {
+        Some("password") => Some("Your password was changed."),
+        Some("profile") => Some("Your details were saved."),
+        _ => None,
+    };
     let page = security_page_for(&state, csrf, &session, needed, done, None).await?;
     Ok(no_store(jar, page))
 }
@@ -412,4 +417,97 @@ pub(crate) async fn change_password(
         .entry("user.password_change", audit_target(&session));
     state.store.set_password(user.id, &hash, &entry).await?;
     Ok(Redirect::to("/account/security?changed=password").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProfileChange {
+    csrf: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// A person's own name and email. Changing the email asks for the password again: invitations
+/// and reset links go to it.
+pub(crate) async fn change_profile(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<ProfileChange>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to(SIGN_IN_FIRST).into_response());
+    };
+    let user = &session.user;
+    let email = Some(form.email.trim()).filter(|e| !e.is_empty());
+    let patch = match stackgate_identity::UserPatch::parse(
+        Some(email),
+        Some(form.display_name.trim()),
+        None,
+    ) {
+        Ok(patch) => patch,
+        Err(err) => {
+            let error = format!("{err}: nothing was changed.");
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return refused_profile(&state, form.csrf, &session, jar, status, error).await;
+        }
+    };
+    if email != user.email.as_deref() {
+        if let Err(error) = password_again(
+            &state,
+            &session,
+            form.password.clone(),
+            client.ip.as_deref(),
+        )
+        .await?
+        {
+            return refused_profile(
+                &state,
+                form.csrf,
+                &session,
+                jar,
+                StatusCode::UNAUTHORIZED,
+                error,
+            )
+            .await;
+        }
+    }
+    let entry = Actor::user(user.id, &user.username, client.ip.clone())
+        .entry("user.update", audit_target(&session))
+        .with_detail(serde_json::json!({ "changed": ["display_name", "email"], "by": "self" }));
+    match state.store.update_user(user.id, &patch, &entry).await {
+        Ok(_) => Ok(Redirect::to("/account/security?changed=profile").into_response()),
+        Err(stackgate_store::StoreError::Conflict { message, .. }) => {
+            let error = format!("{message}: nothing was changed.");
+            refused_profile(
+                &state,
+                form.csrf,
+                &session,
+                jar,
+                StatusCode::CONFLICT,
+                error,
+            )
+            .await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn refused_profile(
+    state: &AppState,
+    csrf: String,
+    session: &Session,
+    jar: CookieJar,
+    status: StatusCode,
+    error: String,
+) -> Result<Response, PageError> {
+    let page = security_page(state, csrf, session, Some(error)).await?;
+    Ok((status, no_store(jar, page)).into_response())
 }
