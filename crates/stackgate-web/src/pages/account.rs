@@ -459,25 +459,17 @@ pub(crate) async fn change_profile(
             return refused_profile(&state, form.csrf, &session, jar, status, error).await;
         }
     };
-    if email != user.email.as_deref() {
-        if let Err(error) = password_again(
+    if email != user.email.as_deref()
+        && let Err(error) = password_again(
             &state,
             &session,
             form.password.clone(),
             client.ip.as_deref(),
         )
         .await?
-        {
-            return refused_profile(
-                &state,
-                form.csrf,
-                &session,
-                jar,
-                StatusCode::UNAUTHORIZED,
-                error,
-            )
-            .await;
-        }
+    {
+        let status = StatusCode::UNAUTHORIZED;
+        return refused_profile(&state, form.csrf, &session, jar, status, error).await;
     }
     let entry = Actor::user(user.id, &user.username, client.ip.clone())
         .entry("user.update", audit_target(&session))
