@@ -5,6 +5,8 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 
 pub struct SmtpSink {
     pub port: u16,
+    /// The CA that signed the server's certificate, PEM, when it speaks STARTTLS.
+    pub ca_pem: Option<String>,
     dir: tempfile::TempDir,
     _child: tokio::process::Child,
 }
@@ -71,15 +73,48 @@ impl Delivered {
 }
 
 impl SmtpSink {
+    /// A server that speaks plain SMTP (for `smtp+plain://` on loopback).
     pub async fn start() -> Self {
+        Self::spawn(false).await
+    }
+
+    /// A server that requires STARTTLS, with a certificate for `localhost` from a CA of its
+    /// own ([`Self::ca_pem`]).
+    pub async fn start_tls() -> Self {
+        Self::spawn(true).await
+    }
+
+    async fn spawn(tls: bool) -> Self {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             probe.local_addr().expect("its address").port()
         };
         let dir = tempfile::tempdir().expect("maildir");
-        let child = tokio::process::Command::new("/usr/bin/python3")
+        let mut command = tokio::process::Command::new("/usr/bin/python3");
+        command
             .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("127.0.0.1:{port}"));
+        let ca_pem = tls.then(|| {
+            use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
+                .expect("CA");
+            let key = KeyPair::generate().expect("key");
+            let cert = CertificateParams::new(vec!["localhost".to_owned()])
+                .expect("params")
+                .signed_by(&key, &ca)
+                .expect("certificate");
+            std::fs::write(dir.path().join("smtp.key"), key.serialize_pem()).expect("key file");
+            std::fs::write(dir.path().join("smtp.crt"), cert.pem()).expect("cert file");
+            command
+                .arg("--tlscert")
+                .arg(dir.path().join("smtp.crt"))
+                .arg("--tlskey")
+                .arg(dir.path().join("smtp.key"));
+            ca.pem()
+        });
+        let child = command
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("mail"))
             .stdout(Stdio::null())
@@ -94,6 +129,7 @@ impl SmtpSink {
             {
                 return Self {
                     port,
+                    ca_pem,
                     dir,
                     _child: child,
                 };
@@ -103,9 +139,21 @@ impl SmtpSink {
         panic!("aiosmtpd did not listen on {port} in 5 s");
     }
 
-    /// `smtp_url` for a Stackgate that sends here.
+    /// `smtp_url` for a Stackgate that sends here: STARTTLS to `localhost` when the server
+    /// speaks it, plain SMTP to the loopback address otherwise.
     pub fn url(&self) -> String {
-        format!("smtp+plain://127.0.0.1:{}", self.port)
+        match self.ca_pem {
+            Some(_) => format!("smtp://localhost:{}", self.port),
+            None => format!("smtp+plain://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Writes the CA to a file in the sink's folder, for `smtp_ca_file`.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        let pem = self.ca_pem.as_ref()?;
+        let path = self.dir.path().join("ca.pem");
+        std::fs::write(&path, pem).expect("CA file");
+        Some(path)
     }
 
     pub fn maildir(&self) -> PathBuf {

@@ -9,6 +9,7 @@ mod deliveries;
 pub(crate) mod edge;
 mod groups;
 pub(crate) mod lookup;
+mod settings;
 pub mod tokens;
 mod user_security;
 mod users;
@@ -36,7 +37,7 @@ pub use views::*;
     modifiers(&SecuritySchemes),
     security(("bearer" = []), ("session" = [])),
     tags(
-        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "proxy"), (name = "apps"), (name = "meta")
+        (name = "users"), (name = "groups"), (name = "tokens"), (name = "audit"), (name = "clients"), (name = "proxy"), (name = "apps"), (name = "settings"), (name = "meta")
     )
 )]
 struct ApiDoc;
@@ -84,6 +85,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::revoke))
         .routes(routes!(audit::list))
         .routes(routes!(audit::export))
+        .routes(routes!(settings::show, settings::update))
         .routes(routes!(clients::list, clients::create))
         .routes(routes!(clients::show, clients::delete))
         .routes(routes!(clients::rotate_secret))

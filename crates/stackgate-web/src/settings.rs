@@ -168,6 +168,125 @@ fn decode_logo(value: &str) -> Result<(&'static str, Vec<u8>), String> {
     Ok((kind, bytes))
 }
 
+/// A change to the settings: each field given is set; `logo: Some(None)` removes the logo.
+#[derive(Debug, Default)]
+pub(crate) struct SettingsChange {
+    pub organisation_name: Option<String>,
+    pub brand_colour: Option<String>,
+    pub session_idle_timeout: Option<i64>,
+    pub session_lifetime: Option<i64>,
+    pub mfa_policy: Option<String>,
+    pub logo: Option<Option<Vec<u8>>>,
+}
+
+/// Why a change was refused: the setting, and a sentence for a person.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn refused(field: &'static str, message: impl Into<String>) -> Refused {
+    Refused {
+        field,
+        message: message.into(),
+    }
+}
+
+impl SettingsChange {
+    /// The rows to store, checked against each other and the values in force; `webauthn` says
+    /// whether passkeys can be used at all (a policy no one could meet is refused).
+    pub(crate) fn rows(
+        &self,
+        current: &Settings,
+        webauthn: bool,
+    ) -> Result<Vec<(&'static str, Option<String>)>, Refused> {
+        let mut rows = Vec::new();
+        if let Some(name) = &self.organisation_name {
+            let name = check_name(name).map_err(|m| refused(keys::NAME, m))?;
+            rows.push((keys::NAME, Some(name)));
+        }
+        if let Some(colour) = &self.brand_colour {
+            let colour = check_colour(colour).map_err(|m| refused(keys::COLOUR, m))?;
+            rows.push((keys::COLOUR, Some(colour)));
+        }
+        let idle = self
+            .session_idle_timeout
+            .unwrap_or(current.session_idle_timeout);
+        let lifetime = self.session_lifetime.unwrap_or(current.session_lifetime);
+        // Ranges apply to what is being set; the config file may hold values the console
+        // does not offer (a lifetime under an hour), which stay valid until changed here.
+        if self.session_idle_timeout.is_some() && !(300..=31_536_000).contains(&idle) {
+            return Err(refused(
+                keys::IDLE,
+                "unused sessions end after 5 minutes to 365 days",
+            ));
+        }
+        if self.session_lifetime.is_some() && !(3600..=31_536_000).contains(&lifetime) {
+            return Err(refused(
+                keys::LIFETIME,
+                "sessions end after 1 hour to 365 days at most",
+            ));
+        }
+        if idle > lifetime {
+            return Err(refused(
+                keys::IDLE,
+                "unused sessions cannot last longer than sessions do at most",
+            ));
+        }
+        if self.session_idle_timeout.is_some() {
+            rows.push((keys::IDLE, Some(idle.to_string())));
+        }
+        if self.session_lifetime.is_some() {
+            rows.push((keys::LIFETIME, Some(lifetime.to_string())));
+        }
+        if let Some(policy) = &self.mfa_policy {
+            let policy = MfaPolicy::parse(keys::MFA, policy).map_err(|_| {
+                refused(
+                    keys::MFA,
+                    "what every sign-in must use: optional, required or phishing_resistant",
+                )
+            })?;
+            if policy == MfaPolicy::PhishingResistant && !webauthn {
+                return Err(refused(
+                    keys::MFA,
+                    "passkeys and security keys are off (the issuer is an IP address), so no one could meet that policy",
+                ));
+            }
+            rows.push((keys::MFA, Some(policy.as_str().to_owned())));
+        }
+        match &self.logo {
+            Some(Some(bytes)) => {
+                let kind = check_logo(bytes).map_err(|m| refused(keys::LOGO, m))?;
+                rows.push((keys::LOGO, Some(encode_logo(kind, bytes))));
+            }
+            Some(None) => rows.push((keys::LOGO, None)),
+            None => {}
+        }
+        Ok(rows)
+    }
+}
+
+/// Stores checked rows with their audit entry and puts them in force in this process at once.
+pub(crate) async fn apply(
+    state: &crate::state::AppState,
+    actor: &stackgate_identity::Actor,
+    rows: &[(&'static str, Option<String>)],
+) -> Result<(), stackgate_store::StoreError> {
+    let policy = rows
+        .iter()
+        .find(|(k, _)| *k == keys::MFA)
+        .and_then(|(_, v)| v.clone());
+    let entry = actor
+        .entry("settings.update", stackgate_identity::Target::System)
+        .with_detail(serde_json::json!({
+            "keys": rows.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+            "mfa_policy": policy,
+        }));
+    state.store.save_settings(rows, &entry).await?;
+    state.settings.reload(&state.store, &state.config).await
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -107,6 +107,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "the mail server for invitations and password resets: smtps://USER:PASSWORD@HOST[:PORT] (TLS), smtp://... (STARTTLS, required) or smtp+plain://127.0.0.1:PORT (this machine only); without it, admins pass links on themselves (default none)",
     ),
     (
+        "smtp_ca_file",
+        "a PEM file with the certificate authority of your mail server, when the system does not already trust it (default none)",
+    ),
+    (
         "smtp_from",
         "the sender of Stackgate's email, \"Name <address>\" or an address (default \"ORGANISATION <stackgate@ISSUER-HOST>\")",
     ),
@@ -189,6 +193,8 @@ pub struct Config {
     pub mfa_policy: stackgate_identity::MfaPolicy,
     /// Outgoing email, checked at load (the URL may hold the server's password).
     pub smtp_url: Option<String>,
+    /// The mail server's own CA, read at load.
+    pub smtp_ca: Option<Vec<u8>>,
     pub smtp_from: String,
     pub invitation_lifetime: i64,
     pub password_reset_lifetime: i64,
@@ -451,17 +457,26 @@ impl Config {
             )
         });
         let smtp_url = v.text("smtp_url")?;
+        let smtp_ca = match v.text("smtp_ca_file")? {
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .map_err(|e| err("smtp_ca_file", format!("cannot read {path}: {e}")))?,
+            ),
+            None => None,
+        };
         if let Some(url) = &smtp_url {
             // Checked now, so a typo is found at start and not at the first invitation.
-            stackgate_mail::Mailer::new(url, &smtp_from).map_err(|e| match e {
-                stackgate_mail::MailError::Address { .. } => err("smtp_from", e.to_string()),
-                other => err(
-                    "smtp_url",
-                    other
-                        .to_string()
-                        .trim_start_matches("smtp_url: ")
-                        .to_owned(),
-                ),
+            stackgate_mail::Mailer::with_ca(url, &smtp_from, smtp_ca.as_deref()).map_err(|e| {
+                match e {
+                    stackgate_mail::MailError::Address { .. } => err("smtp_from", e.to_string()),
+                    other => err(
+                        "smtp_url",
+                        other
+                            .to_string()
+                            .trim_start_matches("smtp_url: ")
+                            .to_owned(),
+                    ),
+                }
             })?;
         } else if v.has("smtp_from") {
             stackgate_mail::Mailer::new("smtp+plain://127.0.0.1", &smtp_from)
@@ -502,6 +517,7 @@ impl Config {
                 .unwrap_or(2_592_000),
             mfa_policy,
             smtp_url,
+            smtp_ca,
             smtp_from,
             invitation_lifetime: v
                 .int("invitation_lifetime", 3600, 2_592_000)?
@@ -650,6 +666,14 @@ impl Config {
                 None => "smtp_url = \"(none: admins pass links on)\"".to_owned(),
             },
             format!("smtp_from = {:?}", self.smtp_from),
+            format!(
+                "smtp_ca_file = {}",
+                if self.smtp_ca.is_some() {
+                    "\"(set)\""
+                } else {
+                    "\"(none: the system's roots)\""
+                }
+            ),
             format!("invitation_lifetime = {}", self.invitation_lifetime),
             format!("password_reset_lifetime = {}", self.password_reset_lifetime),
             format!("apps_domain = {:?}", self.apps_domain),

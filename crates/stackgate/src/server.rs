@@ -175,7 +175,7 @@ pub async fn start_with_cluster(
     };
     let mailer = match &config.smtp_url {
         Some(url) => Some(Arc::new(
-            stackgate_mail::Mailer::new(url, &config.smtp_from)
+            stackgate_mail::Mailer::with_ca(url, &config.smtp_from, config.smtp_ca.as_deref())
                 .map_err(|e| CliError::Usage(e.to_string()))?,
         )),
         None => None,

@@ -889,3 +889,133 @@ stackgate_testkit::on_both_backends! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends! {
+    settings_through_the_api => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let (status, shown) = api(&server, &admin, Method::GET, "/settings", None).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["overridden"], json!([]));
+        assert_eq!(shown["mfa_policy"], "optional");
+        for bad in [
+            json!({ "brand_colour": "blue" }),
+            json!({ "session_idle_timeout": 60 }),
+            json!({ "session_idle_timeout": 90000, "session_lifetime": 86400 }),
+            json!({ "mfa_policy": "sometimes" }),
+            json!({ "logo": "R0lGODlh" }),
+            json!({ "logo": "not base64!" }),
+            json!({ "organisation_name": "" }),
+        ] {
+            let (status, problem) = api(&server, &admin, Method::PATCH, "/settings", Some(bad.clone())).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {problem}");
+            assert!(problem["field"].is_string(), "{problem}");
+        }
+        let (status, _) = api(&server, &admin, Method::PATCH, "/settings", Some(json!({ "colour": "#000000" }))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are named");
+        assert!(server.store.settings().await.unwrap().is_empty(), "nothing was stored");
+        let png = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR");
+        let (status, shown) = api(&server, &admin, Method::PATCH, "/settings", Some(json!({
+            "organisation_name": "Example Newsroom", "session_lifetime": 86400, "session_idle_timeout": 3600, "logo": png,
+        }))).await;
+        assert_eq!(status, StatusCode::OK, "{shown}");
+        assert_eq!(shown["organisation_name"], "Example Newsroom");
+        assert_eq!(shown["logo"], "image/png");
+        assert_eq!(shown["overridden"], json!(["organisation_logo", "organisation_name", "session_idle_timeout", "session_lifetime"]));
+        let home = reqwest::get(server.url("/login")).await.unwrap().text().await.unwrap();
+        assert!(home.contains("Example Newsroom"), "{home}");
+        let (_, shown) = api(&server, &admin, Method::PATCH, "/settings", Some(json!({ "logo": null }))).await;
+        assert_eq!(shown["logo"], Value::Null);
+        server.stop().await;
+    };
+}
+
+/// The invitation goes out over STARTTLS to a server whose certificate the organisation's own
+/// CA signed (`smtp_ca_file`); a server Stackgate cannot verify gets nothing, and the admin is
+/// told why and shown the link instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_go_out_over_starttls_and_only_to_a_verified_server() {
+    let smtp = SmtpSink::start_tls().await;
+    let url = smtp.url();
+    let ca = smtp.ca_file().unwrap().display().to_string();
+    let Some(server) = TestServer::start_with(
+        stackgate_testkit::Backend::Sqlite,
+        &[
+            ("STACKGATE_SMTP_URL", url.as_str()),
+            ("STACKGATE_SMTP_CA_FILE", ca.as_str()),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users",
+        Some(json!({ "username": "tess", "email": "tess@example.org" })),
+    )
+    .await;
+    let (status, sent) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users/tess/invitation",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(sent["emailed_to"], "tess@example.org", "{sent}");
+    let mail = smtp.wait_for(1).await;
+    assert!(
+        mail.link_containing("/account/link?token=").is_some(),
+        "{}",
+        mail.raw
+    );
+    server.stop().await;
+
+    // Without the CA, the same server is not trusted: nothing is sent in the clear instead.
+    let Some(server) = TestServer::start_with(
+        stackgate_testkit::Backend::Sqlite,
+        &[("STACKGATE_SMTP_URL", url.as_str())],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users",
+        Some(json!({ "username": "tess", "email": "tess@example.org" })),
+    )
+    .await;
+    let (status, sent) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/users/tess/invitation",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert!(sent.get("emailed_to").is_none(), "{sent}");
+    assert!(
+        sent["not_emailed"]
+            .as_str()
+            .unwrap()
+            .contains("could not be sent"),
+        "{sent}"
+    );
+    assert!(
+        sent["url"]
+            .as_str()
+            .unwrap()
+            .contains("/account/link?token=")
+    );
+    assert_eq!(smtp.messages().len(), 1, "nothing more arrived");
+    server.stop().await;
+}

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     csrf,
-    settings::{self, keys},
+    settings::{self, SettingsChange},
     state::AppState,
 };
 use axum::{
@@ -20,8 +20,6 @@ use axum::{
 };
 use axum_extra::extract::CookieJar;
 use serde::Serialize;
-use serde_json::json;
-use stackgate_identity::{MfaPolicy, Target};
 
 /// What the form shows: the values in force, or what was sent with the error.
 #[derive(Serialize, Default)]
@@ -112,53 +110,51 @@ async fn read_form(mut multipart: Multipart) -> Result<Sent, String> {
     Ok(sent)
 }
 
-/// The changes a valid form asks for, or why it is not valid.
-fn changes(state: &AppState, sent: &Sent) -> Result<Vec<(&'static str, Option<String>)>, String> {
+/// The change the form asks for: its minutes and hours in seconds, the logo if one was chosen.
+fn change_of(sent: &Sent) -> Result<SettingsChange, String> {
     let field = |name: &str| {
         sent.fields
             .get(name)
             .map(String::as_str)
             .unwrap_or_default()
-    };
-    let name = settings::check_name(field("organisation_name"))?;
-    let colour = settings::check_colour(field("brand_colour"))?;
-    let number = |name: &str, what: &str, low: i64, high: i64| {
-        field(name)
             .trim()
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (low..=high).contains(n))
-            .ok_or_else(|| format!("{what}: a whole number from {low} to {high}"))
+            .to_owned()
     };
-    let idle = number(
-        "idle_minutes",
-        "Unused sessions end after (minutes)",
-        5,
-        525_600,
-    )? * 60;
-    let lifetime = number("lifetime_hours", "Sessions end after (hours)", 1, 8760)? * 3600;
-    if idle > lifetime {
-        return Err("Unused sessions cannot last longer than sessions do at most.".into());
-    }
-    let policy = MfaPolicy::parse(keys::MFA, field("mfa_policy"))
-        .map_err(|_| "Choose what every sign-in must use.".to_owned())?;
-    if policy == MfaPolicy::PhishingResistant && state.webauthn.is_none() {
-        return Err("Passkeys and security keys are off (the issuer is an IP address), so no one could meet that policy.".into());
-    }
-    let mut changes = vec![
-        (keys::NAME, Some(name)),
-        (keys::COLOUR, Some(colour)),
-        (keys::IDLE, Some(idle.to_string())),
-        (keys::LIFETIME, Some(lifetime.to_string())),
-        (keys::MFA, Some(policy.as_str().to_owned())),
-    ];
-    if let Some(logo) = &sent.logo {
-        let kind = settings::check_logo(logo)?;
-        changes.push((keys::LOGO, Some(settings::encode_logo(kind, logo))));
-    } else if sent.fields.contains_key("remove_logo") {
-        changes.push((keys::LOGO, None));
-    }
-    Ok(changes)
+    let number = |name: &str, what: &str| {
+        field(name)
+            .parse::<i64>()
+            .map_err(|_| format!("{what}: give a whole number"))
+    };
+    Ok(SettingsChange {
+        organisation_name: Some(field("organisation_name")),
+        brand_colour: Some(field("brand_colour")),
+        session_idle_timeout: Some(
+            number("idle_minutes", "Unused sessions end after")?.saturating_mul(60),
+        ),
+        session_lifetime: Some(
+            number("lifetime_hours", "Sessions end after")?.saturating_mul(3600),
+        ),
+        mfa_policy: Some(field("mfa_policy")),
+        logo: match &sent.logo {
+            Some(bytes) => Some(Some(bytes.clone())),
+            None if sent.fields.contains_key("remove_logo") => Some(None),
+            None => None,
+        },
+    })
+}
+
+/// The changes a valid form asks for, or why it is not valid.
+fn changes(state: &AppState, sent: &Sent) -> Result<Vec<(&'static str, Option<String>)>, String> {
+    let change = change_of(sent)?;
+    change
+        .rows(&state.settings(), state.webauthn.is_some())
+        .map_err(|refused| {
+            let mut message = refused.message;
+            if let Some(first) = message.get(..1) {
+                message.replace_range(..1, &first.to_uppercase());
+            }
+            message + "."
+        })
 }
 
 pub(crate) async fn save(
@@ -199,11 +195,6 @@ pub(crate) async fn save(
             return settings_page(&state, jar, Some(shown), Some(error), false).await;
         }
     };
-    let entry = actor.entry("settings.update", Target::System).with_detail(json!({
-        "keys": changes.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
-        "mfa_policy": changes.iter().find(|(k, _)| *k == keys::MFA).and_then(|(_, v)| v.clone()),
-    }));
-    state.store.save_settings(&changes, &entry).await?;
-    state.settings.reload(&state.store, &state.config).await?;
+    settings::apply(&state, &actor, &changes).await?;
     Ok(Redirect::to("/admin/settings?saved=1").into_response())
 }
