@@ -1019,3 +1019,28 @@ async fn invitations_go_out_over_starttls_and_only_to_a_verified_server() {
     assert_eq!(smtp.messages().len(), 1, "nothing more arrived");
     server.stop().await;
 }
+
+stackgate_testkit::on_both_backends! {
+    an_invitation_never_skips_second_factors_someone_has => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        crate::proxy::user(&server, &admin, "fay", &["staff"]).await;
+        let fay = server.store.find_user("fay").await.unwrap().unwrap();
+        let codes = stackgate_identity::new_recovery_codes().unwrap();
+        let digests: Vec<String> = codes
+            .iter()
+            .map(|c| stackgate_identity::recovery_code_digest(fay.id, c).unwrap())
+            .collect();
+        let entry = stackgate_identity::Actor::system("test")
+            .entry("user.recovery_codes", stackgate_identity::Target::System);
+        server.store.replace_recovery_codes(fay.id, &digests, &entry).await.unwrap();
+        let (_, sent) = api(&server, &admin, Method::POST, "/users/fay/invitation", None).await;
+        let link = sent["url"].as_str().unwrap().to_owned();
+        let browser = server.browser();
+        let new_password = "a brand new password for fay";
+        let (status, _, location) = use_link(&server, &browser, &link, new_password, new_password).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(location.as_deref(), Some("/login"), "fay signs in with her second factor");
+        assert!(!signed_in(&server, &browser).await, "the link alone made no session");
+        server.stop().await;
+    };
+}

@@ -141,8 +141,11 @@ pub(crate) async fn submit(
         Err(StoreError::Refused(_)) => return Err(PageError::Gone(LINK_SPENT.into())),
         Err(other) => return Err(other.into()),
     };
+    // An invitation signs in only someone with no second factor yet: the link proves the
+    // mailbox, not the factors, so a person who has them signs in again with them.
+    let enrolled = state.store.second_factors(user.id).await?.any();
     match purpose {
-        LinkPurpose::Invite => {
+        LinkPurpose::Invite if !enrolled => {
             // Holding the invitation and choosing the password is this sign-in; the policy
             // then leads to the sign-in methods page until the required factors are set up.
             let jar =
@@ -150,7 +153,7 @@ pub(crate) async fn submit(
                     .await?;
             Ok((jar, Redirect::to("/account/security")).into_response())
         }
-        LinkPurpose::Reset => {
+        LinkPurpose::Invite | LinkPurpose::Reset => {
             let entry = actor.entry(
                 "user.sign_out",
                 Target::User {
