@@ -131,9 +131,22 @@ await run(shots, async (browser, result) => {
   result.csv_has_invite = (await csv.text()).includes("user.invite");
   await admin.goto(`${base}/admin/apps`);
   await shotsOf(admin, "admin-apps");
+  await admin.getByRole("link", { name: "Notes", exact: true }).click();
+  await admin.locator("h1").waitFor();
+  await shotsOf(admin, "admin-app");
+  await admin.goto(`${base}/admin/clients`);
+  await shotsOf(admin, "admin-clients");
   await admin.goto(`${base}/admin/policy`);
   result.generated_policy = await admin.locator("#generated").innerText();
   await shotsOf(admin, "admin-policy");
   await admin.goto(`${base}/admin/settings`);
   await shotsOf(admin, "admin-settings");
+
+  // On a phone the tables drop their header row; each value then says which column it is.
+  await admin.setViewportSize(VIEWPORTS.narrow);
+  await admin.goto(`${base}/admin/users`);
+  result.narrow_state_label = await admin
+    .locator("#people tbody td[data-label=State]")
+    .first()
+    .evaluate((td) => getComputedStyle(td, "::before").content);
 });

@@ -283,6 +283,30 @@ pub(crate) fn render<C: Serialize>(
         .map_err(|e| PageError::Internal(e.to_string()))
 }
 
+/// A page that holds a CSRF token or personal data: never kept by a cache.
+pub(crate) fn no_store(jar: axum_extra::extract::CookieJar, page: Html<String>) -> Response {
+    (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response()
+}
+
+/// A form's page: 422 when it shows a refused change, so scripts and tests can tell.
+pub(crate) fn form_page(
+    refused: bool,
+    jar: axum_extra::extract::CookieJar,
+    page: Html<String>,
+) -> Response {
+    let status = if refused {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    (status, no_store(jar, page)).into_response()
+}
+
+/// A time as the pages show it.
+pub(crate) fn when(t: stackgate_identity::OffsetDateTime) -> String {
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+}
+
 /// What a person sees when something goes wrong: a plain explanation and what to do next.
 #[derive(Debug)]
 pub(crate) enum PageError {

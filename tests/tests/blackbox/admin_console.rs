@@ -587,6 +587,10 @@ async fn console_in_chromium(backend: stackgate_testkit::Backend) {
         "the launcher follows the move: {result}"
     );
     assert_eq!(result["notes_after"], 200, "and so does the edge: {result}");
+    assert_eq!(
+        result["narrow_state_label"], "\"State: \"",
+        "a phone shows the column's name: {result}"
+    );
     assert_eq!(result["after_sign_out"], "/login", "{result}");
     assert_eq!(result["notes_after_sign_out"], "/login", "{result}");
     for action in [

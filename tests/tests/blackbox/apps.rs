@@ -829,16 +829,24 @@ stackgate_testkit::on_both_backends_with! {
         let (_, home) = page(&bob, server.url("/")).await;
         assert!(home.contains("data-app=\"demo\""));
 
-        // Uninstall from the page.
+        // Uninstall from the page; the catalog offers no second install of what is there.
         let (_, html) = page(&admin.browser, server.url("/admin/apps")).await;
-        let gone = admin
-            .browser
-            .post(server.url("/admin/apps/demo/uninstall"))
-            .header("origin", server.base_url.as_str())
-            .form(&[("csrf", hidden_field(&html, "csrf").as_str())])
-            .send()
-            .await
-            .unwrap();
+        assert!(!html.contains("Install Demo app") && html.contains("Manage Demo app"), "{html}");
+        let uninstall = |fields: Vec<(&'static str, String)>| {
+            admin
+                .browser
+                .post(server.url("/admin/apps/demo/uninstall"))
+                .header("origin", server.base_url.as_str())
+                .form(&fields)
+                .send()
+        };
+        let csrf = hidden_field(&html, "csrf");
+        let unconfirmed = uninstall(vec![("csrf", csrf.clone())]).await.unwrap();
+        assert_eq!(unconfirmed.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(unconfirmed.text().await.unwrap().contains("Tick the box to confirm that you want to uninstall demo"));
+        let (status, view) = api(&server, &admin, Method::GET, "/apps/demo", None).await;
+        assert_eq!((status, view["status"].as_str()), (StatusCode::OK, Some("installed")), "still there: {view}");
+        let gone = uninstall(vec![("csrf", csrf), ("confirm", "yes".into())]).await.unwrap();
         assert_eq!(gone.status(), StatusCode::SEE_OTHER);
         nothing_left(&server, "demo", None).await;
         server.stop().await;

@@ -1,11 +1,11 @@
 //! A person's own sign-in methods: the authenticator app (TOTP) and recovery codes.
 
-use super::{PageError, render, second_factor::totp_label, setup::ClientInfo};
+use super::{PageError, no_store, render, second_factor::totp_label, setup::ClientInfo, when};
 use crate::{auth::session_from_cookies, csrf, state::AppState};
 use axum::{
     Form,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{Html, IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -20,10 +20,6 @@ const SIGN_IN_FIRST: &str = "/login?return_to=/account/security";
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
     Ok(session_from_cookies(state, headers).await?)
-}
-
-fn no_store(jar: CookieJar, page: Html<String>) -> Response {
-    (jar, [(header::CACHE_CONTROL, "no-store")], page).into_response()
 }
 
 /// A fresh authentication for changes to the account's factors: the password again, throttled
@@ -53,10 +49,6 @@ pub(super) async fn password_again(
         .with_detail(serde_json::json!({ "step": "password_again" }));
     state.store.record(&entry).await?;
     Ok(Err("Wrong password: nothing was changed.".into()))
-}
-
-fn when(t: stackgate_identity::OffsetDateTime) -> String {
-    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
 }
 
 async fn security_page(

@@ -69,7 +69,13 @@ pub(super) fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// A time as the console shows it.
-pub(super) fn when(t: stackgate_identity::OffsetDateTime) -> String {
-    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+/// A change that cannot be undone goes ahead only with its confirmation box ticked.
+pub(super) fn confirmed(confirm: &Option<String>, what: &str) -> Result<(), ApiError> {
+    match confirm {
+        Some(_) => Ok(()),
+        None => Err(ApiError::Invalid {
+            field: "confirm".into(),
+            detail: format!("tick the box to confirm that you want to {what}"),
+        }),
+    }
 }

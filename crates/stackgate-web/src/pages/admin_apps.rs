@@ -1,7 +1,7 @@
 //! `/admin/apps`: the catalog with install buttons, installed apps, and an install's progress,
 //! step by step. The same registry as `/api/v1/apps`; every action is audited there.
 
-use super::{PageError, render, setup::ClientInfo};
+use super::{PageError, form_page, no_store, render, setup::ClientInfo};
 use crate::{
     app_control::{AppControl, AppFailure, InstallRequest},
     csrf,
@@ -59,17 +59,13 @@ async fn list_page(
         .await
         .map_err(|e| PageError::Internal(failure_text(e)))?;
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_apps.html",
         minijinja::context! { csrf, catalog, installed, error, section => "apps" },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 pub(crate) async fn list(
@@ -158,12 +154,15 @@ pub(crate) async fn show(
             saved => query.done.as_deref() == Some("access"),
         },
     )?;
-    Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(no_store(jar, page))
 }
 
 #[derive(Deserialize)]
 pub(crate) struct UninstallForm {
     csrf: String,
+    /// Uninstalling removes the app's data too, so the box must be ticked.
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 pub(crate) async fn uninstall(
@@ -180,6 +179,12 @@ pub(crate) async fn uninstall(
     };
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
         return Err(PageError::forged_form());
+    }
+    if form.confirm.is_none() {
+        let error = format!(
+            "Tick the box to confirm that you want to uninstall {id}: its sign-in, address, access rule and data all go."
+        );
+        return list_page(&state, jar, Some(error)).await;
     }
     let actor = Actor::user(session.user.id, &session.user.username, client.ip);
     match registry(&state)?.uninstall(id, false, actor).await {

@@ -1,11 +1,11 @@
 //! `/admin/audit`: the audit log with filters, and links to export what the filters select.
 
-use super::{PageError, admin::admin, admin::urlencode, admin::when, render};
+use super::{PageError, admin::admin, admin::urlencode, form_page, render, when};
 use crate::{api::views::AuditView, csrf, state::AppState};
 use axum::{
     extract::{Query, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::HeaderMap,
+    response::Response,
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
@@ -128,11 +128,7 @@ pub(crate) async fn list(
         }
     }
     let (jar, _) = csrf::issue(&state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         &state,
         "admin_audit.html",
@@ -143,5 +139,5 @@ pub(crate) async fn list(
             export_query,
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }

@@ -5,7 +5,7 @@
 use super::{
     PageError,
     admin::{admin, admin_form, inline},
-    render,
+    form_page, render,
     setup::ClientInfo,
 };
 use crate::{
@@ -16,7 +16,7 @@ use crate::{
 use axum::{
     Form,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -86,11 +86,7 @@ async fn clients_page(
         });
     }
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_clients.html",
@@ -101,7 +97,7 @@ async fn clients_page(
             form => form.map(minijinja::Value::from_serialize),
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 pub(crate) async fn list(

@@ -3,8 +3,8 @@
 
 use super::{
     PageError,
-    admin::{admin, admin_form, inline},
-    render,
+    admin::{admin, admin_form, confirmed, inline},
+    form_page, render,
     setup::ClientInfo,
 };
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
 use axum::{
     Form,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -51,11 +51,7 @@ async fn list_page(
         .map(GroupView::from)
         .collect();
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_groups.html",
@@ -64,7 +60,7 @@ async fn list_page(
             form => form.map(minijinja::Value::from_serialize),
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 pub(crate) async fn list(
@@ -117,11 +113,7 @@ async fn group_page(
         .map(UserView::from)
         .collect();
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_group.html",
@@ -131,7 +123,7 @@ async fn group_page(
             more => members.len() == 500,
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 #[derive(Deserialize)]
@@ -203,15 +195,7 @@ async fn perform(
             Outcome::Redirect("saved")
         }
         "delete" => {
-            if form.confirm.is_none() {
-                return Err(ApiError::Invalid {
-                    field: "confirm".into(),
-                    detail: format!(
-                        "tick the box to confirm that you want to delete {}",
-                        group.name
-                    ),
-                });
-            }
+            confirmed(&form.confirm, &format!("delete {}", group.name))?;
             directory::delete_group(state, actor, group).await?;
             Outcome::Deleted
         }

@@ -5,14 +5,14 @@
 use super::{
     PageError,
     admin::{admin, admin_form, inline},
-    render,
+    form_page, no_store, render,
     setup::ClientInfo,
 };
 use crate::{api::edge::edge_of, csrf, state::AppState};
 use axum::{
     Form,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -33,7 +33,7 @@ async fn policy_page(
             "admin_policy.html",
             minijinja::context! { csrf, section => "apps", off => true },
         )?;
-        return Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response());
+        return Ok(no_store(jar, page));
     };
     let (defaults, generated) = edge.builtin_policies();
     let text = match text {
@@ -50,12 +50,7 @@ async fn policy_page(
             section => "apps",
         },
     )?;
-    let status = if refused {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@
 use super::{
     PageError,
     admin::{admin, admin_form},
-    render,
+    form_page, render,
     setup::ClientInfo,
 };
 use crate::{
@@ -15,7 +15,7 @@ use crate::{
 };
 use axum::{
     extract::{Multipart, State},
-    http::{HeaderMap, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -52,11 +52,7 @@ async fn settings_page(
         has_logo: current.logo.is_some(),
     });
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_settings.html",
@@ -66,7 +62,7 @@ async fn settings_page(
             mail => state.mailer.as_ref().map(|m| m.server().to_owned()),
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 pub(crate) async fn show(

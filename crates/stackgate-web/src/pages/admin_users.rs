@@ -4,9 +4,10 @@
 
 use super::{
     PageError,
-    admin::{admin, admin_form, inline, when},
-    render,
+    admin::{admin, admin_form, confirmed, inline},
+    form_page, render,
     setup::ClientInfo,
+    when,
 };
 use crate::{
     api::{
@@ -20,7 +21,7 @@ use crate::{
 use axum::{
     Form,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -81,11 +82,7 @@ async fn list_page(
         .await?;
     let users: Vec<UserView> = listing.users.into_iter().map(UserView::from).collect();
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_users.html",
@@ -101,7 +98,7 @@ async fn list_page(
             section => "users",
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 pub(crate) async fn list(
@@ -309,11 +306,7 @@ async fn user_page(
         None => (None, None),
     };
     let (jar, csrf) = csrf::issue(state, jar)?;
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let refused = error.is_some();
     let page = render(
         state,
         "admin_user.html",
@@ -333,7 +326,7 @@ async fn user_page(
             section => "users",
         },
     )?;
-    Ok((status, jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+    Ok(form_page(refused, jar, page))
 }
 
 #[derive(Deserialize)]
@@ -428,17 +421,6 @@ enum Outcome {
     Link(LinkPurpose, IssuedLink),
 }
 
-fn confirmed(form: &ActionForm, what: &str) -> Result<(), crate::error::ApiError> {
-    if form.confirm.is_some() {
-        Ok(())
-    } else {
-        Err(crate::error::ApiError::Invalid {
-            field: "confirm".into(),
-            detail: format!("tick the box to confirm that you want to {what}"),
-        })
-    }
-}
-
 async fn perform(
     state: &AppState,
     actor: &Actor,
@@ -463,12 +445,12 @@ async fn perform(
             Outcome::Redirect(if disable { "disabled" } else { "enabled" })
         }
         "delete" => {
-            confirmed(form, &format!("delete {}", user.username))?;
+            confirmed(&form.confirm, &format!("delete {}", user.username))?;
             directory::delete_user(state, actor, user).await?;
             Outcome::Deleted
         }
         "reset-mfa" => {
-            confirmed(form, "remove every second factor of this account")?;
+            confirmed(&form.confirm, "remove every second factor of this account")?;
             directory::reset_second_factors(state, actor, user).await?;
             Outcome::Redirect("mfa-reset")
         }
