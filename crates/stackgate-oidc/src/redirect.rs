@@ -111,3 +111,115 @@ mod tests {
         ));
     }
 }
+
+/// Property tests: whatever the registered and requested URIs, a redirect is accepted only when
+/// it is one of the registered strings, or a loopback redirect that differs from a registered
+/// one in its port alone (RFC 8252 §7.3).
+#[cfg(test)]
+mod properties {
+    use super::redirect_uri_matches;
+    use proptest::prelude::*;
+
+    /// The pieces a URI is built from, so that generated pairs are often near misses.
+    #[derive(Clone, Debug)]
+    struct Parts {
+        scheme: &'static str,
+        userinfo: &'static str,
+        host: &'static str,
+        port: Option<u16>,
+        path: &'static str,
+        query: &'static str,
+        fragment: &'static str,
+    }
+
+    impl Parts {
+        fn uri(&self) -> String {
+            let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{}{port}{}{}{}",
+                self.scheme, self.userinfo, self.host, self.path, self.query, self.fragment
+            )
+        }
+
+        /// A URI RFC 8252 lets match on any port: plain http to a loopback IP literal, written
+        /// the way a URL parser would write it back, with no credentials or fragment.
+        fn is_loopback(&self) -> bool {
+            self.scheme == "http"
+                && self.userinfo.is_empty()
+                && ["127.0.0.1", "127.0.0.2", "[::1]"].contains(&self.host)
+                && self.port != Some(80)
+                && self.fragment.is_empty()
+                // A parser rewrites these, so they are not in the form the rule trusts.
+                && self.path != "/cb/../cb"
+                && !(self.path.is_empty() && !self.query.is_empty())
+        }
+
+        /// What is left once the port is set aside; an empty path is the root.
+        fn without_port(&self) -> (&'static str, &'static str, &'static str) {
+            let path = if self.path.is_empty() { "/" } else { self.path };
+            (self.host, path, self.query)
+        }
+    }
+
+    fn parts() -> impl Strategy<Value = Parts> {
+        (
+            prop::sample::select(vec!["http", "https", "HTTP", "app"]),
+            prop::sample::select(vec!["", "user@", "app.example.org@"]),
+            prop::sample::select(vec![
+                "127.0.0.1",
+                "127.0.0.2",
+                "[::1]",
+                "localhost",
+                "app.example.org",
+                "APP.example.org",
+                "app.example.org.evil.example",
+            ]),
+            prop::option::of(prop::sample::select(vec![80u16, 443, 444, 8000, 53121])),
+            prop::sample::select(vec!["", "/", "/cb", "/cb/", "/Cb", "/cb/x", "/cb/../cb"]),
+            prop::sample::select(vec!["", "?x=1", "?"]),
+            prop::sample::select(vec!["", "#f"]),
+        )
+            .prop_map(
+                |(scheme, userinfo, host, port, path, query, fragment)| Parts {
+                    scheme,
+                    userinfo,
+                    host,
+                    port,
+                    path,
+                    query,
+                    fragment,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        #[test]
+        fn accepted_only_if_registered_or_loopback_on_another_port(
+            registered in prop::collection::vec(parts(), 1..4),
+            requested in parts(),
+            pick in any::<prop::sample::Index>(),
+            change in 0..8usize,
+        ) {
+            // Mostly, ask for a registered URI with one part changed (the near misses that
+            // matter); otherwise for a URI built afresh.
+            let base = pick.get(&registered).clone();
+            let requested = match change {
+                0 => Parts { port: requested.port, ..base },
+                1 => Parts { path: requested.path, port: requested.port, ..base },
+                2 => Parts { query: requested.query, port: requested.port, ..base },
+                3 => Parts { host: requested.host, port: requested.port, ..base },
+                4 => Parts { scheme: requested.scheme, port: requested.port, ..base },
+                5 => Parts { userinfo: requested.userinfo, fragment: requested.fragment, ..base },
+                _ => requested,
+            };
+            let strings: Vec<String> = registered.iter().map(Parts::uri).collect();
+            let uri = requested.uri();
+            let same_but_port = requested.is_loopback()
+                && registered.iter().any(|r| r.is_loopback() && r.without_port() == requested.without_port());
+            let expected = strings.contains(&uri) || same_but_port;
+            prop_assert_eq!(redirect_uri_matches(&strings, &uri), expected, "{} against {:?}", uri, strings);
+        }
+    }
+}
