@@ -54,6 +54,8 @@ pub enum Sessions<'a> {
     OfUser(Uuid),
     /// One session of a user, by its public id (a person ending one device's session).
     OneOf { user: Uuid, id: Uuid },
+    /// Every session of a user but one (a password change ends the others).
+    OthersOf { user: Uuid, keep: Uuid },
     /// Sessions past their absolute or idle limit.
     ExpiredBefore { now: i64, idle_timeout: i64 },
 }
@@ -130,6 +132,15 @@ impl Store {
                     )
                     .bind(id.to_string())
                     .bind(user.to_string())
+                    .fetch_all(&mut *tx)
+                    .await?
+                }
+                Sessions::OthersOf { user, keep } => {
+                    sqlx::query_as(
+                        "SELECT id, user_id FROM sessions WHERE user_id = $1 AND id <> $2",
+                    )
+                    .bind(user.to_string())
+                    .bind(keep.to_string())
                     .fetch_all(&mut *tx)
                     .await?
                 }

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(pages::not_found)
         .layer(security_headers::layer())
+        .layer(security_headers::hsts(state.config.secure_cookies()))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),

@@ -36,3 +36,50 @@ pub(crate) fn layer() -> ServiceBuilder<Layer> {
         .layer(set(header::REFERRER_POLICY, "same-origin"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
 }
+
+/// HSTS, when Stackgate is reached over HTTPS: a browser that has seen it once never again
+/// tries plain HTTP for these hosts, so a network attacker cannot strip TLS from a later visit.
+/// Over plain HTTP (local development) browsers ignore the header, so none is sent.
+pub(crate) fn hsts(
+    https: bool,
+) -> tower::util::Either<SetResponseHeaderLayer<HeaderValue>, Identity> {
+    tower::util::option_layer(https.then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        )
+    }))
+}
+
+/// A year. Not `includeSubDomains`: the issuer's host may be the organisation's own domain,
+/// and other sites under it that still speak plain HTTP are not Stackgate's to break.
+const HSTS: &str = "max-age=31536000";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{Router, body::Body, http::Request, routing::get};
+    use tower::ServiceExt;
+
+    async fn headers_with(https: bool) -> axum::http::HeaderMap {
+        let app = Router::new()
+            .route("/", get(|| async { "page" }))
+            .layer(layer())
+            .layer(hsts(https));
+        let response = app
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        response.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn hsts_is_sent_over_https_only() {
+        let https = headers_with(true).await;
+        assert_eq!(https[header::STRICT_TRANSPORT_SECURITY], "max-age=31536000");
+        assert_eq!(https[header::X_FRAME_OPTIONS], "DENY");
+        let http = headers_with(false).await;
+        assert!(http.get(header::STRICT_TRANSPORT_SECURITY).is_none());
+        assert_eq!(http[header::X_FRAME_OPTIONS], "DENY");
+    }
+}

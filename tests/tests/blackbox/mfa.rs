@@ -303,11 +303,19 @@ on_both_backends! {
         let weak = change(ADMIN_PASSWORD, "short", "short").await;
         assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(weak.text().await.unwrap().contains("at least"), "the policy says why");
-        // Nothing changed so far.
-        assert_eq!(password_step(server, ADMIN_PASSWORD).await.1.status(), StatusCode::SEE_OTHER);
+        // Nothing changed so far; that sign-in stays open on another device.
+        let (laptop, signed_in) = password_step(server, ADMIN_PASSWORD).await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        let security = |b: &reqwest::Client| b.get(server.url("/account/security")).send();
+        assert_eq!(security(&laptop).await.unwrap().status(), StatusCode::OK);
         let done = change(ADMIN_PASSWORD, new, new).await;
         assert_eq!(done.status(), StatusCode::SEE_OTHER);
         assert!(get(browser, server.url("/account/security?changed=password")).await.contains("Your password was changed."));
+        // The other device's session, made with the old password, is over; this one goes on.
+        let after = security(&laptop).await.unwrap();
+        assert_eq!(after.status(), StatusCode::SEE_OTHER, "the laptop signs in again");
+        assert!(after.headers()["location"].to_str().unwrap().starts_with("/login"));
+        assert_eq!(security(browser).await.unwrap().status(), StatusCode::OK);
         assert_eq!(password_step(server, ADMIN_PASSWORD).await.1.status(), StatusCode::UNAUTHORIZED, "the old one no longer works");
         assert_eq!(password_step(server, new).await.1.status(), StatusCode::SEE_OTHER);
     };

@@ -120,6 +120,7 @@ on_both_backends! {
             assert_eq!(headers["x-content-type-options"], "nosniff");
             assert_eq!(headers["referrer-policy"], "same-origin");
             assert_eq!(headers["x-frame-options"], "DENY");
+            assert!(headers.get("strict-transport-security").is_none(), "plain HTTP gets no HSTS: {path}");
         }
         let missing = reqwest::get(server.url("/nowhere")).await.unwrap();
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);

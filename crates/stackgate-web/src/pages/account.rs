@@ -14,7 +14,7 @@ use stackgate_identity::{
     Actor, MfaPolicy, Target, new_recovery_codes, new_totp_secret, recovery_code_digest,
     totp_secret_text, totp_step, totp_url,
 };
-use stackgate_store::Session;
+use stackgate_store::{Session, Sessions};
 
 const SIGN_IN_FIRST: &str = "/login?return_to=/account/security";
 
@@ -144,7 +144,7 @@ pub(crate) async fn security(
         .unwrap_or_default();
     let (jar, csrf) = csrf::issue(&state, jar)?;
     let done = match query.changed.as_deref() {
-        Some("password") => Some("Your password was changed."),
+        Some("password") => Some("Your password was changed. Your other devices were signed out."),
         Some("profile") => Some("Your details were saved."),
         _ => None,
     };
@@ -405,9 +405,23 @@ pub(crate) async fn change_password(
         }
         Err(other) => return Err(other.into()),
     };
-    let entry = Actor::user(user.id, &user.username, client.ip)
+    let entry = Actor::user(user.id, &user.username, client.ip.clone())
         .entry("user.password_change", audit_target(&session));
     state.store.set_password(user.id, &hash, &entry).await?;
+    // Whoever knew the old password may hold a session made with it: every other device signs
+    // in again, with the new one. This browser stays signed in.
+    let ended = Actor::user(user.id, &user.username, client.ip)
+        .entry("user.sign_out", audit_target(&session));
+    crate::oidc::sign_off::end(
+        &state,
+        Sessions::OthersOf {
+            user: user.id,
+            keep: session.id,
+        },
+        "password changed",
+        &ended,
+    )
+    .await?;
     Ok(Redirect::to("/account/security?changed=password").into_response())
 }
 
