@@ -9,10 +9,12 @@
 
 #![forbid(unsafe_code)]
 
+mod log_scan;
 mod relying_party;
 mod smtp;
 mod upstream;
 
+pub use log_scan::{capture_logs, used_secret, used_secrets_in};
 pub use relying_party::RelyingParties;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -96,6 +98,7 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         kube: Option<stackgate_apps::kubernetes::KubeDriver>,
     ) -> Option<Self> {
+        capture_logs();
         let db = TestDatabase::create(backend)
             .await
             .expect("test database")?;
@@ -187,6 +190,8 @@ impl TestServer {
             .nth(1)
             .expect("token in link")
             .to_owned();
+        used_secret(&token);
+        used_secret(ADMIN_PASSWORD);
         let page = browser.get(&link).send().await.expect("setup page");
         assert_eq!(page.status(), StatusCode::OK);
         let csrf = hidden_field(&page.text().await.expect("body"), "csrf");
@@ -218,6 +223,7 @@ impl TestServer {
             .json()
             .await
             .expect("token json");
+        used_secrets_in(&created);
         AdminClient {
             username: "root".into(),
             browser,
@@ -277,6 +283,7 @@ pub async fn sign_in_and_authorize(
     username: &str,
     password: &str,
 ) -> reqwest::Url {
+    used_secret(password);
     let base = reqwest::Url::parse(&server.base_url).expect("base url");
     let mut next = reqwest::Url::parse(authorize_url).expect("authorize url");
     for _ in 0..6 {

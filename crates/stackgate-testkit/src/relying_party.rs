@@ -169,6 +169,7 @@ async fn callback(
     if pending.app != app {
         return (StatusCode::BAD_REQUEST, "state of another app").into_response();
     }
+    crate::used_secret(&back.code);
     let exchange = match client.exchange_code(AuthorizationCode::new(back.code)) {
         Ok(request) => {
             request
@@ -185,6 +186,11 @@ async fn callback(
     let Some(id_token) = tokens.id_token() else {
         return (StatusCode::BAD_GATEWAY, "no ID token").into_response();
     };
+    crate::used_secret(tokens.access_token().secret());
+    crate::used_secret(&id_token.to_string());
+    if let Some(refresh) = tokens.refresh_token() {
+        crate::used_secret(refresh.secret());
+    }
     let claims = match id_token.claims(&client.id_token_verifier(), &Nonce::new(pending.nonce)) {
         Ok(claims) => claims,
         Err(err) => return (StatusCode::BAD_GATEWAY, err.to_string()).into_response(),
@@ -351,6 +357,7 @@ impl RelyingParties {
 
     /// Lets `app` sign people in with the client registered as `app` (found through discovery).
     pub async fn enable_sign_in(&self, app: &str, secret: &str) {
+        crate::used_secret(secret);
         let metadata = CoreProviderMetadata::discover_async(
             IssuerUrl::new(self.inner.issuer.clone()).expect("issuer url"),
             &self.inner.http,

@@ -59,7 +59,12 @@ impl Delivered {
         self.body()
             .split_whitespace()
             .find(|w| w.starts_with("http") && w.contains(needle))
-            .map(str::to_owned)
+            .map(|link| {
+                if let Some((_, token)) = link.split_once("token=") {
+                    crate::used_secret(token);
+                }
+                link.to_owned()
+            })
     }
 
     pub fn header(&self, name: &str) -> Option<String> {

@@ -34,6 +34,7 @@ impl<'a> Api<'a> {
             .request(method, self.server.url(&format!("/api/v1{path}")))
             .bearer_auth(&self.token);
         if let Some(body) = body {
+            stackgate_testkit::used_secrets_in(&body);
             request = request.json(&body);
         }
         let response = request.send().await.unwrap();
@@ -51,7 +52,9 @@ impl<'a> Api<'a> {
             }
         }
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        stackgate_testkit::used_secrets_in(&value);
+        (status, value)
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {

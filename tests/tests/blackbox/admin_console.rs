@@ -22,6 +22,12 @@ async fn post(
 ) -> (StatusCode, String, Option<String>) {
     let mut form: Vec<(&str, &str)> = vec![("csrf", csrf)];
     form.extend_from_slice(fields);
+    for (name, value) in fields {
+        if name.contains("password") || *name == "code" {
+            stackgate_testkit::used_secret(value);
+        }
+    }
+
     let response = browser
         .post(server.url(path))
         .header("origin", server.base_url.as_str())

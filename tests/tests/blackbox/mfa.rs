@@ -25,6 +25,11 @@ pub(crate) async fn post(
     path: &str,
     form: &[(&str, &str)],
 ) -> reqwest::Response {
+    for (name, value) in form {
+        if name.contains("password") || *name == "code" {
+            stackgate_testkit::used_secret(value);
+        }
+    }
     browser
         .post(server.url(path))
         .header("origin", server.base_url.as_str())
@@ -47,6 +52,7 @@ pub(crate) async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -
         .unwrap()
         .split_whitespace()
         .collect();
+    stackgate_testkit::used_secret(&secret);
     let now = SystemClock.unix();
     let csrf = hidden_field(&page, "csrf");
     let code = oathtool(&secret, now);

@@ -20,12 +20,15 @@ pub(crate) async fn api(
         .request(method, server.url(&format!("/api/v1{path}")))
         .bearer_auth(&admin.token);
     if let Some(body) = body {
+        stackgate_testkit::used_secrets_in(&body);
         request = request.json(&body);
     }
     let response = request.send().await.unwrap();
     let status = response.status();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    stackgate_testkit::used_secrets_in(&value);
+    (status, value)
 }
 
 pub(crate) async fn add_route(server: &TestServer, admin: &AdminClient, route: Value) -> Value {
