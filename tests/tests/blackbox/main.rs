@@ -21,3 +21,4 @@ mod proxy_tls;
 mod replicas;
 mod shutdown;
 mod sign_off;
+mod web_security;
