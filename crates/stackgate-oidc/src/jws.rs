@@ -105,11 +105,18 @@ pub fn verify<T: DeserializeOwned>(
     }
     let mut validation = Validation::new(algorithm);
     validation.validate_exp = false;
-    validation.required_spec_claims.clear();
+    // The issuer (and the audience, when one is asked for) must be there, not only match when
+    // present: a signed token without them would otherwise pass for any issuer or audience.
     validation.set_issuer(&[issuer]);
     match audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            validation.set_required_spec_claims(&["iss", "aud"]);
+        }
+        None => {
+            validation.validate_aud = false;
+            validation.set_required_spec_claims(&["iss"]);
+        }
     }
     jsonwebtoken::decode::<T>(token, key, &validation)
         .map(|data| data.claims)
@@ -267,6 +274,38 @@ mod tests {
         let confused = format!("{hs_header}.{}.{}", parts[1], parts[2]);
         assert!(
             verify::<Claims>(&keys, &confused, "JWT", "https://sso.example.org", None).is_err()
+        );
+    }
+
+    /// Found by the `jwt` fuzz target: a signed token with no `iss` (or no `aud`) passed the
+    /// issuer (or audience) check, which ran only on claims that were present.
+    #[test]
+    fn a_missing_issuer_or_audience_is_refused() {
+        let material = KeyMaterial::generate(SigningAlg::ES256).unwrap();
+        let key = SigningKey::from_pkcs8(SigningAlg::ES256, &material.pkcs8).unwrap();
+        let keys = KeySet::from_jwks(&Jwks {
+            keys: vec![material.jwk.clone()],
+        })
+        .unwrap();
+        let issuer = "https://sso.example.org";
+        let no_iss = sign(
+            &key,
+            "JWT",
+            &serde_json::json!({ "aud": "app", "sub": "ana" }),
+        )
+        .unwrap();
+        assert!(verify::<serde_json::Value>(&keys, &no_iss, "JWT", issuer, None).is_err());
+        assert!(verify::<serde_json::Value>(&keys, &no_iss, "JWT", issuer, Some("app")).is_err());
+        let no_aud = sign(
+            &key,
+            "JWT",
+            &serde_json::json!({ "iss": issuer, "sub": "ana" }),
+        )
+        .unwrap();
+        assert!(verify::<serde_json::Value>(&keys, &no_aud, "JWT", issuer, Some("app")).is_err());
+        assert!(
+            verify::<serde_json::Value>(&keys, &no_aud, "JWT", issuer, None).is_ok(),
+            "no audience asked, none needed"
         );
     }
 }

@@ -22,6 +22,12 @@ pub mod routes;
 mod tls;
 mod upstream;
 
+/// Entry points for the fuzz targets in `tests/fuzz`. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::upstream::sanitise_request;
+}
+
 pub use access::{AccessPolicy, PolicyProblem};
 pub use edge::{Edge, EdgeSettings};
 pub use error::ProxyError;

@@ -8,9 +8,11 @@
 pub struct BadPath(pub &'static str);
 
 /// Decodes percent-escapes of unreserved characters (RFC 3986 §2.3: they mean the same either
-/// way, so `/%66inance` is `/finance`), keeps every other escape as it is (upper-cased), and
-/// refuses `.`/`..` segments (also as `%2e`, and before a `;parameter`), encoded `/` and `\`,
-/// raw `\`, and control characters.
+/// way, so `/%66inance` is `/finance`), keeps every other escape as it is (upper-cased),
+/// escapes raw bytes a URI may not hold (a space, non-ASCII bytes: `/café` is `/caf%C3%A9`,
+/// as a browser sends it), and refuses `.`/`..` segments (also as `%2e`, and before a
+/// `;parameter`), encoded `/` and `\`, raw `\`, and control characters. Canonical paths are
+/// their own canonical form.
 pub fn canonical_path(raw: &str) -> Result<String, BadPath> {
     if !raw.starts_with('/') {
         return Err(BadPath("the path must start with /"));
@@ -42,7 +44,11 @@ pub fn canonical_path(raw: &str) -> Result<String, BadPath> {
         if b < 0x20 || b == 0x7f {
             return Err(BadPath("a control character"));
         }
-        out.push(b as char);
+        if allowed_raw(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
         i += 1;
     }
     for segment in out.split('/') {
@@ -54,9 +60,59 @@ pub fn canonical_path(raw: &str) -> Result<String, BadPath> {
     Ok(out)
 }
 
+/// What RFC 3986 lets a path hold unescaped: `pchar` and the `/` between segments.
+fn allowed_raw(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn raw_bytes_a_uri_cannot_hold_are_escaped() {
+        // Found by the edge_request fuzz target: raw UTF-8 was copied byte by byte as Latin-1
+        // characters, so a path changed each time it was canonicalised, and `/caf\xC3\xA9` and
+        // `/caf%C3%A9` (the same path) were two different paths to the policy.
+        assert_eq!(canonical_path("/café").unwrap(), "/caf%C3%A9");
+        assert_eq!(canonical_path("/caf%c3%a9").unwrap(), "/caf%C3%A9");
+        let found = "/app\u{447}\u{418}appuser: eve";
+        let once = canonical_path(found).unwrap();
+        assert_eq!(once, "/app%D1%87%D0%98appuser:%20eve");
+        assert_eq!(canonical_path(&once).unwrap(), once);
+        assert_eq!(canonical_path("/a b\"c<d>").unwrap(), "/a%20b%22c%3Cd%3E");
+    }
+
+    proptest! {
+        #[test]
+        fn a_canonical_path_is_its_own_canonical_form(raw in "/[ -~\u{80}-\u{10FFFF}]{0,40}") {
+            if let Ok(once) = canonical_path(&raw) {
+                prop_assert!(once.is_ascii(), "{:?}", once);
+                prop_assert_eq!(canonical_path(&once), Ok(once.clone()));
+            }
+        }
+    }
 
     #[test]
     fn unreserved_escapes_are_decoded_and_others_kept() {

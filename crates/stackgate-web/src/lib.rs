@@ -15,6 +15,8 @@ mod csrf;
 mod directory;
 pub mod error;
 mod extract;
+#[doc(hidden)]
+pub mod fuzzing;
 mod metrics;
 pub mod oidc;
 mod ops;

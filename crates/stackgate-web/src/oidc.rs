@@ -2,17 +2,17 @@
 //! userinfo, introspection and revocation. Protocol rules live in `stackgate-oidc`; grants in the
 //! store; this module speaks the protocol's HTTP and maps errors to the specs' responses.
 
-mod authorize;
-mod client_auth;
+pub(crate) mod authorize;
+pub(crate) mod client_auth;
 mod discovery;
 pub(crate) mod end_session;
 mod errors;
 pub mod keyring;
-mod params;
+pub(crate) mod params;
 pub mod sign_off;
 mod token;
 mod tokens_issued;
-mod userinfo;
+pub(crate) mod userinfo;
 
 use crate::state::AppState;
 use axum::{

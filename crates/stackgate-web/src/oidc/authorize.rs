@@ -297,7 +297,7 @@ async fn authorize(
     reply.to(&[("code", &code.plaintext)])
 }
 
-struct Checked {
+pub(crate) struct Checked {
     scopes: Scopes,
     /// What `acr_values` asks the sign-in to have used.
     acr: MfaPolicy,
@@ -307,7 +307,7 @@ struct Checked {
     max_age: Option<i64>,
 }
 
-fn check_request(params: &Params, client: &Client) -> Result<Checked, OidcError> {
+pub(crate) fn check_request(params: &Params, client: &Client) -> Result<Checked, OidcError> {
     if params.get("request").is_some() || params.get("request_uri").is_some() {
         return Err(OidcError::InvalidRequest(
             "request objects are not supported".into(),

@@ -17,7 +17,7 @@ fn refuse(description: &str, basic: bool) -> OAuthError {
 }
 
 /// `(client_id, secret)` from `Authorization: Basic`, form-decoded as RFC 6749 §2.3.1 asks.
-fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<Result<(String, String), ()>> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -95,7 +95,7 @@ async fn by_assertion(
     Ok(client)
 }
 
-fn unverified_subject(assertion: &str) -> Option<String> {
+pub(crate) fn unverified_subject(assertion: &str) -> Option<String> {
     let payload = assertion.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
