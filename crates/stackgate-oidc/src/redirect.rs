@@ -151,7 +151,7 @@ mod properties {
                 && self.fragment.is_empty()
                 // A parser rewrites these, so they are not in the form the rule trusts.
                 && self.path != "/cb/../cb"
-                && !(self.path.is_empty() && !self.query.is_empty())
+                && (!self.path.is_empty() || self.query.is_empty())
         }
 
         /// What is left once the port is set aside; an empty path is the root.

@@ -18,10 +18,11 @@ pub fn token_request(body: &[u8]) -> Result<Option<String>, OidcError> {
     Ok(params.get("grant_type").map(str::to_owned))
 }
 
+/// What `Authorization: Basic` carries: none, an undecodable value, or `(client_id, secret)`.
+pub type BasicCredentials = Option<Result<(String, String), ()>>;
+
 /// The client credentials and bearer token an `Authorization` header value carries.
-pub fn authorization_header(
-    value: &[u8],
-) -> (Option<Result<(String, String), ()>>, Option<String>) {
+pub fn authorization_header(value: &[u8]) -> (BasicCredentials, Option<String>) {
     let mut headers = HeaderMap::new();
     if let Ok(value) = HeaderValue::from_bytes(value) {
         headers.insert(header::AUTHORIZATION, value);
