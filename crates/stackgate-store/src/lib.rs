@@ -54,4 +54,6 @@ pub use users::{UserFilter, UserListing};
 pub use webauthn::{CredentialKind, NewCredential, StoredCredential};
 
 #[cfg(test)]
+mod refresh_properties;
+#[cfg(test)]
 mod tests;
