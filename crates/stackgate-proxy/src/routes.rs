@@ -1,7 +1,10 @@
 //! Which upstream serves a request: host (and optional path prefix) → upstream, from the config
 //! file and from the database (routes added at runtime by admins and app installs).
 
-use crate::ProxyError;
+use crate::{
+    ProxyError,
+    paths::{BadPath, canonical_path},
+};
 use hyper::http::uri::{Authority, Scheme};
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,14 +13,14 @@ use std::{collections::HashMap, sync::Arc};
 pub struct Route {
     /// Lower-case host name, no port.
     pub host: String,
-    /// Starts with `/`; `/` matches everything.
+    /// Starts with `/`, in the canonical form requests are matched in; `/` matches everything.
     pub path_prefix: String,
     pub upstream: Upstream,
     /// The Cedar resource id: `App::"<app>"`.
     pub app: String,
     /// Groups that may reach the app (the default policy for it).
     pub groups: Vec<String>,
-    /// Path prefixes reachable without signing in (health checks, `/.well-known/`).
+    /// Path prefixes reachable without signing in (health checks, `/.well-known/`), canonical.
     pub public_paths: Vec<String>,
     /// The stored route's id; `None` for routes from the config file.
     pub id: Option<String>,
@@ -78,6 +81,11 @@ impl Route {
                 "path_prefix {path_prefix:?}: must start with / and hold no query"
             )));
         }
+        // Requests are matched in their canonical form, so prefixes must be written in it too:
+        // `/café` would otherwise never match the `/caf%C3%A9` a browser sends.
+        let path_prefix = canonical_path(path_prefix).map_err(|BadPath(why)| {
+            ProxyError::Config(format!("path_prefix {path_prefix:?}: {why}"))
+        })?;
         if app.is_empty()
             || !app
                 .chars()
@@ -87,16 +95,17 @@ impl Route {
                 "app {app:?}: letters, digits, '-', '_' and '.' only"
             )));
         }
-        for path in &public_paths {
-            if !path.starts_with('/') {
-                return Err(ProxyError::Config(format!(
-                    "public path {path:?}: must start with /"
-                )));
-            }
-        }
+        let public_paths = public_paths
+            .iter()
+            .map(|path| {
+                canonical_path(path).map_err(|BadPath(why)| {
+                    ProxyError::Config(format!("public path {path:?}: {why}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Route {
             host,
-            path_prefix: path_prefix.to_owned(),
+            path_prefix,
             upstream: Upstream::parse(upstream)?,
             app: app.to_owned(),
             groups,
@@ -231,6 +240,38 @@ mod tests {
             "wiki"
         );
         assert!(table.find("other.example.org", "/").is_none());
+    }
+
+    /// Found in review of the fuzzing fix: requests are matched in canonical form, so a prefix
+    /// or public path written with raw non-ASCII (or lower-case escapes) must be canonicalised
+    /// too, or it never matches and the request falls through to a shorter prefix.
+    #[test]
+    fn prefixes_and_public_paths_are_matched_in_canonical_form() {
+        let cafe = Route::new(
+            "wiki.example.org",
+            "/café",
+            "http://127.0.0.1:9",
+            "cafe",
+            vec![],
+            vec!["/café/menu".into(), "/%7euser".into()],
+        )
+        .unwrap();
+        assert_eq!(cafe.path_prefix, "/caf%C3%A9");
+        assert_eq!(cafe.public_paths, ["/caf%C3%A9/menu", "/~user"]);
+        let table = RouteTable::new([route("wiki.example.org", "/", "wiki"), cafe]).unwrap();
+        let request = crate::paths::canonical_path("/caf%c3%a9/x").unwrap();
+        let found = table.find("wiki.example.org", &request).unwrap();
+        assert_eq!(found.app, "cafe");
+        assert!(found.is_public(&crate::paths::canonical_path("/café/menu").unwrap()));
+        let dots = Route::new(
+            "a.example",
+            "/x/../admin",
+            "http://127.0.0.1:9",
+            "a",
+            vec![],
+            vec![],
+        );
+        assert!(dots.unwrap_err().to_string().contains(". or .. segment"));
     }
 
     #[test]
