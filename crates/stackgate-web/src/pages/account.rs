@@ -405,12 +405,11 @@ pub(crate) async fn change_password(
         }
         Err(other) => return Err(other.into()),
     };
-    let entry = Actor::user(user.id, &user.username, client.ip.clone())
-        .entry("user.password_change", audit_target(&session));
-    state.store.set_password(user.id, &hash, &entry).await?;
     // Whoever knew the old password may hold a session made with it: every other device signs
-    // in again, with the new one. This browser stays signed in.
-    let ended = Actor::user(user.id, &user.username, client.ip)
+    // in again, with the new one. This browser stays signed in. The sessions end first: should
+    // the password then fail to save, the worst left is devices signed out, never a new
+    // password beside a thief's live session.
+    let ended = Actor::user(user.id, &user.username, client.ip.clone())
         .entry("user.sign_out", audit_target(&session));
     crate::oidc::sign_off::end(
         &state,
@@ -422,6 +421,9 @@ pub(crate) async fn change_password(
         &ended,
     )
     .await?;
+    let entry = Actor::user(user.id, &user.username, client.ip)
+        .entry("user.password_change", audit_target(&session));
+    state.store.set_password(user.id, &hash, &entry).await?;
     Ok(Redirect::to("/account/security?changed=password").into_response())
 }
 
