@@ -1,6 +1,7 @@
 //! Property: whatever order a refresh-token family's tokens come back in (the newest, spent
 //! ones, unknown ones, a revocation), at most one token of the family is live at any time: the
-//! newest, until a spent token is presented again or the family is revoked, and none after.
+//! newest, which rotates when presented, until a spent token is presented again or the family
+//! is revoked, and none after.
 //! Run against the real store on SQLite and PostgreSQL.
 
 use crate::{Backend, NewGrant, RefreshOutcome, Store, testing::TestDatabase};
@@ -97,7 +98,14 @@ async fn family(store: &Store, steps: &[Step]) {
                         newest = Some(next);
                     }
                     // A spent token revokes the family; a revoked family stays so.
-                    RefreshOutcome::Reused | RefreshOutcome::Invalid => newest = None,
+                    RefreshOutcome::Reused | RefreshOutcome::Invalid => {
+                        assert_ne!(
+                            Some(&presented),
+                            newest.as_ref(),
+                            "the newest token of a live family must rotate"
+                        );
+                        newest = None;
+                    }
                     RefreshOutcome::Rejected(()) => unreachable!("the plan never rejects"),
                 }
             }

@@ -365,6 +365,17 @@ async fn walk(server: TestServer) {
         "the admin is still signed in"
     );
     assert!(walked.0 > 20 && walked.1 > 40, "walked {walked:?}");
+    // The control: the same cookie write from Stackgate's own origin goes through, so the
+    // refusals above were about the other site, not the cookie.
+    let own = browser
+        .post(server.url("/api/v1/tokens"))
+        .header("origin", server.base_url.as_str())
+        .json(&json!({ "name": "same site" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::CREATED);
+    stackgate_testkit::used_secrets_in(&own.json::<Value>().await.unwrap());
     server.stop().await;
 }
 
