@@ -30,7 +30,11 @@ fn start() -> Option<Capture> {
     let dir = PathBuf::from(std::env::var_os("STACKGATE_TEST_LOG_DIR")?);
     std::fs::create_dir_all(&dir).expect("log folder");
     let pid = std::process::id();
-    let log = File::create(dir.join(format!("logs-{pid}.log"))).expect("log file");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("logs-{pid}.log")))
+        .expect("log file");
     let secrets = OpenOptions::new()
         .create(true)
         .append(true)
@@ -45,7 +49,7 @@ fn start() -> Option<Capture> {
          reqwest=off,cookie_store=off,openidconnect=off,stackgate_testkit=off",
     );
     // Another subscriber may already be set (a test running the CLI in-process): its logs then
-    // go there, and this run's file stays empty, which `tests/scan-logs` reports.
+    // go there, this process's file stays empty, and `tests/scan-logs` refuses an empty file.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
