@@ -181,14 +181,7 @@ async fn walk(server: TestServer) {
         group_id: group["id"].as_str().unwrap().to_owned(),
     };
     let browser = &admin.browser;
-    let page = browser
-        .get(server.url("/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::mfa::get(browser, server.url("/admin/users")).await;
     let csrf = hidden_field(&page, "csrf");
     let audited = audit_count(&server, &admin).await;
 
