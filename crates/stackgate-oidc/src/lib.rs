@@ -23,7 +23,7 @@ pub use client::{AppAccess, AuthMethod, Client, ClientKind, GrantType, NewClient
 pub use error::OidcError;
 pub use jws::{ClientAssertion, KeySet, sign, verify, verify_client_assertion};
 pub use keys::{Jwk, Jwks, KeyMaterial, SigningAlg, SigningKey};
-pub use master_key::MasterKey;
+pub use master_key::{MasterKey, MasterKeys};
 pub use pkce::{check_challenge, verify_s256};
 pub use redirect::{is_loopback_redirect, redirect_uri_matches};
 pub use scope::{SUPPORTED_SCOPES, Scopes};

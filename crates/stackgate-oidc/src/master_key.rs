@@ -92,6 +92,71 @@ impl MasterKey {
     }
 }
 
+/// The current master key, which seals, and the previous ones still accepted for opening while
+/// their values are resealed. Each sealed value records the id of the key that sealed it, so the
+/// right key is chosen without trying them all.
+#[derive(Debug)]
+pub struct MasterKeys {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl From<MasterKey> for MasterKeys {
+    fn from(current: MasterKey) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
+    }
+}
+
+impl MasterKeys {
+    /// `previous` keys equal to the current one are dropped: a key named twice is not a rotation.
+    pub fn new(current: MasterKey, previous: Vec<MasterKey>) -> Self {
+        let previous = previous
+            .into_iter()
+            .filter(|k| k.id != current.id)
+            .collect();
+        Self { current, previous }
+    }
+
+    pub fn current(&self) -> &MasterKey {
+        &self.current
+    }
+
+    pub fn previous_ids(&self) -> impl Iterator<Item = &str> {
+        self.previous.iter().map(|k| k.id())
+    }
+
+    /// Opens a value sealed by the key `master_key_id`.
+    pub fn open(
+        &self,
+        master_key_id: &str,
+        aad: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, OidcError> {
+        let key = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == master_key_id)
+            .ok_or_else(|| {
+                OidcError::Key(format!(
+                    "{aad} is sealed with master key {master_key_id}, which is not configured \
+                     (the current key is {}{}); add it to previous_master_keys",
+                    self.current.id,
+                    if self.previous.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ", previous {}",
+                            self.previous_ids().collect::<Vec<_>>().join(", ")
+                        )
+                    }
+                ))
+            })?;
+        key.open(aad, sealed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +181,39 @@ mod tests {
             "fresh nonce each time"
         );
         assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+
+    #[test]
+    fn previous_keys_open_what_they_sealed_and_unknown_keys_are_named() {
+        let old = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
+        let new = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
+        let sealed_old = old.seal("totp:u", b"old secret").unwrap();
+        let old_id = old.id().to_owned();
+        let keys = MasterKeys::new(new, vec![old]);
+        assert_eq!(
+            keys.open(&old_id, "totp:u", &sealed_old).unwrap(),
+            b"old secret"
+        );
+        let sealed_new = keys.current().seal("totp:u", b"new secret").unwrap();
+        let new_id = keys.current().id().to_owned();
+        assert_eq!(
+            keys.open(&new_id, "totp:u", &sealed_new).unwrap(),
+            b"new secret"
+        );
+        assert!(
+            keys.open(&new_id, "totp:u", &sealed_old).is_err(),
+            "the recorded id picks the key; no other key is tried"
+        );
+
+        let only_new =
+            MasterKeys::from(MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap());
+        let message = only_new
+            .open(&old_id, "totp:u", &sealed_old)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&old_id) && message.contains("previous_master_keys"),
+            "{message}"
+        );
     }
 }

@@ -36,7 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Settings that must come from a Secret, never from the chart's ConfigMap.
-const SECRETS: &[&str] = &["database_url", "master_key"];
+const SECRETS: &[&str] = &["database_url", "master_key", "previous_master_keys"];
 
 fn values() -> serde_json::Value {
     serde_saphyr::from_str(VALUES).expect("values.yaml is YAML")

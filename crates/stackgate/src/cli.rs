@@ -53,6 +53,9 @@ pub enum Command {
     /// Manage the token signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Rotate the master key that seals signing keys and TOTP secrets at rest.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     /// Install, list and remove apps (talks to the running server's admin API).
     #[command(subcommand)]
     App(AppCommand),
@@ -273,6 +276,17 @@ pub enum KeysCommand {
     Rotate,
     /// List the published signing keys.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// With the key file in data_dir: write a new key beside it; the next start reseals every
+    /// secret under it and makes it the key file.
+    Rotate,
+    /// Print a new random key (for `master_key` when it comes from the configuration).
+    Generate,
+    /// Show the current key's id and whether anything is still sealed under another key.
+    Status,
 }
 
 #[derive(Debug, Args)]

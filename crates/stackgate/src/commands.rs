@@ -7,6 +7,7 @@ mod bench_login;
 mod bench_oidc;
 mod clients;
 mod groups;
+mod master_key;
 mod tokens;
 mod users;
 
@@ -46,6 +47,7 @@ pub(crate) async fn dispatch(command: Command, config: Config) -> Result<(), Cli
         Command::Keys(cmd) => {
             with_store(&config, |store| clients::keys(cmd, store, config.clone())).await
         }
+        Command::MasterKey(cmd) => master_key::run(cmd, &config).await,
         Command::App(cmd) => apps::run(cmd, &config).await,
         Command::DemoApp => Ok(()),
         Command::Bench(args) => bench::run(args, config).await,

@@ -95,6 +95,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "base64 of 32 random bytes sealing keys at rest (default: data_dir/master.key, created once)",
     ),
     (
+        "previous_master_keys",
+        "only while rotating the master key: the keys it replaces, comma-separated; values they sealed are resealed at start (default none)",
+    ),
+    (
         "signing_key_rotation",
         "seconds between automatic signing key rotations, 3600-31536000 (default 2592000 = 30 days)",
     ),
@@ -188,6 +192,8 @@ pub struct Config {
     pub shutdown_grace: u64,
     /// From config; when absent the key file in `data_dir` is used (and created).
     pub master_key: Option<String>,
+    /// Keys being rotated out: still opened, never used to seal.
+    pub previous_master_keys: Vec<String>,
     pub signing_key_rotation: i64,
     /// The global sign-in policy; groups may ask for more.
     pub mfa_policy: stackgate_identity::MfaPolicy,
@@ -512,6 +518,20 @@ impl Config {
                 }
                 None => None,
             },
+            previous_master_keys: match v.text("previous_master_keys")? {
+                Some(keys) => keys
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .enumerate()
+                    .map(|(i, key)| {
+                        stackgate_oidc::MasterKey::from_base64(key)
+                            .map(|_| key.to_owned())
+                            .map_err(|e| err("previous_master_keys", format!("key {}: {e}", i + 1)))
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            },
             signing_key_rotation: v
                 .int("signing_key_rotation", 3600, 31_536_000)?
                 .unwrap_or(2_592_000),
@@ -654,6 +674,10 @@ impl Config {
                 } else {
                     "\"(data_dir/master.key)\""
                 }
+            ),
+            format!(
+                "previous_master_keys = \"({} set, hidden)\"",
+                self.previous_master_keys.len()
             ),
             format!("signing_key_rotation = {}", self.signing_key_rotation),
             format!("mfa_policy = \"{}\"", self.mfa_policy.as_str()),

@@ -3,7 +3,7 @@
 
 use crate::{CliError, config::Config};
 use stackgate_identity::{Clock, PasswordHasher, SecretToken};
-use stackgate_oidc::MasterKey;
+use stackgate_oidc::{MasterKey, MasterKeys};
 use stackgate_store::{Backend, Store, StoreOptions};
 use stackgate_web::{AppState, Metrics, WebConfig, oidc::keyring::Keyring};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
@@ -37,17 +37,20 @@ fn create_data_dir(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The key file in `data_dir` when `master_key` is not configured.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// A key waiting to replace the key file at the next start (`stackgate master-key rotate`).
+pub const NEXT_MASTER_KEY_FILE: &str = "master.key.next";
+
 /// The master key: from config, or from `data_dir/master.key`, created (mode 0600) on first start.
 pub fn master_key(config: &Config) -> Result<MasterKey, CliError> {
     let encoded = match &config.master_key {
         Some(key) => key.clone(),
         None => {
             create_data_dir(config)?;
-            let path = config.data_dir.join("master.key");
+            let path = config.data_dir.join(MASTER_KEY_FILE);
             if path.exists() {
-                std::fs::read_to_string(&path).map_err(|e| {
-                    CliError::Usage(format!("master_key: cannot read {}: {e}", path.display()))
-                })?
+                read_key_file(&path)?
             } else {
                 let key = MasterKey::generate().map_err(|e| CliError::Runtime(e.to_string()))?;
                 write_private(&path, &key)?;
@@ -59,7 +62,77 @@ pub fn master_key(config: &Config) -> Result<MasterKey, CliError> {
     MasterKey::from_base64(&encoded).map_err(|e| CliError::Usage(format!("master_key: {e}")))
 }
 
-fn write_private(path: &std::path::Path, contents: &str) -> Result<(), CliError> {
+/// The key that seals, and the keys being rotated out: `previous_master_keys`, plus the key
+/// file itself while `master.key.next` waits to replace it.
+pub fn master_keys(config: &Config) -> Result<MasterKeys, CliError> {
+    let mut previous = config
+        .previous_master_keys
+        .iter()
+        .map(|key| {
+            MasterKey::from_base64(key)
+                .map_err(|e| CliError::Usage(format!("previous_master_keys: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = master_key(config)?;
+    let next = pending_master_key(config)?;
+    Ok(match next {
+        Some(next) => {
+            previous.push(key);
+            MasterKeys::new(next, previous)
+        }
+        None => MasterKeys::new(key, previous),
+    })
+}
+
+/// The key `master.key.next` holds, in key-file mode.
+fn pending_master_key(config: &Config) -> Result<Option<MasterKey>, CliError> {
+    let path = config.data_dir.join(NEXT_MASTER_KEY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    if config.master_key.is_some() {
+        tracing::warn!(path = %path.display(), "ignoring the pending key file: master_key is configured");
+        return Ok(None);
+    }
+    let key = MasterKey::from_base64(&read_key_file(&path)?)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    Ok(Some(key))
+}
+
+/// Makes the pending key the key file, once every value is sealed under it. The old key is kept
+/// as `master.key.retired-ID`: backups taken before the rotation need it to be restored. Each
+/// step can be interrupted: the next start finds the same state or a later one.
+fn finish_master_key_rotation(config: &Config, keys: &MasterKeys) -> Result<(), CliError> {
+    let next = config.data_dir.join(NEXT_MASTER_KEY_FILE);
+    if config.master_key.is_some() || !next.exists() {
+        return Ok(());
+    }
+    let current = config.data_dir.join(MASTER_KEY_FILE);
+    let old = MasterKey::from_base64(&read_key_file(&current)?)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", current.display())))?;
+    let retired = config.data_dir.join(format!(
+        "{MASTER_KEY_FILE}.retired-{}",
+        old.id().replace(['/', '+'], "_")
+    ));
+    if !retired.exists() {
+        write_private(&retired, &read_key_file(&current)?)?;
+    }
+    std::fs::rename(&next, &current)?;
+    std::fs::File::open(&config.data_dir)?.sync_all()?;
+    tracing::info!(
+        master_key_id = keys.current().id(),
+        retired = %retired.display(),
+        "the new master key is in use; the old one is kept for restoring older backups (delete it when they are gone)"
+    );
+    Ok(())
+}
+
+fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("master_key: cannot read {}: {e}", path.display())))
+}
+
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> Result<(), CliError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -76,11 +149,14 @@ fn write_private(path: &std::path::Path, contents: &str) -> Result<(), CliError>
     Ok(())
 }
 
-/// Opens the signing keys (creating the first ones).
+/// Opens the signing keys (creating the first ones), resealing what a previous master key
+/// sealed.
 pub async fn keyring(config: &Config, store: &Store) -> Result<Keyring, CliError> {
-    Keyring::open(store.clone(), master_key(config)?)
+    let keyring = Keyring::open(store.clone(), master_keys(config)?)
         .await
-        .map_err(|e| CliError::Runtime(format!("signing keys: {e}")))
+        .map_err(|e| CliError::Runtime(format!("signing keys: {e}")))?;
+    finish_master_key_rotation(config, keyring.master_keys())?;
+    Ok(keyring)
 }
 
 /// A server running in this process.

@@ -393,3 +393,113 @@ fn cli_manages_users_groups_and_tokens_on_sqlite() {
 fn cli_manages_users_groups_and_tokens_on_postgres() {
     cli_manages_users_groups_and_tokens(Backend::Postgres);
 }
+
+/// Key-file mode: `master-key rotate` leaves a key beside the current one; the next start reseals
+/// everything under it, makes it the key file and keeps the old key for older backups.
+#[test]
+fn master_key_rotation_in_key_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.display().to_string();
+    let env = [("STACKGATE_DATA_DIR", data_dir.as_str())];
+    let sg = |args: &[&str]| run(dir.path(), &env, args, None);
+    let kids = |output: Output| {
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+
+    let before = kids(sg(&["keys", "list"]));
+    let status = kids(sg(&["master-key", "status"]));
+    let old_id = status
+        .lines()
+        .find_map(|l| l.strip_prefix("current master key: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        status.contains("every sealed secret is under the current key"),
+        "{status}"
+    );
+    let old_key = std::fs::read_to_string(data.join("master.key")).unwrap();
+
+    let rotate = sg(&["master-key", "rotate"]);
+    assert!(rotate.status.success(), "{}", stderr(&rotate));
+    let next_key = std::fs::read_to_string(data.join("master.key.next")).unwrap();
+    assert_ne!(next_key, old_key);
+    let again = sg(&["master-key", "rotate"]);
+    assert_eq!(again.status.code(), Some(64), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already waiting"),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("master.key.next")).unwrap(),
+        next_key,
+        "a second rotate never replaces the pending key"
+    );
+
+    // The next start: same signing keys, now sealed under the new key.
+    assert_eq!(kids(sg(&["keys", "list"])), before);
+    assert_eq!(
+        std::fs::read_to_string(data.join("master.key")).unwrap(),
+        next_key
+    );
+    assert!(!data.join("master.key.next").exists());
+    let retired = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("master.key.retired-")
+        })
+        .expect("the old key is kept for older backups");
+    assert_eq!(std::fs::read_to_string(&retired).unwrap(), old_key);
+    assert_eq!(
+        std::fs::metadata(&retired).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let status = kids(sg(&["master-key", "status"]));
+    assert!(!status.contains(&old_id), "{status}");
+    assert!(
+        status.contains("every sealed secret is under the current key"),
+        "{status}"
+    );
+
+    // With the key in the configuration, rotation is the admin's: the command says how.
+    let configured = run(
+        dir.path(),
+        &[
+            ("STACKGATE_DATA_DIR", data_dir.as_str()),
+            ("STACKGATE_MASTER_KEY", next_key.trim()),
+        ],
+        &["master-key", "rotate"],
+        None,
+    );
+    assert_eq!(configured.status.code(), Some(64));
+    assert!(
+        stderr(&configured).contains("previous_master_keys"),
+        "{}",
+        stderr(&configured)
+    );
+    // A key that opens nothing here stops the start and names the key it needs.
+    let stranger = run(dir.path(), &[], &["master-key", "generate"], None);
+    let stranger = stdout(&stranger);
+    let wrong = run(
+        dir.path(),
+        &[
+            ("STACKGATE_DATA_DIR", data_dir.as_str()),
+            ("STACKGATE_MASTER_KEY", stranger.trim()),
+        ],
+        &["keys", "list"],
+        None,
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("previous_master_keys"),
+        "{}",
+        stderr(&wrong)
+    );
+}

@@ -98,7 +98,7 @@ pub(crate) async fn enrol_totp(server: &TestServer, browser: &reqwest::Client) -
 }
 
 /// Signs in with the password; returns the browser, now at the second-factor step.
-async fn password_step(
+pub(crate) async fn password_step(
     server: &TestServer,
     password: &str,
 ) -> (reqwest::Client, reqwest::Response) {
@@ -118,7 +118,7 @@ async fn password_step(
     (browser, response)
 }
 
-async fn second_factor(
+pub(crate) async fn second_factor(
     server: &TestServer,
     browser: &reqwest::Client,
     code: &str,
@@ -133,7 +133,7 @@ async fn second_factor(
     .await
 }
 
-async fn signed_in(server: &TestServer, browser: &reqwest::Client) -> bool {
+pub(crate) async fn signed_in(server: &TestServer, browser: &reqwest::Client) -> bool {
     get(browser, server.url("/"))
         .await
         .contains("You are signed in as")

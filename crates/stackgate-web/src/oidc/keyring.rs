@@ -2,10 +2,11 @@
 //! whole on rotation, so a request never waits on a lock held across I/O.
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use stackgate_identity::{Actor, Uuid};
 use stackgate_oidc::{
-    Jwk, Jwks, KeyMaterial, KeySet, MasterKey, OidcError, SigningAlg, SigningKey,
+    Jwk, Jwks, KeyMaterial, KeySet, MasterKeys, OidcError, SigningAlg, SigningKey,
 };
-use stackgate_store::{Store, StoreError, StoredKey};
+use stackgate_store::{Resealed, SealedOwner, Store, StoreError, StoredKey};
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
@@ -42,7 +43,7 @@ impl Keys {
 
 pub struct Keyring {
     store: Store,
-    master: MasterKey,
+    master: MasterKeys,
     current: RwLock<Arc<Keys>>,
     /// When a reload for an unknown key last ran, so forged `kid`s cannot make us hammer the store.
     last_unknown_kid_reload: tokio::sync::Mutex<Option<tokio::time::Instant>>,
@@ -57,8 +58,11 @@ impl std::fmt::Debug for Keyring {
 }
 
 impl Keyring {
-    /// Loads the keys, creating a first key for any algorithm that has none.
-    pub async fn open(store: Store, master: MasterKey) -> Result<Self, KeyringError> {
+    /// Loads the keys, creating a first key for any algorithm that has none. Values sealed under
+    /// a previous master key are resealed under the current one first.
+    pub async fn open(store: Store, master: impl Into<MasterKeys>) -> Result<Self, KeyringError> {
+        let master = master.into();
+        reseal(&store, &master).await?;
         let keys = load(&store, &master).await?;
         let keyring = Self {
             store,
@@ -75,6 +79,10 @@ impl Keyring {
         }
         keyring.reload().await?;
         Ok(keyring)
+    }
+
+    pub fn master_keys(&self) -> &MasterKeys {
+        &self.master
     }
 
     pub fn keys(&self) -> Arc<Keys> {
@@ -147,28 +155,37 @@ impl Keyring {
         plaintext: &[u8],
     ) -> Result<(String, String), OidcError> {
         Ok((
-            STANDARD.encode(self.master.seal(label, plaintext)?),
-            self.master.id().to_owned(),
+            STANDARD.encode(self.master.current().seal(label, plaintext)?),
+            self.master.current().id().to_owned(),
         ))
     }
 
-    pub fn open_secret(&self, label: &str, sealed: &str) -> Result<Vec<u8>, OidcError> {
+    /// Opens a secret sealed by the master key `master_key_id` (the current or a previous one).
+    pub fn open_secret(
+        &self,
+        label: &str,
+        sealed: &str,
+        master_key_id: &str,
+    ) -> Result<Vec<u8>, OidcError> {
         let sealed = STANDARD
             .decode(sealed)
             .map_err(|_| OidcError::Key(format!("{label} is not valid base64")))?;
-        self.master.open(label, &sealed)
+        self.master.open(master_key_id, label, &sealed)
     }
 
     async fn add(&self, alg: SigningAlg) -> Result<String, KeyringError> {
         let material = KeyMaterial::generate(alg)?;
-        let sealed = self.master.seal(&label(&material.kid), &material.pkcs8)?;
+        let sealed = self
+            .master
+            .current()
+            .seal(&label(&material.kid), &material.pkcs8)?;
         let stored = StoredKey {
             kid: material.kid.clone(),
             alg: alg.as_str().to_owned(),
             private_key: STANDARD.encode(sealed),
             public_jwk: serde_json::to_string(&material.jwk)
                 .map_err(|e| OidcError::Key(e.to_string()))?,
-            master_key_id: self.master.id().to_owned(),
+            master_key_id: self.master.current().id().to_owned(),
             created_at: 0,
             retired_at: None,
             publish_until: None,
@@ -186,7 +203,53 @@ fn label(kid: &str) -> String {
     format!("signing-key:{kid}")
 }
 
-async fn load(store: &Store, master: &MasterKey) -> Result<Keys, KeyringError> {
+/// What a user's TOTP secret is sealed to.
+pub fn totp_label(user: Uuid) -> String {
+    totp_label_of(&user.to_string())
+}
+
+fn totp_label_of(user: &str) -> String {
+    format!("totp:{user}")
+}
+
+fn owner_label(owner: &SealedOwner) -> String {
+    match owner {
+        SealedOwner::SigningKey(kid) => label(kid),
+        SealedOwner::Totp(user) => totp_label_of(user),
+    }
+}
+
+/// Reseals, in one transaction, every value still under a previous master key. A value sealed
+/// under a key that is not configured stops the start with a message naming that key: starting
+/// anyway would leave sign-ins failing one by one.
+async fn reseal(store: &Store, master: &MasterKeys) -> Result<(), KeyringError> {
+    let current = master.current();
+    let stale = store.sealed_secrets_not_under(current.id()).await?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut resealed = Vec::with_capacity(stale.len());
+    for old in stale {
+        let aad = owner_label(&old.owner);
+        let ciphertext = STANDARD
+            .decode(&old.sealed)
+            .map_err(|_| OidcError::Key(format!("{aad} is not valid base64")))?;
+        let plaintext = master.open(&old.master_key_id, &aad, &ciphertext)?;
+        let sealed = STANDARD.encode(current.seal(&aad, &plaintext)?);
+        resealed.push(Resealed { old, sealed });
+    }
+    let audit =
+        Actor::system("master-key").entry("master_key.reseal", stackgate_identity::Target::System);
+    let count = store.reseal(&resealed, current.id(), &audit).await?;
+    tracing::info!(
+        resealed = count,
+        master_key_id = current.id(),
+        "resealed secrets under the current master key; previous keys are no longer needed for this database"
+    );
+    Ok(())
+}
+
+async fn load(store: &Store, master: &MasterKeys) -> Result<Keys, KeyringError> {
     let mut signers = HashMap::new();
     let mut jwks = Jwks::default();
     for stored in store.signing_keys().await? {
@@ -202,7 +265,7 @@ async fn load(store: &Store, master: &MasterKey) -> Result<Keys, KeyringError> {
             let sealed = STANDARD
                 .decode(&stored.private_key)
                 .map_err(|_| OidcError::Key(format!("key {} is not valid base64", stored.kid)))?;
-            let pkcs8 = master.open(&label(&stored.kid), &sealed)?;
+            let pkcs8 = master.open(&stored.master_key_id, &label(&stored.kid), &sealed)?;
             signers.insert(alg, Arc::new(SigningKey::from_pkcs8(alg, &pkcs8)?));
         }
         jwks.keys.push(jwk);

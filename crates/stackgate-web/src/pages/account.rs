@@ -239,7 +239,7 @@ pub(crate) async fn totp_confirm(
     };
     let secret = state
         .keyring
-        .open_secret(&totp_label(user.id), &stored.sealed)
+        .open_secret(&totp_label(user.id), &stored.sealed, &stored.master_key_id)
         .map_err(|e| PageError::Internal(e.to_string()))?;
     if let Err(error) =
         password_again(&state, &session, form.password, client.ip.as_deref()).await?

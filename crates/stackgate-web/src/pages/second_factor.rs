@@ -33,9 +33,7 @@ fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-pub(super) fn totp_label(user: stackgate_identity::Uuid) -> String {
-    format!("totp:{user}")
-}
+pub(super) use crate::oidc::keyring::totp_label;
 
 /// Records a sign-in that passed `amr` and hands the browser the flow cookie.
 pub(super) async fn start(
@@ -145,7 +143,7 @@ async fn check_code(
         }
         let secret = state
             .keyring
-            .open_secret(&totp_label(user.id), &stored.sealed)
+            .open_secret(&totp_label(user.id), &stored.sealed, &stored.master_key_id)
             .map_err(|e| PageError::Internal(e.to_string()))?;
         let Some(step) = totp_step(&secret, &digits, state.clock.unix()) else {
             return Ok(None);
