@@ -14,13 +14,18 @@ use stackgate_testkit::{
 };
 use std::time::{Duration, Instant};
 
-struct App {
-    id: String,
-    secret: String,
-    redirect: String,
+pub(crate) struct App {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+    pub(crate) redirect: String,
 }
 
-async fn register(server: &TestServer, admin: &AdminClient, id: &str, extra: Value) -> App {
+pub(crate) async fn register(
+    server: &TestServer,
+    admin: &AdminClient,
+    id: &str,
+    extra: Value,
+) -> App {
     let redirect = format!("https://{id}.example.org/callback");
     let mut body = json!({ "id": id, "name": id, "redirect_uris": [redirect], "first_party": true,
                            "post_logout_redirect_uris": [format!("https://{id}.example.org/bye")] });
@@ -46,7 +51,7 @@ async fn register(server: &TestServer, admin: &AdminClient, id: &str, extra: Val
 
 /// Signs in to `app` in `browser` (once per browser; later apps get single sign-on) and
 /// returns its tokens.
-async fn tokens(
+pub(crate) async fn tokens(
     server: &TestServer,
     browser: &reqwest::Client,
     app: &App,
@@ -83,7 +88,7 @@ async fn tokens(
         .unwrap()
 }
 
-async fn refresh_error(server: &TestServer, app: &App, tokens: &Value) -> String {
+pub(crate) async fn refresh_error(server: &TestServer, app: &App, tokens: &Value) -> String {
     let body: Value = reqwest::Client::new()
         .post(server.url("/token"))
         .basic_auth(&app.id, Some(&app.secret))
@@ -100,7 +105,7 @@ async fn refresh_error(server: &TestServer, app: &App, tokens: &Value) -> String
     body["error"].as_str().unwrap_or("none").to_owned()
 }
 
-async fn userinfo(server: &TestServer, tokens: &Value) -> StatusCode {
+pub(crate) async fn userinfo(server: &TestServer, tokens: &Value) -> StatusCode {
     reqwest::Client::new()
         .get(server.url("/userinfo"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
@@ -110,7 +115,10 @@ async fn userinfo(server: &TestServer, tokens: &Value) -> StatusCode {
         .status()
 }
 
-async fn sign_out_page(server: &TestServer, browser: &reqwest::Client) -> reqwest::Response {
+pub(crate) async fn sign_out_page(
+    server: &TestServer,
+    browser: &reqwest::Client,
+) -> reqwest::Response {
     let home = browser
         .get(server.url("/"))
         .send()
