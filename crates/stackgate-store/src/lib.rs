@@ -56,6 +56,8 @@ pub use users::{UserFilter, UserListing};
 pub use webauthn::{CredentialKind, NewCredential, StoredCredential};
 
 #[cfg(test)]
+mod disk_full;
+#[cfg(test)]
 mod refresh_properties;
 #[cfg(test)]
 mod tests;

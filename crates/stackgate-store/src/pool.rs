@@ -149,6 +149,23 @@ pub struct PoolStats {
     pub max: u32,
 }
 
+/// Whether a SQLite connection may go back to the pool. When the disk fills up, SQLite can roll
+/// a transaction back by itself as its COMMIT fails; sqlx then still counts it as open, the
+/// rollback on drop fails too, and every later `BEGIN` on that connection would be refused:
+/// writes would fail long after the disk has room again. Such a connection is closed instead.
+async fn sqlite_connection_is_clean(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // The ping queues behind a pending rollback, so the count below is the settled one.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 impl Store {
     /// Opens the pool. A SQLite file (and its folder's file) is created if missing; foreign keys
     /// are enforced and the journal is WAL so readers never wait for the writer.
@@ -169,6 +186,7 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(options.max_connections)
                     .acquire_timeout(options.acquire_timeout)
+                    .after_release(|conn, _| Box::pin(sqlite_connection_is_clean(conn)))
                     .connect_with(connect)
                     .await?;
                 Pool::Sqlite(pool)
