@@ -562,7 +562,7 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
 
 /// Removes cookie `name` before the request goes upstream: the app must never see the edge's
 /// own credential.
-fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+pub(crate) fn remove_cookie(headers: &mut HeaderMap, name: &str) {
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()

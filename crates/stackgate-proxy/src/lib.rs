@@ -26,6 +26,14 @@ mod upstream;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::upstream::sanitise_request;
+
+    /// The edge cookie `name` as the edge reads it, then removed from the request as before it
+    /// goes upstream.
+    pub fn take_edge_cookie(headers: &mut hyper::HeaderMap, name: &str) -> Option<String> {
+        let value = crate::edge::cookie_value(headers, name).map(str::to_owned);
+        crate::edge::remove_cookie(headers, name);
+        value
+    }
 }
 
 pub use access::{AccessPolicy, PolicyProblem};

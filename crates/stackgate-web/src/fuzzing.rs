@@ -38,3 +38,15 @@ pub fn authorization_header(value: &[u8]) -> (BasicCredentials, Option<String>) 
 pub fn client_assertion_subject(assertion: &str) -> Option<String> {
     client_auth::unverified_subject(assertion)
 }
+
+/// The sign-in session's cookie value as the pages read it (plain-HTTP and `__Host-` names).
+pub fn session_cookie(headers: &HeaderMap) -> Vec<String> {
+    let jar = axum_extra::extract::CookieJar::from_headers(headers);
+    [
+        crate::auth::SESSION_COOKIE_PLAIN,
+        crate::auth::SESSION_COOKIE_SECURE,
+    ]
+    .into_iter()
+    .filter_map(|name| jar.get(name).map(|c| c.value().to_owned()))
+    .collect()
+}
