@@ -108,14 +108,15 @@ fn finish_master_key_rotation(config: &Config, keys: &MasterKeys) -> Result<(), 
         return Ok(());
     }
     let current = config.data_dir.join(MASTER_KEY_FILE);
-    let old = MasterKey::from_base64(&read_key_file(&current)?)
+    let old_key = read_key_file(&current)?;
+    let old = MasterKey::from_base64(&old_key)
         .map_err(|e| CliError::Usage(format!("{}: {e}", current.display())))?;
     let retired = config.data_dir.join(format!(
         "{MASTER_KEY_FILE}.retired-{}",
         old.id().replace(['/', '+'], "_")
     ));
     if !retired.exists() {
-        write_private(&retired, &read_key_file(&current)?)?;
+        write_private(&retired, &old_key)?;
     }
     std::fs::rename(&next, &current)?;
     std::fs::File::open(&config.data_dir)?.sync_all()?;

@@ -167,10 +167,7 @@ impl Keyring {
         sealed: &str,
         master_key_id: &str,
     ) -> Result<Vec<u8>, OidcError> {
-        let sealed = STANDARD
-            .decode(sealed)
-            .map_err(|_| OidcError::Key(format!("{label} is not valid base64")))?;
-        self.master.open(master_key_id, label, &sealed)
+        open_sealed(&self.master, master_key_id, label, sealed)
     }
 
     async fn add(&self, alg: SigningAlg) -> Result<String, KeyringError> {
@@ -219,6 +216,19 @@ fn owner_label(owner: &SealedOwner) -> String {
     }
 }
 
+/// Opens a base64 value sealed by the master key `master_key_id` under `label`.
+fn open_sealed(
+    master: &MasterKeys,
+    master_key_id: &str,
+    label: &str,
+    sealed: &str,
+) -> Result<Vec<u8>, OidcError> {
+    let sealed = STANDARD
+        .decode(sealed)
+        .map_err(|_| OidcError::Key(format!("{label} is not valid base64")))?;
+    master.open(master_key_id, label, &sealed)
+}
+
 /// Reseals, in one transaction, every value still under a previous master key. A value sealed
 /// under a key that is not configured stops the start with a message naming that key: starting
 /// anyway would leave sign-ins failing one by one.
@@ -231,10 +241,7 @@ async fn reseal(store: &Store, master: &MasterKeys) -> Result<(), KeyringError> 
     let mut resealed = Vec::with_capacity(stale.len());
     for old in stale {
         let aad = owner_label(&old.owner);
-        let ciphertext = STANDARD
-            .decode(&old.sealed)
-            .map_err(|_| OidcError::Key(format!("{aad} is not valid base64")))?;
-        let plaintext = master.open(&old.master_key_id, &aad, &ciphertext)?;
+        let plaintext = open_sealed(master, &old.master_key_id, &aad, &old.sealed)?;
         let sealed = STANDARD.encode(current.seal(&aad, &plaintext)?);
         resealed.push(Resealed { old, sealed });
     }
@@ -262,10 +269,12 @@ async fn load(store: &Store, master: &MasterKeys) -> Result<Keys, KeyringError> 
         let jwk: Jwk =
             serde_json::from_str(&stored.public_jwk).map_err(|e| OidcError::Key(e.to_string()))?;
         if stored.retired_at.is_none() {
-            let sealed = STANDARD
-                .decode(&stored.private_key)
-                .map_err(|_| OidcError::Key(format!("key {} is not valid base64", stored.kid)))?;
-            let pkcs8 = master.open(&stored.master_key_id, &label(&stored.kid), &sealed)?;
+            let pkcs8 = open_sealed(
+                master,
+                &stored.master_key_id,
+                &label(&stored.kid),
+                &stored.private_key,
+            )?;
             signers.insert(alg, Arc::new(SigningKey::from_pkcs8(alg, &pkcs8)?));
         }
         jwks.keys.push(jwk);
