@@ -6,7 +6,7 @@
 
 use crate::mfa::signed_in;
 use crate::proxy::{PASSWORD, add_route, api, open_signed_in, user};
-use crate::sign_off::{App, register, sign_out_page, tokens, userinfo};
+use crate::sign_off::{App, refresh, register, sign_out_page, tokens, userinfo};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::{Method, StatusCode};
@@ -112,22 +112,7 @@ impl World<'_> {
             info,
             who
         );
-        let refreshed: Value = reqwest::Client::new()
-            .post(self.server.url("/token"))
-            .basic_auth(&self.app.id, Some(&self.app.secret))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                (
-                    "refresh_token",
-                    device.tokens["refresh_token"].as_str().unwrap(),
-                ),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let refreshed = refresh(self.server, self.app, &device.tokens).await;
         let accepted = refreshed["refresh_token"].is_string();
         prop_assert_eq!(accepted, device.live, "refresh for {}: {}", who, refreshed);
         if accepted {

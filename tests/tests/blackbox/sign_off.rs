@@ -15,9 +15,9 @@ use stackgate_testkit::{
 use std::time::{Duration, Instant};
 
 pub(crate) struct App {
-    pub(crate) id: String,
-    pub(crate) secret: String,
-    pub(crate) redirect: String,
+    id: String,
+    secret: String,
+    redirect: String,
 }
 
 pub(crate) async fn register(
@@ -88,8 +88,14 @@ pub(crate) async fn tokens(
         .unwrap()
 }
 
-pub(crate) async fn refresh_error(server: &TestServer, app: &App, tokens: &Value) -> String {
-    let body: Value = reqwest::Client::new()
+async fn refresh_error(server: &TestServer, app: &App, tokens: &Value) -> String {
+    let body = refresh(server, app, tokens).await;
+    body["error"].as_str().unwrap_or("none").to_owned()
+}
+
+/// The token endpoint's answer to a refresh with `tokens`' refresh token.
+pub(crate) async fn refresh(server: &TestServer, app: &App, tokens: &Value) -> Value {
+    reqwest::Client::new()
         .post(server.url("/token"))
         .basic_auth(&app.id, Some(&app.secret))
         .form(&[
@@ -101,8 +107,7 @@ pub(crate) async fn refresh_error(server: &TestServer, app: &App, tokens: &Value
         .unwrap()
         .json()
         .await
-        .unwrap();
-    body["error"].as_str().unwrap_or("none").to_owned()
+        .unwrap()
 }
 
 pub(crate) async fn userinfo(server: &TestServer, tokens: &Value) -> StatusCode {
