@@ -48,7 +48,7 @@ pub use pool::{Backend, PoolStats, Store, StoreOptions};
 pub use proxy::{NewRoute, RouteRoles, StoredRoute};
 pub use sealed_secrets::{Resealed, SealedOwner, SealedSecret};
 pub use second_factors::{LoginFlow, SecondFactors, SignInCandidate, StoredTotp};
-pub use session_cache::WatchStatus;
+pub use session_cache::{SessionChange, WatchStatus};
 pub use sessions::{NewSession, Session, SessionSummary};
 pub use sign_off::{DeliveryRecord, LogoutDelivery, Sessions, SignedOff};
 pub use signing_keys::StoredKey;

@@ -242,6 +242,16 @@ impl Store {
         self.sessions.proxy_changes()
     }
 
+    /// Announces sessions that may have ended (signed out here or on another replica, user
+    /// disabled, groups changed), as this process's session cache learns of them. Anything that
+    /// keeps a session for longer than one request re-checks it on each announcement that
+    /// [`SessionChange::concerns`] it; a receiver that lags behind is told so and should re-check.
+    pub fn session_changes(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<crate::session_cache::SessionChange> {
+        self.sessions.changes()
+    }
+
     /// Keeps a one-time code that lets `host` open a proxy session under SSO session `session`.
     pub async fn issue_proxy_code(
         &self,

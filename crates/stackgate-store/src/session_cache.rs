@@ -53,9 +53,40 @@ pub(crate) enum Cached {
     },
 }
 
+/// Sessions that may have ended, announced to whoever holds on to one for longer than a request
+/// (the edge's WebSocket tunnels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    Session(Uuid),
+    /// Every session of this user (disabled, deleted, groups changed).
+    User(Uuid),
+    /// Any session at all (a group changed, notifications were lost).
+    All,
+}
+
+impl SessionChange {
+    /// Whether `session` may be among those this change ended.
+    pub fn concerns(&self, session: &Session) -> bool {
+        self.concerns_ids(session.id, session.user.id)
+    }
+
+    /// Whether the session `session` of user `user` may be among those this change ended.
+    pub fn concerns_ids(&self, session: Uuid, user: Uuid) -> bool {
+        match *self {
+            SessionChange::Session(id) => session == id,
+            SessionChange::User(id) => user == id,
+            SessionChange::All => true,
+        }
+    }
+}
+
+/// Changes queued for a slow listener before it is told it missed some (and re-checks).
+const CHANGES_BUFFERED: usize = 1024;
+
 pub(crate) struct SessionCache {
     /// Bumped whenever routes or access policies may have changed (here or on another replica).
     proxy_changes: tokio::sync::watch::Sender<u64>,
+    changes: tokio::sync::broadcast::Sender<SessionChange>,
     entries: RwLock<HashMap<String, Entry>>,
     epoch: AtomicU64,
     watch: RwLock<WatchState>,
@@ -81,6 +112,7 @@ impl SessionCache {
     pub(crate) fn new() -> Self {
         Self {
             proxy_changes: tokio::sync::watch::Sender::new(0),
+            changes: tokio::sync::broadcast::Sender::new(CHANGES_BUFFERED),
             entries: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             watch: RwLock::new(WatchState {
@@ -195,14 +227,26 @@ impl SessionCache {
 
     pub(crate) fn evict_session(&self, id: Uuid) {
         self.evict_where(|entry| entry.session.id == id);
+        self.announce(SessionChange::Session(id));
     }
 
     pub(crate) fn evict_user(&self, id: Uuid) {
         self.evict_where(|entry| entry.session.user.id == id);
+        self.announce(SessionChange::User(id));
     }
 
     pub(crate) fn evict_all(&self) {
         self.evict_where(|_| true);
+        self.announce(SessionChange::All);
+    }
+
+    fn announce(&self, change: SessionChange) {
+        // No receiver (no open tunnel) is the common case, not an error.
+        let _ = self.changes.send(change);
+    }
+
+    pub(crate) fn changes(&self) -> tokio::sync::broadcast::Receiver<SessionChange> {
+        self.changes.subscribe()
     }
 
     /// The channel is up again: nothing read before can be vouched for by it.
