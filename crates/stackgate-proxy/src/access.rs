@@ -13,7 +13,7 @@ use cedar_policy::{
 use hyper::Method;
 use miette::Diagnostic;
 use stackgate_identity::Uuid;
-use stackgate_store::Session;
+use stackgate_store::{Session, SessionChange};
 use std::{
     collections::{HashMap, HashSet},
     str::FromStr,
@@ -66,7 +66,9 @@ pub struct AccessPolicy {
     authorizer: Authorizer,
     /// `None` only in the deny-all policy in force before the first compile.
     types: Option<Types>,
-    /// Each session's principal, built once: entities are the costly part of a decision.
+    /// Each user's principal, built once: entities are the costly part of a decision (and,
+    /// with the schema's actions copied in, several KiB each). By user, not by session: every
+    /// sign-in makes a new session, and a cache by session grew with each of them.
     principals: Mutex<HashMap<Uuid, Arc<Principal>>>,
 }
 
@@ -88,8 +90,8 @@ impl Principal {
     }
 }
 
-/// Above this many cached principals the cache starts over.
-const MAX_PRINCIPALS: usize = 50_000;
+/// Above this many cached principals (users) the cache starts over.
+const MAX_PRINCIPALS: usize = 10_000;
 
 /// The schema's entity types, parsed once.
 #[derive(Debug)]
@@ -277,6 +279,25 @@ impl AccessPolicy {
         self.policies.policies()
     }
 
+    /// Drops what is cached about the sessions `change` may have ended (their users may have
+    /// been disabled or deleted: no reason to keep them).
+    pub fn forget(&self, change: SessionChange) {
+        if let Ok(mut cache) = self.principals.lock() {
+            match change {
+                SessionChange::Session(_) => {}
+                SessionChange::User(user) => {
+                    cache.remove(&user);
+                }
+                SessionChange::All => cache.clear(),
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn cached_principals(&self) -> usize {
+        self.principals.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
     pub fn decide(&self, session: &Session, app: &str, method: &Method, path: &str) -> Decision {
         match self.evaluate(session, app, method, path) {
             Ok(true) => Decision::Allow,
@@ -322,7 +343,7 @@ impl AccessPolicy {
     /// The session's principal, from the cache while it still describes the session.
     fn principal(&self, types: &Types, session: &Session) -> Result<Arc<Principal>, String> {
         if let Ok(cache) = self.principals.lock()
-            && let Some(cached) = cache.get(&session.id)
+            && let Some(cached) = cache.get(&session.user.id)
             && cached.describes(session)
         {
             return Ok(cached.clone());
@@ -367,7 +388,7 @@ impl AccessPolicy {
             if cache.len() >= MAX_PRINCIPALS {
                 cache.clear();
             }
-            cache.insert(session.id, principal.clone());
+            cache.insert(session.user.id, principal.clone());
         }
         Ok(principal)
     }
@@ -396,12 +417,12 @@ fn action_of(method: &Method) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::routes::Route;
     use stackgate_identity::{MfaPolicy, OffsetDateTime, User, Uuid};
 
-    fn session(username: &str, groups: &[&str]) -> Session {
+    pub(crate) fn session(username: &str, groups: &[&str]) -> Session {
         Session {
             id: Uuid::new_v4(),
             user: User {
@@ -502,6 +523,48 @@ forbid (principal, action, resource) when { context.path like "/finance*" } unle
             AccessPolicy::empty().decide(&admin, "wiki", &Method::GET, "/"),
             Decision::Deny
         );
+    }
+
+    #[test]
+    fn principals_are_cached_per_user_and_forgotten_with_them() {
+        let policy = AccessPolicy::compile(DEFAULT_POLICIES, &routes(), "").unwrap();
+        let ana = session("ana", &["staff"]);
+        let bo = session("bo", &["staff"]);
+        // Ana signs in a hundred times: each sign-in is a new session, one principal.
+        for _ in 0..100 {
+            let again = Session {
+                id: Uuid::new_v4(),
+                ..ana.clone()
+            };
+            assert_eq!(
+                policy.decide(&again, "wiki", &Method::GET, "/"),
+                Decision::Allow
+            );
+        }
+        assert_eq!(
+            policy.decide(&bo, "wiki", &Method::GET, "/"),
+            Decision::Allow
+        );
+        assert_eq!(policy.cached_principals(), 2);
+        // Changed groups are noticed even before the change is announced.
+        let moved = Session {
+            groups: vec![],
+            ..ana.clone()
+        };
+        assert_eq!(
+            policy.decide(&moved, "wiki", &Method::GET, "/"),
+            Decision::Deny
+        );
+        policy.forget(SessionChange::Session(bo.id));
+        assert_eq!(
+            policy.cached_principals(),
+            2,
+            "a session's end keeps its user's"
+        );
+        policy.forget(SessionChange::User(ana.user.id));
+        assert_eq!(policy.cached_principals(), 1);
+        policy.forget(SessionChange::All);
+        assert_eq!(policy.cached_principals(), 0);
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl EdgeControl for Edge {
         if url.scheme() != self.scheme() || url.username() != "" || url.password().is_some() {
             return None;
         }
+        let port = url.port_or_known_default()?;
+        if !self.settings.public_ports.contains(&port) {
+            return None;
+        }
         let host = normalise_host(url.host_str()?)?;
         self.routes().has_host(&host).then_some(host)
     }

@@ -7,16 +7,15 @@ use crate::{
     pages,
     paths::{BadPath, canonical_path},
     routes::{Route, RouteTable, normalise_host},
-    upstream::{Forwarder, Hop, sanitise_request},
+    upstream::{Forwarder, Hop, sanitise_request, websocket_upgrade},
 };
 use axum::{body::Body, extract::ConnectInfo};
 use hyper::{
     HeaderMap, Method, Request, Response, StatusCode,
-    body::Incoming,
     header::{self, HeaderValue},
 };
 use stackgate_identity::{Clock, SecretToken, hash_secret};
-use stackgate_store::{Session, Store};
+use stackgate_store::{Session, SessionChange, Store};
 use stackgate_web::oidc::keyring::Keyring;
 use std::{
     net::SocketAddr,
@@ -37,6 +36,10 @@ pub struct EdgeSettings {
     pub issuer: String,
     /// Whether the edge serves HTTPS (decides cookie names and flags, and redirect schemes).
     pub https: bool,
+    /// The ports people reach app hosts on (the scheme's default, the issuer's, the one the
+    /// edge listens on): a sign-in is handed over to no other port of an app's host, where
+    /// another program could be listening (cookies do not tell ports apart).
+    pub public_ports: Vec<u16>,
     /// The session lifetimes and sign-in policy in force, which admins may change at runtime.
     pub live: Arc<stackgate_web::settings::LiveSettings>,
     pub headers: IdentityHeaders,
@@ -46,6 +49,30 @@ pub struct EdgeSettings {
     pub default_policies: String,
     /// Routes from the config file.
     pub routes: Vec<Route>,
+}
+
+/// How often assertions too old to be reused are dropped.
+const CACHE_SWEEP: Duration = Duration::from_secs(30);
+
+/// How often an open WebSocket tunnel re-checks its session when nothing was announced.
+const TUNNEL_RECHECK: Duration = Duration::from_secs(10);
+
+/// What a WebSocket tunnel was opened under, to re-check while it stays open.
+pub(crate) struct Tunnel {
+    session: Arc<Session>,
+    secret_hash: String,
+    host: String,
+    path: String,
+    app: String,
+}
+
+/// Where a proxy session stands on a route.
+enum Standing {
+    Allowed(Arc<Session>),
+    /// Unknown, ended or not strong enough: sign in (again).
+    SignIn,
+    Denied,
+    Unavailable,
 }
 
 /// The edge: routes, policies and everything a request needs, shared by every connection.
@@ -60,6 +87,8 @@ pub struct Edge {
     access: RwLock<Arc<AccessPolicy>>,
     forwarder: Forwarder,
     assertions: Assertions,
+    /// Bumped after each reload of routes and policies, for open tunnels to re-check.
+    reloaded: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -115,6 +144,7 @@ impl Edge {
             access: RwLock::new(Arc::new(AccessPolicy::empty())),
             forwarder,
             assertions: Assertions::default(),
+            reloaded: tokio::sync::watch::Sender::new(0),
         });
         edge.reload().await?;
         Ok(edge)
@@ -147,11 +177,14 @@ impl Edge {
         if let Ok(mut slot) = self.access.write() {
             *slot = Arc::new(access);
         }
+        self.reloaded.send_modify(|n| *n += 1);
         Ok(())
     }
 
-    /// Reloads whenever the store says routes or policies changed, until the process ends.
+    /// Reloads whenever the store says routes or policies changed, and keeps the per-session
+    /// caches to the sessions still alive, until the process ends.
     pub fn follow_changes(self: &Arc<Self>) {
+        self.forget_ended_sessions();
         let edge = Arc::downgrade(self);
         let mut changes = self.store.proxy_changes();
         tokio::spawn(async move {
@@ -159,6 +192,36 @@ impl Edge {
                 let Some(edge) = edge.upgrade() else { return };
                 if let Err(err) = edge.reload().await {
                     tracing::warn!(%err, "cannot reload proxy routes and policies; keeping the previous ones");
+                }
+            }
+        });
+    }
+
+    /// Drops cached principals and assertions of sessions that ended, and assertions too old to
+    /// be reused, so the caches follow the live sessions instead of every session ever seen.
+    fn forget_ended_sessions(self: &Arc<Self>) {
+        let edge = Arc::downgrade(self);
+        let mut changes = self.store.session_changes();
+        tokio::spawn(async move {
+            let mut sweep = tokio::time::interval(CACHE_SWEEP);
+            loop {
+                let change = tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(change) => Some(change),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            Some(SessionChange::All)
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = sweep.tick() => None,
+                };
+                let Some(edge) = edge.upgrade() else { return };
+                match change {
+                    Some(change) => {
+                        edge.assertions.forget(change);
+                        edge.access().forget(change);
+                    }
+                    None => edge.assertions.sweep(edge.clock.unix()),
                 }
             }
         });
@@ -206,20 +269,42 @@ impl Edge {
     /// Serves one request from a client at `peer`.
     pub async fn handle(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<Body>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let Some((host, host_as_sent)) = request_host(&request) else {
             return pages::status(StatusCode::BAD_REQUEST, "The request names no host.");
         };
         if host == self.issuer_host {
-            let mut request = request.map(Body::new);
+            let mut request = request;
             request.extensions_mut().insert(ConnectInfo(peer));
             return match self.web.clone().oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
         }
+        let https = self.settings.https;
+        let mut response = self.app_request(request, peer, host, host_as_sent).await;
+        // What the login host's pages say, every app host says too: a browser that reached it
+        // over HTTPS never tries plain HTTP there again. An app's own HSTS (say, with
+        // `includeSubDomains`) is left as it sent it.
+        if https {
+            response
+                .headers_mut()
+                .entry(header::STRICT_TRANSPORT_SECURITY)
+                .or_insert(HeaderValue::from_static(stackgate_web::HSTS));
+        }
+        response
+    }
+
+    /// A request for an app's host (`host` normalised, `host_as_sent` with its port).
+    async fn app_request(
+        self: Arc<Self>,
+        request: Request<Body>,
+        peer: SocketAddr,
+        host: String,
+        host_as_sent: String,
+    ) -> Response<Body> {
         let path = match canonical_path(request.uri().path()) {
             Ok(path) => path,
             Err(BadPath(why)) => {
@@ -266,6 +351,12 @@ impl Edge {
                 return pages::status(StatusCode::BAD_REQUEST, "This address cannot be served.");
             }
         }
+        let tunnel_secret = match &verdict {
+            Verdict::Allowed(_) if websocket_upgrade(&parts.headers) => {
+                cookie_value(&parts.headers, self.cookie_name()).map(hash_secret)
+            }
+            _ => None,
+        };
         sanitise_request(&mut parts.headers, &self.settings.headers);
         // The app's role header comes from the edge only, on public paths too.
         if let Some(roles) = &route.roles {
@@ -273,6 +364,7 @@ impl Edge {
         }
         remove_cookie(&mut parts.headers, self.cookie_name());
         remove_cookie(&mut parts.headers, self.state_cookie_name());
+        let mut tunnel = None;
         match verdict {
             Verdict::Public => {}
             Verdict::Allowed(session) => {
@@ -291,6 +383,13 @@ impl Edge {
                 {
                     parts.headers.insert(name, value);
                 }
+                tunnel = tunnel_secret.map(|secret_hash| Tunnel {
+                    session,
+                    secret_hash,
+                    host: host.clone(),
+                    path: path.clone(),
+                    app: route.app.clone(),
+                });
             }
             Verdict::SignIn(sign_in) => {
                 return if matches!(parts.method, Method::GET | Method::HEAD) {
@@ -310,13 +409,10 @@ impl Edge {
             host: host_as_sent,
         };
         let request = Request::from_parts(parts, body);
+        let edge_cookies = [self.cookie_name(), self.state_cookie_name()];
+        let closed = tunnel.map(|tunnel| self.clone().tunnel_closed(tunnel));
         self.forwarder
-            .forward(
-                request,
-                &route.upstream,
-                &hop,
-                &[self.cookie_name(), self.state_cookie_name()],
-            )
+            .forward(request, &route.upstream, &hop, &edge_cookies, closed)
             .await
     }
 
@@ -381,20 +477,41 @@ impl Edge {
         let Some(secret) = cookie_value(headers, self.cookie_name()) else {
             return self.sign_in(headers, &original_url());
         };
+        match self
+            .standing(&hash_secret(secret), route, host, method, path)
+            .await
+        {
+            Standing::Allowed(session) => Verdict::Allowed(session),
+            Standing::SignIn => self.sign_in(headers, &original_url()),
+            Standing::Denied => Verdict::Denied,
+            Standing::Unavailable => Verdict::Unavailable,
+        }
+    }
+
+    /// Where the proxy session with this secret digest stands on `route`: live, strong enough
+    /// for today's sign-in policy, and allowed by today's access policy.
+    async fn standing(
+        &self,
+        secret_hash: &str,
+        route: &Route,
+        host: &str,
+        method: &Method,
+        path: &str,
+    ) -> Standing {
         let session = match self
             .store
             .proxy_session(
-                &hash_secret(secret),
+                secret_hash,
                 host,
                 self.settings.live.get().session_idle_timeout,
             )
             .await
         {
             Ok(Some(session)) => session,
-            Ok(None) => return self.sign_in(headers, &original_url()),
+            Ok(None) => return Standing::SignIn,
             Err(err) => {
                 tracing::warn!(%err, "cannot check a proxy session");
-                return Verdict::Unavailable;
+                return Standing::Unavailable;
             }
         };
         // A policy tightened since this session signed in sends it back for a stronger sign-in.
@@ -406,11 +523,62 @@ impl Edge {
             .max(session.group_mfa_policy)
             .met_by(&session.amr)
         {
-            return self.sign_in(headers, &original_url());
+            return Standing::SignIn;
         }
         match self.access().decide(&session, &route.app, method, path) {
-            Decision::Allow => Verdict::Allowed(session),
-            Decision::Deny => Verdict::Denied,
+            Decision::Allow => Standing::Allowed(session),
+            Decision::Deny => Standing::Denied,
+        }
+    }
+
+    /// Resolves once the session that opened a WebSocket tunnel may no longer use it: signed
+    /// out (here or on another replica), expired, its user disabled or moved out of the groups
+    /// the access policy wants, the policy or route changed against it. Re-checks on each such
+    /// announcement and every [`TUNNEL_RECHECK`] besides (expiry, and notifications that could
+    /// not be delivered); a store that cannot answer keeps the tunnel until it can.
+    pub(crate) async fn tunnel_closed(self: Arc<Self>, tunnel: Tunnel) {
+        let mut changes = self.store.session_changes();
+        let mut reloads = self.reloaded.subscribe();
+        let mut session_id = tunnel.session.id;
+        let mut user_id = tunnel.session.user.id;
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(change) if !change.concerns_ids(session_id, user_id) => continue,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                reloaded = reloads.changed() => if reloaded.is_err() { return },
+                () = tokio::time::sleep(TUNNEL_RECHECK) => {}
+            }
+            let routes = self.routes();
+            let Some(route) = routes
+                .find(&tunnel.host, &tunnel.path)
+                .filter(|r| r.app == tunnel.app)
+            else {
+                tracing::info!(app = %tunnel.app, "WebSocket closed: its route was removed");
+                return;
+            };
+            match self
+                .standing(
+                    &tunnel.secret_hash,
+                    route,
+                    &tunnel.host,
+                    &Method::GET,
+                    &tunnel.path,
+                )
+                .await
+            {
+                Standing::Allowed(session) => {
+                    session_id = session.id;
+                    user_id = session.user.id;
+                }
+                Standing::Unavailable => {}
+                Standing::SignIn | Standing::Denied => {
+                    tracing::info!(app = %tunnel.app, "WebSocket closed: its session ended or lost access");
+                    return;
+                }
+            }
         }
     }
 

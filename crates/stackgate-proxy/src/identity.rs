@@ -7,7 +7,7 @@ use hyper::{HeaderMap, header::HeaderName, header::HeaderValue};
 use serde::Serialize;
 use stackgate_identity::Uuid;
 use stackgate_oidc::SigningAlg;
-use stackgate_store::Session;
+use stackgate_store::{Session, SessionChange};
 use stackgate_web::oidc::keyring::Keyring;
 use std::{collections::HashMap, sync::Mutex};
 
@@ -64,6 +64,7 @@ struct AssertionClaims<'a> {
 }
 
 struct CachedAssertion {
+    user: Uuid,
     app: String,
     token: String,
     exp: i64,
@@ -138,6 +139,7 @@ impl Assertions {
             let apps = cache.entry(session.id).or_default();
             apps.retain(|c| c.app != app);
             apps.push(CachedAssertion {
+                user: session.user.id,
                 app: app.to_owned(),
                 token: token.clone(),
                 exp: now + ASSERTION_LIFETIME,
@@ -147,6 +149,39 @@ impl Assertions {
             });
         }
         Some(token)
+    }
+}
+
+impl Assertions {
+    /// Drops the assertions of the sessions `change` may have ended: they are never reused.
+    pub fn forget(&self, change: SessionChange) {
+        if let Ok(mut cache) = self.cache.lock() {
+            match change {
+                SessionChange::Session(id) => {
+                    cache.remove(&id);
+                }
+                SessionChange::User(user) => {
+                    cache.retain(|_, apps| apps.iter().all(|c| c.user != user));
+                }
+                SessionChange::All => cache.clear(),
+            }
+        }
+    }
+
+    /// Drops assertions too old to be reused, so the cache holds only the sessions seen in the
+    /// last [`ASSERTION_LIFETIME`] seconds.
+    pub fn sweep(&self, now: i64) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, apps| {
+                apps.retain(|c| c.exp - now >= REUSE_WHILE);
+                !apps.is_empty()
+            });
+        }
+    }
+
+    #[cfg(test)]
+    fn cached_sessions(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
     }
 }
 
@@ -169,5 +204,55 @@ pub fn add_identity(
     put(&names.groups, &session.groups.join(","));
     if let Some(assertion) = assertion {
         put(&names.assertion, &assertion);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::tests::session;
+    use stackgate_oidc::MasterKey;
+    use stackgate_store::{Backend, testing::TestDatabase};
+
+    #[tokio::test]
+    async fn assertions_are_reused_then_forgotten_with_their_session_or_age() {
+        let db = TestDatabase::create(Backend::Sqlite)
+            .await
+            .unwrap()
+            .unwrap();
+        let store = db.store_now().await.unwrap();
+        let master = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
+        let keyring = Keyring::open(store, master).await.unwrap();
+        let assertions = Assertions::default();
+        let issuer = "https://login.example.org";
+        let ana = session("ana", &["staff"]);
+        let bo = session("bo", &["staff"]);
+        let first = assertions
+            .assertion(&keyring, issuer, &ana, "wiki", 1000)
+            .unwrap();
+        let again = assertions
+            .assertion(&keyring, issuer, &ana, "wiki", 1010)
+            .unwrap();
+        assert_eq!(first, again, "reused while it has long enough left");
+        assertions
+            .assertion(&keyring, issuer, &ana, "board", 1010)
+            .unwrap();
+        assertions
+            .assertion(&keyring, issuer, &bo, "wiki", 1040)
+            .unwrap();
+        assert_eq!(assertions.cached_sessions(), 2);
+        // Ana's session ends: hers go at once.
+        assertions.forget(SessionChange::Session(ana.id));
+        assert_eq!(assertions.cached_sessions(), 1);
+        // Bo's are dropped once too old to be reused.
+        assertions.sweep(1040 + ASSERTION_LIFETIME - REUSE_WHILE);
+        assert_eq!(assertions.cached_sessions(), 1);
+        assertions.sweep(1040 + ASSERTION_LIFETIME - REUSE_WHILE + 1);
+        assert_eq!(assertions.cached_sessions(), 0);
+        assertions
+            .assertion(&keyring, issuer, &bo, "wiki", 2000)
+            .unwrap();
+        assertions.forget(SessionChange::User(bo.user.id));
+        assert_eq!(assertions.cached_sessions(), 0);
     }
 }

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod body_timeout;
 mod control;
 mod edge;
 mod error;

@@ -1,7 +1,7 @@
 //! Accepting connections: TLS (with ALPN choosing HTTP/2 or HTTP/1.1) or plain HTTP, limits on
 //! what a client may send, and a graceful stop that lets requests in flight finish.
 
-use crate::{Edge, pages};
+use crate::{Edge, body_timeout::IdleTimeout, pages};
 use axum::body::Body;
 use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
 use hyper_util::{
@@ -23,6 +23,10 @@ pub struct Listener {
     pub max_header_bytes: usize,
     /// At most this many request headers.
     pub max_headers: usize,
+    /// A request body that stops arriving for this long ends the request (408).
+    pub body_idle_timeout: Duration,
+    /// At most this many connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
     /// How long requests in flight get to finish once the stop is asked for.
     pub grace: Duration,
 }
@@ -53,10 +57,12 @@ pub async fn serve(
     listener: Listener,
     stop: impl Future<Output = ()>,
 ) {
+    let body_idle = listener.body_idle_timeout;
     let handler = move |peer: SocketAddr| {
         let edge = edge.clone();
         service_fn(move |request: Request<Incoming>| {
             let edge = edge.clone();
+            let request = request.map(|body| Body::new(IdleTimeout::new(body, body_idle)));
             async move { Ok::<_, Infallible>(edge.handle(request, peer).await) }
         })
     };
@@ -118,6 +124,8 @@ async fn accept_loop<H, S>(
     let builder = builder(&listener);
     let acceptor = listener.tls.clone().map(TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(listener.max_connections));
+    let mut refused = Refusals::default();
     tokio::pin!(stop);
     loop {
         let (stream, peer) = tokio::select! {
@@ -132,6 +140,13 @@ async fn accept_loop<H, S>(
             },
             () = &mut stop => break,
         };
+        // Closed at once rather than left waiting: a client (or a load balancer) learns now that
+        // this instance is full, and the connections already open keep their memory.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused.count(listener.max_connections);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = handler(peer);
         let builder = builder.clone();
@@ -139,12 +154,38 @@ async fn accept_loop<H, S>(
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             serve_connection(stream, acceptor, builder, service, watcher).await;
+            drop(slot);
         });
     }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(listener.grace) => {
             tracing::warn!("edge connections did not finish within the grace period");
+        }
+    }
+}
+
+/// Connections refused for want of a slot, logged at most once a minute.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    logged_at: Option<tokio::time::Instant>,
+}
+
+impl Refusals {
+    fn count(&mut self, limit: usize) {
+        self.since_logged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                limit,
+                refused = self.since_logged,
+                "connection limit reached: closing new connections (proxy_max_connections)"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(tokio::time::Instant::now());
         }
     }
 }

@@ -2,11 +2,10 @@
 //! (hop-by-hop removed, `X-Forwarded-*` set), bodies streamed both ways, WebSocket upgrades
 //! joined end to end, and bounded waits.
 
-use crate::{IdentityHeaders, pages, routes::Upstream};
+use crate::{IdentityHeaders, body_timeout::caused_by_idle_body, pages, routes::Upstream};
 use axum::body::Body;
 use hyper::{
     HeaderMap, Request, Response, StatusCode, Uri, Version,
-    body::Incoming,
     header::{self, HeaderName, HeaderValue},
 };
 use hyper_util::{
@@ -101,7 +100,7 @@ pub fn sanitise_request(headers: &mut HeaderMap, identity: &IdentityHeaders) {
 /// The pooled client every route shares.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, Body>,
     response_timeout: Duration,
 }
 
@@ -133,10 +132,11 @@ impl Forwarder {
     /// Forwards `request` (headers already carrying the identity) to `upstream`.
     pub async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<Body>,
         upstream: &Upstream,
         hop: &Hop,
         edge_cookies: &[&str],
+        tunnel_closed: Option<impl Future<Output = ()> + Send + 'static>,
     ) -> Response<Body> {
         let upgrade = websocket_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -146,6 +146,13 @@ impl Forwarder {
         let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
         let mut response = match sent {
             Ok(Ok(response)) => response,
+            Ok(Err(err)) if caused_by_idle_body(&err) => {
+                tracing::info!(upstream = %upstream, error = %err, "request body stalled");
+                return pages::status(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "The request's body stopped arriving. Try again.",
+                );
+            }
             Ok(Err(err)) => {
                 tracing::warn!(upstream = %upstream, error = %err, "upstream unreachable");
                 return pages::bad_gateway();
@@ -159,7 +166,11 @@ impl Forwarder {
             && response.status() == StatusCode::SWITCHING_PROTOCOLS
         {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(join_upgraded(client_upgrade, upstream_upgrade));
+            tokio::spawn(join_upgraded(
+                client_upgrade,
+                upstream_upgrade,
+                tunnel_closed,
+            ));
             let (mut parts, _) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers, true);
             parts
@@ -201,7 +212,7 @@ fn remove_set_cookies(headers: &mut HeaderMap, names: &[&str]) {
 }
 
 /// A WebSocket opening handshake (HTTP/1.1 `Upgrade: websocket`).
-fn websocket_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn websocket_upgrade(headers: &HeaderMap) -> bool {
     let upgrade = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -215,8 +226,8 @@ fn websocket_upgrade(headers: &HeaderMap) -> bool {
     upgrade && connection
 }
 
-fn prepare(
-    request: &mut Request<Incoming>,
+fn prepare<B>(
+    request: &mut Request<B>,
     upstream: &Upstream,
     hop: &Hop,
     upgrade: bool,
@@ -280,7 +291,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     headers.remove(&PROXY_CONNECTION);
 }
 
-async fn join_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Copies both ways until either side closes, or until `closed` resolves (the session that
+/// opened the tunnel ended): then both connections are dropped.
+async fn join_upgraded(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    closed: Option<impl Future<Output = ()>>,
+) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(both) => both,
         Err(err) => {
@@ -290,8 +307,19 @@ async fn join_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgra
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
-    if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-        tracing::debug!(error = %err, "WebSocket connection ended");
+    let closed = async {
+        match closed {
+            Some(closed) => closed.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+            if let Err(err) = copied {
+                tracing::debug!(error = %err, "WebSocket connection ended");
+            }
+        }
+        () = closed => {}
     }
 }
 

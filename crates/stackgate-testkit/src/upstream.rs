@@ -53,6 +53,18 @@ impl EchoUpstream {
                     )
                 }),
             )
+            .route(
+                "/hsts",
+                get(|| async {
+                    (
+                        [(
+                            axum::http::header::STRICT_TRANSPORT_SECURITY,
+                            "max-age=60; includeSubDomains",
+                        )],
+                        "an app with its own HSTS",
+                    )
+                }),
+            )
             .route("/download/{bytes}", get(download))
             .fallback(any(echo));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

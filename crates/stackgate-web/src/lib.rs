@@ -27,6 +27,7 @@ mod state;
 pub mod throttle;
 
 pub use metrics::Metrics;
+pub use security_headers::HSTS;
 pub use state::{AppState, EdgeControl, PolicyProblemView, RouteView, WebConfig};
 
 use axum::Router;

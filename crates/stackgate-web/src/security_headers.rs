@@ -53,7 +53,7 @@ pub(crate) fn hsts(
 
 /// A year. Not `includeSubDomains`: the issuer's host may be the organisation's own domain,
 /// and other sites under it that still speak plain HTTP are not Stackgate's to break.
-const HSTS: &str = "max-age=31536000";
+pub const HSTS: &str = "max-age=31536000";
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "address and port answering plain HTTP with a redirect to HTTPS (default unset)",
     ),
     (
+        "proxy_public_ports",
+        "other ports people reach app hosts on, comma-separated (an ingress using forward-auth on a port other than 80/443); sign-ins are handed over to no other port (default none)",
+    ),
+    (
         "proxy_policies_file",
         "a Cedar file replacing the default access policies in policies/default.cedar (default unset)",
     ),
@@ -52,6 +56,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "seconds a client has to send a request's headers, 1-300 (default 30)",
     ),
     (
+        "proxy_body_idle_timeout",
+        "seconds a client may pause while sending a request body before the request ends with 408, 1-3600 (default 60)",
+    ),
+    (
+        "proxy_max_connections",
+        "most client connections open at once; more are closed as soon as accepted, 16-1000000 (default 20000)",
+    ),
+    (
         "proxy_max_header_bytes",
         "largest request head accepted, 8192-1048576 bytes (default 65536)",
     ),
@@ -70,12 +82,16 @@ pub struct ProxyConfig {
     pub listen: SocketAddr,
     pub tls_dir: Option<PathBuf>,
     pub redirect_listen: Option<SocketAddr>,
+    /// Ports beside the scheme's default, the issuer's and `listen`'s.
+    pub public_ports: Vec<u16>,
     /// The text replacing the default policies.
     pub policies: Option<String>,
     pub headers: HeaderNames,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
     pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub max_connections: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub routes: Vec<Route>,
@@ -149,6 +165,26 @@ impl ProxyConfig {
                 "redirects to HTTPS, so it needs proxy_tls_dir",
             ));
         }
+        let public_ports = v
+            .text("proxy_public_ports")?
+            .map(|list| {
+                list.split(',')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| {
+                                err(
+                                    "proxy_public_ports",
+                                    format!("expected port numbers such as 8443,9443, found {p:?}"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let policies = match v.text("proxy_policies_file")? {
             Some(path) => Some(
                 std::fs::read_to_string(&path)
@@ -172,11 +208,16 @@ impl ProxyConfig {
             listen,
             tls_dir,
             redirect_listen,
+            public_ports,
             policies,
             headers,
             upstream_connect_timeout: seconds(v, "proxy_upstream_connect_timeout", 300, 5)?,
             upstream_response_timeout: seconds(v, "proxy_upstream_response_timeout", 3600, 60)?,
             header_read_timeout: seconds(v, "proxy_header_read_timeout", 300, 30)?,
+            body_idle_timeout: seconds(v, "proxy_body_idle_timeout", 3600, 60)?,
+            max_connections: v
+                .int("proxy_max_connections", 16, 1_000_000)?
+                .map_or(20_000, |n| n.unsigned_abs() as usize),
             max_header_bytes: v
                 .int("proxy_max_header_bytes", 8192, 1_048_576)?
                 .map_or(65_536, |n| n.unsigned_abs() as usize),

@@ -432,11 +432,16 @@ async fn start_edge(
         }
         None => None,
     };
+    // Behind another TLS terminator the edge listens in plain HTTP, but people reach it over
+    // HTTPS: cookies and return URLs follow the public scheme.
+    let https = tls.is_some() || config.issuer.scheme() == "https";
+    let mut public_ports = vec![if https { 443 } else { 80 }, proxy_addr.port()];
+    public_ports.extend(config.issuer.port_or_known_default());
+    public_ports.extend(&proxy.public_ports);
     let settings = EdgeSettings {
         issuer: config.issuer_str().to_owned(),
-        // Behind another TLS terminator the edge listens in plain HTTP, but people reach it
-        // over HTTPS: cookies and return URLs follow the public scheme.
-        https: tls.is_some() || config.issuer.scheme() == "https",
+        https,
+        public_ports,
         live: state.settings.clone(),
         headers: proxy
             .headers
@@ -466,6 +471,8 @@ async fn start_edge(
         header_read_timeout: proxy.header_read_timeout,
         max_header_bytes: proxy.max_header_bytes,
         max_headers: proxy.max_headers,
+        body_idle_timeout: proxy.body_idle_timeout,
+        max_connections: proxy.max_connections,
         grace: Duration::from_secs(config.shutdown_grace),
     };
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {

@@ -26,14 +26,26 @@ fn nginx_binary() -> &'static str {
     }
 }
 
-/// nginx on a free port: `notes.localhost` asks Stackgate (`web`) before proxying to `upstream`,
-/// and hands `/.stackgate/` to Stackgate's edge (`edge`) for the sign-in hand-over.
-async fn start_nginx(dir: &std::path::Path, web: u16, edge: u16, upstream: &str) -> (Nginx, u16) {
+/// A free port for nginx, named to Stackgate before it starts as a port people reach apps on
+/// (`proxy_public_ports`), so that sign-ins are handed back through nginx.
+fn nginx_port() -> &'static str {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    Box::leak(port.to_string().into_boxed_str())
+}
+
+/// nginx on `port`: `notes.localhost` asks Stackgate (`web`) before proxying to `upstream`,
+/// and hands `/.stackgate/` to Stackgate's edge (`edge`) for the sign-in hand-over.
+async fn start_nginx(
+    dir: &std::path::Path,
+    port: u16,
+    web: u16,
+    edge: u16,
+    upstream: &str,
+) -> (Nginx, u16) {
     let prefix = dir.display();
     let conf = format!(
         r#"daemon off;
@@ -112,7 +124,7 @@ http {{
 }
 
 stackgate_testkit::on_both_backends_with! {
-    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")];
+    &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"), ("STACKGATE_PROXY_PUBLIC_PORTS", nginx_port())];
 
     nginx_asks_before_every_request => |server: TestServer| async move {
         let admin = server.bootstrap_admin().await;
@@ -122,7 +134,8 @@ stackgate_testkit::on_both_backends_with! {
         user(&server, &admin, "ivo", &["interns"]).await;
         let dir = tempfile::tempdir().unwrap();
         let web = reqwest::Url::parse(&server.base_url).unwrap().port().unwrap();
-        let (_nginx, port) = start_nginx(dir.path(), web, server.proxy_addr.unwrap().port(), &upstream.url()).await;
+        let port = server.config.proxy.as_ref().unwrap().public_ports[0];
+        let (_nginx, port) = start_nginx(dir.path(), port, web, server.proxy_addr.unwrap().port(), &upstream.url()).await;
         let page = format!("http://notes.localhost:{port}/page");
 
         // No session: nginx hears 401 and sends the person to sign in.

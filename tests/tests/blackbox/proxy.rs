@@ -385,7 +385,10 @@ forbid (principal, action, resource == App::"wiki")
         let upstream = EchoUpstream::start().await;
         add_route(&server, &admin, json!({ "host": "wiki.localhost", "upstream": upstream.url(), "app": "wiki", "groups": ["staff"] })).await;
         let browser = admin.browser.clone();
-        for rd in ["https://evil.example/", "http://evil.localhost/", "javascript:alert(1)", "https://wiki.localhost/", "http://user@wiki.localhost/"] {
+        // Another port of the app's host may be another program (cookies do not tell ports
+        // apart): only the edge's own ports are handed a sign-in.
+        let other_port = "http://wiki.localhost:1/".to_owned();
+        for rd in ["https://evil.example/", "http://evil.localhost/", "javascript:alert(1)", "https://wiki.localhost/", "http://user@wiki.localhost/", &other_port] {
             let url = format!("{}?rd={}&state={}", server.url("/proxy/sign-in"), urlencode(rd), "s".repeat(43));
             let response = browser.get(url).send().await.unwrap();
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{rd}");
@@ -446,6 +449,85 @@ forbid (principal, action, resource == App::"wiki")
         assert!(tokio_tungstenite::client_async(anonymous, stream).await.is_err());
         server.stop().await;
     };
+
+    websockets_end_with_their_session_or_access => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "chat.localhost", "upstream": upstream.url(), "app": "chat", "groups": ["staff"] })).await;
+        user(&server, &admin, "ana", &["staff"]).await;
+        user(&server, &admin, "bo", &["staff"]).await;
+        let mut ana = open_websocket(&server, "chat.localhost", "ana").await;
+        let mut bo = open_websocket(&server, "chat.localhost", "bo").await;
+        assert!(echoes(&mut ana, "before").await && echoes(&mut bo, "before").await);
+        // An admin signs ana out: her open tunnel ends with her session, bo's stays.
+        let (status, _) = api(&server, &admin, reqwest::Method::POST, "/users/ana/sign-out", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ends_soon(&mut ana).await, "a signed-out session's WebSocket is closed");
+        assert!(echoes(&mut bo, "still here").await, "other sessions keep theirs");
+        // bo leaves the group the route admits: the policy now refuses him, and his tunnel ends.
+        let (status, _) = api(&server, &admin, reqwest::Method::DELETE, "/groups/staff/members/bo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(ends_soon(&mut bo).await, "a tunnel the policy no longer allows is closed");
+        server.stop().await;
+    };
+}
+
+type WebSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Signs `username` in to `host` and opens a WebSocket to the echo upstream's `/ws` through the
+/// edge.
+async fn open_websocket(server: &TestServer, host: &str, username: &str) -> WebSocket {
+    let cookie = proxy_cookie(server, host, username).await;
+    let addr = server.proxy_addr.unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{host}:{}/ws",
+            addr.port()
+        ))
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (socket, response) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    socket
+}
+
+/// Whether `text` comes back through the tunnel.
+async fn echoes(socket: &mut WebSocket, text: &str) -> bool {
+    use futures_util::{SinkExt, StreamExt};
+    if socket
+        .send(tokio_tungstenite::tungstenite::Message::text(text))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await {
+        Ok(Some(Ok(message))) => message.into_text().is_ok_and(|t| t.as_str() == text),
+        _ => false,
+    }
+}
+
+/// Whether the edge closes the tunnel within two seconds (well before the periodic re-check):
+/// nothing more arrives, and a message sent is not echoed.
+async fn ends_soon(socket: &mut WebSocket) -> bool {
+    use futures_util::StreamExt;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) => return true,
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    closed && !echoes(socket, "after").await
 }
 
 /// Signs `username` in to `host` with a fresh browser and returns the edge cookie it was given,
@@ -566,6 +648,76 @@ stackgate_testkit::on_both_backends_with! {
         let ben = server.edge_browser(&["meet.localhost"]);
         let seen = echoed(open_signed_in(&server, &ben, &server.app_url("meet.localhost", "/room"), "ben").await).await;
         assert_eq!(seen["headers"]["x-role"], "moderator");
+        server.stop().await;
+    };
+}
+
+stackgate_testkit::on_both_backends_with! {
+    &[
+        ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+        ("STACKGATE_PROXY_BODY_IDLE_TIMEOUT", "1"),
+        ("STACKGATE_PROXY_MAX_CONNECTIONS", "16"),
+    ];
+
+    stalled_uploads_and_connection_floods_are_bounded => |server: TestServer| async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        add_route(&server, &admin, json!({ "host": "files.localhost", "upstream": upstream.url(), "app": "files", "public_paths": ["/"] })).await;
+        let port = server.proxy_addr.unwrap().port();
+        let connect = || tokio::net::TcpStream::connect(("127.0.0.1", port));
+        let five_seconds = std::time::Duration::from_secs(5);
+
+        // An upload that announces 100 bytes, sends 10 and stops: 408 after the body idle
+        // timeout, not a connection (and an upstream request) held open forever.
+        let mut stalled = connect().await.unwrap();
+        stalled
+            .write_all(b"POST /upload HTTP/1.1\r\nhost: files.localhost\r\ncontent-length: 100\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = vec![0; 64];
+        let read = tokio::time::timeout(five_seconds, stalled.read(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer[..read.unwrap().unwrap()]).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+        drop(stalled);
+        // One that keeps sending, however slowly, is fine.
+        let mut steady = connect().await.unwrap();
+        steady
+            .write_all(b"POST /upload HTTP/1.1\r\nhost: files.localhost\r\ncontent-length: 4\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        for byte in b"slow" {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            steady.write_all(&[*byte]).await.unwrap();
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(five_seconds, steady.read_to_end(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(r#""bytes":4"#), "{answer}");
+        drop(steady);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+        // Sixteen idle connections fill the edge; the seventeenth is closed at once.
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            held.push(connect().await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut extra = connect().await.unwrap();
+        let mut buf = [0u8; 16];
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf)).await;
+        assert!(matches!(refused, Ok(Ok(0)) | Ok(Err(_))), "over the limit: closed, {refused:?}");
+        // A slot that frees up is served again.
+        drop(held.pop());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut next = connect().await.unwrap();
+        next.write_all(b"GET /ok HTTP/1.1\r\nhost: files.localhost\r\nconnection: close\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(five_seconds, next.read_to_end(&mut answer)).await.unwrap().unwrap();
+        assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+        drop(held);
         server.stop().await;
     };
 }

@@ -3,7 +3,7 @@
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use reqwest::{Client, StatusCode, Version};
-use stackgate_testkit::{Backend, TestServer};
+use stackgate_testkit::{Backend, EchoUpstream, TestServer};
 use std::{path::Path, time::Duration};
 
 struct Ca {
@@ -93,6 +93,11 @@ async fn https_with_sni_http2_reload_and_redirect() {
         StatusCode::NOT_FOUND,
         "no route yet: a clear page"
     );
+    assert_eq!(
+        on_a.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "the edge's own pages on app hosts carry HSTS"
+    );
     let on_b = client
         .get(format!("https://x.b.localhost:{port}/"))
         .send()
@@ -170,9 +175,49 @@ async fn https_with_sni_http2_reload_and_redirect() {
         .await
         .unwrap();
     assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+    assert!(
+        moved.headers().get("strict-transport-security").is_none(),
+        "browsers ignore HSTS over plain HTTP"
+    );
     assert_eq!(
         moved.headers()["location"],
         format!("https://a.localhost:{port}/some/path?q=1")
+    );
+
+    // A proxied app's answers carry HSTS too, unless the app sent its own.
+    let admin = server.bootstrap_admin().await;
+    let upstream = EchoUpstream::start().await;
+    for (host, app) in [("app.b.localhost", "app"), ("own.b.localhost", "own")] {
+        let (status, body) = crate::proxy::api(
+            &server,
+            &admin,
+            reqwest::Method::POST,
+            "/proxy/routes",
+            Some(serde_json::json!({ "host": host, "upstream": upstream.url(), "app": app, "public_paths": ["/"] })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let client = ca.client(&server, &["app.b.localhost", "own.b.localhost"]);
+    let proxied = client
+        .get(format!("https://app.b.localhost:{port}/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), StatusCode::OK);
+    assert_eq!(
+        proxied.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let own = client
+        .get(format!("https://own.b.localhost:{port}/hsts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.headers()["strict-transport-security"],
+        "max-age=60; includeSubDomains",
+        "an app's own HSTS is left as it sent it"
     );
     server.stop().await;
 }
