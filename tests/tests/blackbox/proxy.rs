@@ -422,23 +422,12 @@ forbid (principal, action, resource == App::"wiki")
         let browser = server.edge_browser(&["chat.localhost"]);
         let page = open_signed_in(&server, &browser, &server.app_url("chat.localhost", "/"), "ana").await;
         assert_eq!(page.status(), StatusCode::OK);
-        // The edge cookie for the app host, as a WebSocket client sends it.
-        let cookie = proxy_cookie(&server, "chat.localhost", "ana").await;
-        let addr = server.proxy_addr.unwrap();
-        let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-            format!("ws://chat.localhost:{}/ws", addr.port()),
-        )
-        .unwrap();
-        request.headers_mut().insert("cookie", cookie.parse().unwrap());
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut socket, response) = tokio_tungstenite::client_async(request, stream).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-        use futures_util::{SinkExt, StreamExt};
+        // With the edge cookie for the app host, as a WebSocket client sends it.
+        let mut socket = open_websocket(&server, "chat.localhost", "ana").await;
         for text in ["hello", "through the edge"] {
-            socket.send(tokio_tungstenite::tungstenite::Message::text(text)).await.unwrap();
-            let echoed = socket.next().await.unwrap().unwrap();
-            assert_eq!(echoed.into_text().unwrap().as_str(), text);
+            assert!(echoes(&mut socket, text).await, "{text}");
         }
+        let addr = server.proxy_addr.unwrap();
         // Without the cookie, no upgrade.
         let mut anonymous = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
             format!("ws://chat.localhost:{}/ws", addr.port()),

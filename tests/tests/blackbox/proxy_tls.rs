@@ -188,15 +188,12 @@ async fn https_with_sni_http2_reload_and_redirect() {
     let admin = server.bootstrap_admin().await;
     let upstream = EchoUpstream::start().await;
     for (host, app) in [("app.b.localhost", "app"), ("own.b.localhost", "own")] {
-        let (status, body) = crate::proxy::api(
+        crate::proxy::add_route(
             &server,
             &admin,
-            reqwest::Method::POST,
-            "/proxy/routes",
-            Some(serde_json::json!({ "host": host, "upstream": upstream.url(), "app": app, "public_paths": ["/"] })),
+            serde_json::json!({ "host": host, "upstream": upstream.url(), "app": app, "public_paths": ["/"] }),
         )
         .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
     }
     let client = ca.client(&server, &["app.b.localhost", "own.b.localhost"]);
     let proxied = client
