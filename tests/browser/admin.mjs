@@ -6,7 +6,7 @@
 // Usage: node admin.mjs BASE_URL ADMIN PASSWORD SCREENSHOT_DIR MAILDIR NOTES_URL
 // Prints one JSON line.
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { args, authenticator, run } from "./lib.mjs";
+import { args, authenticator, run, signIn } from "./lib.mjs";
 
 const { base, username, password, shots } = args();
 const [maildir, notesUrl] = process.argv.slice(6);
@@ -36,9 +36,7 @@ await run(shots, async (browser, result) => {
   const admin = await adminContext.newPage();
   admin.setDefaultTimeout(15000);
   await admin.goto(`${base}/admin/users`);
-  await admin.getByLabel("Username").fill(username);
-  await admin.getByLabel("Password").fill(password);
-  await admin.getByRole("button", { name: "Sign in", exact: true }).click();
+  await signIn(admin, username, password);
   await admin.waitForURL(`${base}/admin/users`);
   await shotsOf(admin, "admin-people");
 

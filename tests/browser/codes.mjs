@@ -3,7 +3,7 @@
 // once, and the sign-in delay after ten wrong passwords.
 // Usage: node codes.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR. Prints one JSON line.
 import { execFileSync } from "node:child_process";
-import { args, run } from "./lib.mjs";
+import { args, run, signIn } from "./lib.mjs";
 
 const { base, username, password, shots } = args();
 const totp = (secret, unix) =>
@@ -16,9 +16,7 @@ await run(shots, async (browser, result) => {
   const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const signInWithPassword = async (pw = password) => {
     await page.goto(`${base}/login`);
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(pw);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await signIn(page, username, pw);
     await page.waitForLoadState();
   };
   const enterCode = async (code) => {

@@ -2,7 +2,7 @@
 // Stackgate, they sign in, land back in the app signed in; they sign out in Stackgate, and the
 // app's own session is gone (back-channel logout).
 // Usage: node demo.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR APP_URL. Prints one JSON line.
-import { args, run } from "./lib.mjs";
+import { args, run, signIn } from "./lib.mjs";
 
 const { base, username, password, shots } = args();
 const app = process.argv[6];
@@ -18,9 +18,7 @@ await run(shots, async (browser, result) => {
   await page.getByRole("link", { name: "Sign in with Stackgate" }).click();
   await page.getByLabel("Username").waitFor();
   result.sign_in_page = new URL(page.url()).origin;
-  await page.getByLabel("Username").fill(username);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await signIn(page, username, password);
   await page.waitForURL(`${app}/`);
   result.signed_in = await page.locator("#who").innerText();
   await shot("demo-signed-in");

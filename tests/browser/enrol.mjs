@@ -2,7 +2,7 @@
 // signs in with a password in Debian's Chromium: they must land on their sign-in methods page,
 // reach nothing else, add a passkey (virtual platform authenticator), and then go on.
 // Usage: node enrol.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR. Prints one JSON line.
-import { args, authenticator, run } from "./lib.mjs";
+import { args, authenticator, run, signIn } from "./lib.mjs";
 
 const { base, username, password, shots } = args();
 await run(shots, async (browser, result) => {
@@ -13,9 +13,7 @@ await run(shots, async (browser, result) => {
   await authenticator(cdp);
   await page.goto(`${base}/login`);
   // Conditional mediation finds no passkey for this browser yet; the password it is.
-  await page.getByLabel("Username").fill(username);
-  await page.getByLabel("Password").fill(password);
-  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await signIn(page, username, password);
   await page.waitForURL(/\/account\/security/);
   result.notice = await page.locator("#must-add").innerText();
   await page.screenshot({ path: `${shots}/enrolment-required.png`, fullPage: true });

@@ -66,3 +66,15 @@ export async function authenticator(cdp, options = {}) {
     },
   });
 }
+
+// The sign-in page asks for the username first, then offers that account's methods.
+export async function enterUsername(page, username) {
+  await page.getByLabel("Username").fill(username);
+  await page.getByRole("button", { name: "Continue", exact: true }).click();
+}
+
+export async function signIn(page, username, password) {
+  await enterUsername(page, username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+}

@@ -3,7 +3,7 @@
 // would. Usage: node webauthn.mjs BASE_URL USERNAME PASSWORD SCREENSHOT_DIR
 // Prints one JSON line: the session cookies each sign-in produced, for the Rust test to check
 // what apps receive, and what the pages said.
-import { args, authenticator, run } from "./lib.mjs";
+import { args, authenticator, enterUsername, run, signIn } from "./lib.mjs";
 
 const { base, username, password, shots } = args();
 await run(shots, async (browser, result) => {
@@ -24,9 +24,7 @@ await run(shots, async (browser, result) => {
   };
   const signInWithPassword = async () => {
     await page.goto(`${base}/login`);
-    await page.getByLabel("Username").fill(username);
-    await page.getByLabel("Password").fill(password);
-    await page.getByRole("button", { name: "Sign in", exact: true }).click();
+    await signIn(page, username, password);
   };
   const addKey = async (kind, name) => {
     await page.goto(`${base}/account/security`);
@@ -61,6 +59,16 @@ await run(shots, async (browser, result) => {
   await page.waitForURL(`${base}/`);
   result.passkey_home = await page.locator("main").innerText();
   result.passkey_cookie = await sessionCookie();
+  // Username first: the account's own methods come next, its passkey among them.
+  await context.clearCookies();
+  await page.goto(`${base}/login`);
+  await enterUsername(page, username);
+  await page.locator("#signing-in-as").waitFor();
+  result.methods_offered = await page.locator("main").innerText();
+  await shot("login-methods");
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await page.waitForURL(`${base}/`);
+  result.methods_passkey_home = await page.locator("main").innerText();
 
   // 2. A USB security key as the second step after the password.
   await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId: platform.authenticatorId });

@@ -4,12 +4,15 @@
 
 use crate::OidcError;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::{hkdf, hmac};
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 use stackgate_identity::random_bytes;
 
 pub struct MasterKey {
     key: LessSafeKey,
+    /// Derived from the same 32 bytes (HKDF), so the sealing key is never also a MAC key.
+    mac: hmac::Key,
     id: String,
 }
 
@@ -40,8 +43,14 @@ impl MasterKey {
             [b"stackgate-master-key-id:".as_slice(), &bytes].concat(),
         ))[..8]
             .to_owned();
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"stackgate-keyed-hash").extract(&bytes);
+        let mac = prk
+            .expand(&[b"hmac-sha256"], hmac::HMAC_SHA256)
+            .map(hmac::Key::from)
+            .map_err(|_| OidcError::Key("the master key could not be expanded".into()))?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            mac,
             id,
         })
     }
@@ -50,6 +59,16 @@ impl MasterKey {
     pub fn generate() -> Result<String, OidcError> {
         let bytes = random_bytes::<32>().map_err(|e| OidcError::Key(e.to_string()))?;
         Ok(STANDARD.encode(bytes))
+    }
+
+    /// HMAC-SHA-256 of `data` for `purpose`, under a key derived from this one: values that
+    /// anyone without the master key cannot predict, yet that stay the same for the same input.
+    pub fn keyed_hash(&self, purpose: &str, data: &[u8]) -> Vec<u8> {
+        let mut context = hmac::Context::with_key(&self.mac);
+        context.update(purpose.as_bytes());
+        context.update(&[0]);
+        context.update(data);
+        context.sign().as_ref().to_vec()
     }
 
     /// The key's public fingerprint.
@@ -160,6 +179,34 @@ impl MasterKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_hashes_are_stable_per_key_purpose_and_input() {
+        let encoded = MasterKey::generate().unwrap();
+        let key = MasterKey::from_base64(&encoded).unwrap();
+        let same = MasterKey::from_base64(&encoded).unwrap();
+        let other = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
+        let hash = key.keyed_hash("decoy", b"ana");
+        assert_eq!(hash.len(), 32);
+        assert_eq!(
+            hash,
+            same.keyed_hash("decoy", b"ana"),
+            "stable for the same key"
+        );
+        assert_ne!(
+            hash,
+            other.keyed_hash("decoy", b"ana"),
+            "another key, another hash"
+        );
+        assert_ne!(hash, key.keyed_hash("decoy", b"bea"));
+        assert_ne!(
+            hash,
+            key.keyed_hash("other", b"ana"),
+            "bound to its purpose"
+        );
+        // The purpose and the input are not run together: ("ab", "c") is not ("a", "bc").
+        assert_ne!(key.keyed_hash("ab", b"c"), key.keyed_hash("a", b"bc"));
+    }
 
     #[test]
     fn sealed_values_open_only_with_the_same_key_and_label() {

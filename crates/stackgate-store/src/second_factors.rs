@@ -45,6 +45,9 @@ pub struct LoginFlow {
     pub failures: i64,
     /// What the second step must prove.
     pub required: MfaPolicy,
+    /// The session this flow steps up (an app asked for more than it has): the flow then adds a
+    /// factor to that session instead of starting one, and is void without it.
+    pub step_up_of: Option<Uuid>,
 }
 
 /// Everything a password sign-in decides on, read in one query.
@@ -318,14 +321,12 @@ impl Store {
         Ok(used)
     }
 
-    /// Records a sign-in that passed its first factor.
+    /// Records a sign-in that passed its first factor (`flow.failures` is ignored: a new flow
+    /// has none).
     pub async fn start_login_flow(
         &self,
         secret_hash: &str,
-        user: Uuid,
-        amr: &str,
-        return_to: &str,
-        required: MfaPolicy,
+        flow: &LoginFlow,
         lifetime: i64,
     ) -> Result<(), StoreError> {
         let now = self.now();
@@ -337,16 +338,17 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO login_flows (secret_hash, user_id, amr, return_to, failures, created_at, expires_at, required) \
-                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7)",
+                "INSERT INTO login_flows (secret_hash, user_id, amr, return_to, failures, created_at, expires_at, required, step_up_session) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8)",
             )
             .bind(secret_hash)
-            .bind(user.to_string())
-            .bind(amr)
-            .bind(return_to)
+            .bind(flow.user_id.to_string())
+            .bind(&flow.amr)
+            .bind(&flow.return_to)
             .bind(now)
             .bind(now + lifetime)
-            .bind(required.as_str())
+            .bind(flow.required.as_str())
+            .bind(flow.step_up_of.map(|id| id.to_string()))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -357,9 +359,10 @@ impl Store {
     /// The live flow behind a cookie's digest.
     pub async fn login_flow(&self, secret_hash: &str) -> Result<Option<LoginFlow>, StoreError> {
         let now = self.now();
-        let row: Option<(String, String, String, i64, String)> = on_pool!(self, |pool| {
+        type Row = (String, String, String, i64, String, Option<String>);
+        let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT user_id, amr, return_to, failures, required FROM login_flows \
+                "SELECT user_id, amr, return_to, failures, required, step_up_session FROM login_flows \
                  WHERE secret_hash = $1 AND expires_at > $2",
             )
             .bind(secret_hash)
@@ -367,7 +370,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(user, amr, return_to, failures, required)| {
+        row.map(|(user, amr, return_to, failures, required, step_up_of)| {
             Ok(LoginFlow {
                 user_id: rows::uuid(&user, "login_flows.user_id")?,
                 amr,
@@ -375,6 +378,9 @@ impl Store {
                 failures,
                 required: MfaPolicy::parse("required", &required)
                     .map_err(|_| StoreError::Corrupt("login_flows.required"))?,
+                step_up_of: step_up_of
+                    .map(|id| rows::uuid(&id, "login_flows.step_up_session"))
+                    .transpose()?,
             })
         })
         .transpose()

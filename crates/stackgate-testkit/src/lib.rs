@@ -309,7 +309,7 @@ pub async fn sign_in_and_authorize(
                 continue;
             }
             assert!(
-                html.contains("action=\"/login\""),
+                html.contains("action=\"/login/identify\"") || html.contains("action=\"/login\""),
                 "expected the sign-in page at {next}"
             );
             let signed_in = browser

@@ -116,7 +116,8 @@
       autofill = null;
       passkeySignIn(false).catch((e) => showError(explain(e)));
     });
-    if (PublicKeyCredential.isConditionalMediationAvailable) {
+    // Autofill belongs to the username field, which only the first step has.
+    if (signin.dataset.autofill && PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then((available) => {
         if (available) passkeySignIn(true).catch(() => {});
       });

@@ -25,7 +25,14 @@ pub(crate) async fn session_from_cookies(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<Session>, ApiError> {
-    let jar = CookieJar::from_headers(headers);
+    session_from_jar(state, &CookieJar::from_headers(headers)).await
+}
+
+/// The browser session named by the jar's cookie, if live.
+pub(crate) async fn session_from_jar(
+    state: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<Session>, ApiError> {
     let Some(cookie) = jar.get(session_cookie_name(state)) else {
         return Ok(None);
     };

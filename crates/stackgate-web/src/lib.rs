@@ -17,6 +17,7 @@ pub mod error;
 mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
+mod i18n;
 mod metrics;
 pub mod oidc;
 mod ops;
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .fallback(pages::not_found)
+        // Around everything: pages come from the page and OIDC routes and the fallback alike.
+        .layer(axum::middleware::from_fn(i18n::layer))
         .layer(security_headers::layer())
         .layer(security_headers::hsts(state.config.secure_cookies()))
         .layer(TimeoutLayer::with_status_code(

@@ -18,9 +18,10 @@ mod proxy_sign_in;
 mod second_factor;
 mod session_cookie;
 mod setup;
+mod sign_in_methods;
 mod webauthn;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, i18n::t, state::AppState};
 use axum::{
     Router,
     extract::State,
@@ -37,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(home::show))
         .route("/setup", get(setup::form).post(setup::submit))
         .route("/login", get(login::form).post(login::submit))
+        .route("/login/identify", axum::routing::post(login::identify))
         .route("/proxy/sign-in", get(proxy_sign_in::start))
         .route(
             "/forward-auth",
@@ -174,6 +176,8 @@ pub(crate) fn router() -> Router<AppState> {
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // `{{ t("message-id", name=value) }}`: a message in the reader's language (see `i18n`).
+    env.add_function("t", crate::i18n::template_t);
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("message.html", include_str!("../templates/message.html")),
@@ -261,7 +265,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// Renders a page; `org` (the organisation's name) is available to every template.
+/// Renders a page; `org` (the organisation's name) and `lang` (the reader's language, as
+/// negotiated by `i18n`) are available to every template.
 pub(crate) fn render<C: Serialize>(
     state: &AppState,
     name: &str,
@@ -274,6 +279,7 @@ pub(crate) fn render<C: Serialize>(
     template
         .render(minijinja::context! {
             org => &settings.organisation_name,
+            lang => crate::i18n::current().tag(),
             webauthn => state.webauthn.is_some(),
             logo => settings.logo.is_some(),
             brand => settings.brand_colour.is_some(),
@@ -321,30 +327,36 @@ pub(crate) enum PageError {
 impl PageError {
     /// A form whose CSRF token or origin does not check out: stale, or sent from another site.
     pub(crate) fn forged_form() -> Self {
-        PageError::Forbidden(
-            "This form expired or was sent from another site. Go back, reload the page and try again.".into(),
-        )
+        PageError::Forbidden(t("error-forged-form"))
     }
 
-    fn parts(&self) -> (StatusCode, &str, &str) {
+    /// The status, title and explanation. The variants' own messages are in the reader's
+    /// language already; the causes of 503 and 500 are for the log, not for the page.
+    fn parts(&self) -> (StatusCode, String, String) {
         match self {
-            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
-            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            PageError::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                t("error-bad-request-title"),
+                m.clone(),
+            ),
+            PageError::Forbidden(m) => {
+                (StatusCode::FORBIDDEN, t("error-forbidden-title"), m.clone())
+            }
             PageError::NotFound => (
                 StatusCode::NOT_FOUND,
-                "Page not found",
-                "There is nothing at this address. Check the link, or go back to the start page.",
+                t("error-not-found-title"),
+                t("error-not-found"),
             ),
-            PageError::Gone(m) => (StatusCode::GONE, "This link no longer works", m),
+            PageError::Gone(m) => (StatusCode::GONE, t("error-gone-title"), m.clone()),
             PageError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Stackgate cannot reach its database right now. Please try again in a minute.",
+                t("error-unavailable-title"),
+                t("error-unavailable"),
             ),
             PageError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "This is a fault on our side and it has been logged. Please try again.",
+                t("error-internal-title"),
+                t("error-internal"),
             ),
         }
     }
@@ -358,9 +370,10 @@ impl IntoResponse for PageError {
             _ => {}
         }
         let (status, title, message) = self.parts();
+        let lang = crate::i18n::current().tag();
         let body = TEMPLATES
             .get_template("message.html")
-            .and_then(|t| t.render(minijinja::context! { title, message }))
+            .and_then(|t| t.render(minijinja::context! { title, message, lang }))
             .unwrap_or_else(|_| format!("{title}: {message}"));
         (status, [(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
     }

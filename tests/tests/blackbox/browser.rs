@@ -96,6 +96,21 @@ async fn run(backend: Backend) {
             .contains("You are signed in as root"),
         "{result}"
     );
+    // Username first: root's step offers her passkey beside her password.
+    let offered = result["methods_offered"].as_str().unwrap();
+    assert!(
+        offered.contains("Signing in as root")
+            && offered.contains("Sign in with a passkey")
+            && offered.contains("Password"),
+        "{result}"
+    );
+    assert!(
+        result["methods_passkey_home"]
+            .as_str()
+            .unwrap()
+            .contains("You are signed in as root"),
+        "{result}"
+    );
 
     let passkey = with_session(result["passkey_cookie"].as_str().unwrap());
     let claims = super::mfa::id_token_claims(&server, &admin.token, &passkey, "notes").await;

@@ -23,4 +23,5 @@ mod replicas;
 mod revocation_properties;
 mod shutdown;
 mod sign_off;
+mod translation;
 mod web_security;

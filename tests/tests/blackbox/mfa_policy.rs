@@ -41,7 +41,18 @@ async fn sign_in(
     query: &str,
 ) -> (reqwest::Client, reqwest::Response) {
     let (browser, _) = browser();
-    let page = text(&browser, server.url(&format!("/login{query}"))).await;
+    let response = sign_in_on(server, &browser, username, password, query).await;
+    (browser, response)
+}
+
+async fn sign_in_on(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    username: &str,
+    password: &str,
+    query: &str,
+) -> reqwest::Response {
+    let page = text(browser, server.url(&format!("/login{query}"))).await;
     let mut form = vec![
         ("csrf", hidden_field(&page, "csrf")),
         ("username", username.to_owned()),
@@ -52,8 +63,7 @@ async fn sign_in(
         form.push(("acr", acr));
     }
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let response = post(server, &browser, "/login", &form).await;
-    (browser, response)
+    post(server, browser, "/login", &form).await
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -317,7 +327,14 @@ async fn group_policy_and_step_up(server: TestServer) {
             to_login.starts_with("/login?") && to_login.contains("acr=3"),
             "step-up: {to_login}"
         );
-        let page = text(&browser, server.url(&to_login)).await;
+        // Signed in, she is shown what to add: she has no key to step up with.
+        let shown = browser.get(server.url(&to_login)).send().await.unwrap();
+        assert_eq!(
+            location(&shown),
+            "/account/security?needed=phishing_resistant"
+        );
+        // A browser without a session is told why it must sign in.
+        let page = text(&server.browser(), server.url(&to_login)).await;
         assert!(page.contains("asks for a stronger sign-in"));
         // Asking for more never lets the password alone through (a user with a second factor
         // always proves it).
@@ -413,6 +430,207 @@ async fn group_policy_and_step_up(server: TestServer) {
             app.status(),
             StatusCode::FORBIDDEN,
             "and reaches no app before"
+        );
+    }
+}
+
+/// A client `app` with a secret, for exchanging codes.
+async fn confidential_client(server: &TestServer, token: &str, app: &str) -> String {
+    let created: Value = reqwest::Client::new()
+        .post(server.url("/api/v1/clients"))
+        .bearer_auth(token)
+        .json(&json!({ "id": app, "name": app, "redirect_uris": ["https://wiki.example.org/cb"], "first_party": true }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["client_secret"].as_str().unwrap().to_owned()
+}
+
+/// The ID token's claims for the browser's live session; `Err` with where the browser was sent
+/// when the session does not suffice.
+async fn claims(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    app: (&str, &str),
+    acr: Option<&str>,
+) -> Result<Value, String> {
+    let url = authorize_url(server, acr).replace("client_id=wiki", &format!("client_id={}", app.0));
+    let back = browser.get(url).send().await.unwrap();
+    let to = location(&back);
+    let Some(code) = to.strip_prefix("https://wiki.example.org/cb?code=") else {
+        return Err(to);
+    };
+    let tokens: Value = reqwest::Client::new()
+        .post(server.url("/token"))
+        .basic_auth(app.0, Some(app.1))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.split('&').next().unwrap()),
+            ("redirect_uri", "https://wiki.example.org/cb"),
+            // The verifier of authorize_url's fixed challenge (RFC 7636, appendix B).
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let payload = tokens["id_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .nth(1)
+        .unwrap();
+    use base64::Engine;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    Ok(serde_json::from_slice(&json).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_asking_for_more_steps_up_the_same_session() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(server) = TestServer::start(backend).await else {
+            continue;
+        };
+        let admin = server.bootstrap_admin().await;
+        let secret = confidential_client(&server, &admin.token, "notes").await;
+        let app = ("notes", secret.as_str());
+        add_user(&server, &admin.token, "cy").await;
+        // Two browsers signed in with cy's password alone (she has no second factor yet).
+        let (browser, jar) = browser();
+        sign_in_on(&server, &browser, "cy", ADMIN_PASSWORD, "").await;
+        let (other, _) = sign_in(&server, "cy", ADMIN_PASSWORD, "").await;
+        let before = claims(&server, &browser, app, None).await.unwrap();
+        assert_eq!(before["acr"], "1");
+        // She then adds an authenticator app and recovery codes.
+        let (totp, step) = enrol_totp(&server, &browser).await;
+        let page = text(&browser, server.url("/account/security")).await;
+        let shown = post(
+            &server,
+            &browser,
+            "/account/recovery-codes",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+        let recovery = shown
+            .split("<li><code>")
+            .nth(1)
+            .and_then(|c| c.split('<').next())
+            .unwrap()
+            .to_owned();
+
+        // A step-up is bound to its session: the other browser signs out between its steps,
+        // and the factor it then proves makes no session (the password was never asked).
+        let to_login = claims(&server, &other, app, Some("2")).await.unwrap_err();
+        assert!(to_login.starts_with("/login?"), "{to_login}");
+        let step_up = other.get(server.url(&to_login)).send().await.unwrap();
+        assert_eq!(location(&step_up), "/login/second-factor");
+        let home = text(&other, server.url("/")).await;
+        let out = post(
+            &server,
+            &other,
+            "/logout",
+            &[("csrf", &hidden_field(&home, "csrf"))],
+        )
+        .await;
+        assert_eq!(out.status(), StatusCode::OK, "signed out");
+        let page = text(&other, server.url("/login/second-factor")).await;
+        let void = post(
+            &server,
+            &other,
+            "/login/second-factor",
+            &[("csrf", &hidden_field(&page, "csrf")), ("code", &recovery)],
+        )
+        .await;
+        assert_eq!(location(&void), "/login");
+        let home = other.get(server.url("/")).send().await.unwrap();
+        assert_eq!(
+            location(&home),
+            "/login",
+            "no session from the factor alone"
+        );
+
+        // The app asks for two factors: cy is asked only for her code, not her password, and
+        // keeps her session: same `sid`, new secret, the methods added.
+        let to_login = claims(&server, &browser, app, Some("2")).await.unwrap_err();
+        let step_up = browser.get(server.url(&to_login)).send().await.unwrap();
+        assert_eq!(location(&step_up), "/login/second-factor");
+        let page = text(&browser, server.url("/login/second-factor")).await;
+        assert!(page.contains("You stay signed in to your other apps"));
+        let old_cookie = session_cookie(&jar, &server);
+        let wrong = post(
+            &server,
+            &browser,
+            "/login/second-factor",
+            &[("csrf", &hidden_field(&page, "csrf")), ("code", "000000")],
+        )
+        .await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let done = post(
+            &server,
+            &browser,
+            "/login/second-factor",
+            &[
+                ("csrf", &hidden_field(&page, "csrf")),
+                ("code", &oathtool(&totp, (step + 1) * 30)),
+            ],
+        )
+        .await;
+        let back = location(&done);
+        assert!(
+            back.starts_with("/authorize?") && back.contains("acr_values=2"),
+            "{back}"
+        );
+        let after = claims(&server, &browser, app, Some("2")).await.unwrap();
+        assert_eq!(after["acr"], "2");
+        assert_eq!(after["amr"], json!(["pwd", "otp", "mfa"]));
+        assert_eq!(after["sid"], before["sid"], "the same session, stepped up");
+        assert_ne!(
+            session_cookie(&jar, &server),
+            old_cookie,
+            "its secret rotated"
+        );
+        let stale = server
+            .browser()
+            .get(server.url("/"))
+            .header("cookie", format!("stackgate_session={old_cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(location(&stale), "/login", "the old secret no longer works");
+
+        // An app that wants a new sign-in (prompt=login) gets one, not a step-up.
+        let url = authorize_url(&server, Some("3")).replace("client_id=wiki", "client_id=notes");
+        let to_login = location(
+            &browser
+                .get(format!("{url}&prompt=login"))
+                .send()
+                .await
+                .unwrap(),
+        );
+        assert!(to_login.contains("reauth=1"), "{to_login}");
+        let page = browser.get(server.url(&to_login)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("action=\"/login/identify\"")
         );
     }
 }

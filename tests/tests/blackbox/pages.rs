@@ -200,3 +200,130 @@ async fn pages_carry_the_organisations_logo_and_colour() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// What the methods step offers: (a password field, a passkey button).
+fn offered(page: &str) -> (bool, bool) {
+    (
+        page.contains("type=\"password\""),
+        page.contains("id=\"passkey-signin\""),
+    )
+}
+
+/// A page without its per-request CSRF token, to compare two answers.
+fn without_csrf(page: &str) -> String {
+    page.replace(&hidden_field(page, "csrf"), "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_asks_for_the_username_first_and_reveals_no_accounts() {
+    for backend in [
+        stackgate_testkit::Backend::Sqlite,
+        stackgate_testkit::Backend::Postgres,
+    ] {
+        // WebAuthn (passkeys) needs a host name.
+        let Some(server) =
+            TestServer::start_with(backend, &[("STACKGATE_ISSUER", "http://localhost:{port}")])
+                .await
+        else {
+            continue;
+        };
+        server.bootstrap_admin().await;
+        let browser = server.browser();
+        let first = browser
+            .get(server.url("/login?return_to=/account/security"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The username, with passkey autofill on it, and a passkey button; no password yet.
+        assert!(first.contains("action=\"/login/identify\""), "{first}");
+        assert!(first.contains("autocomplete=\"username webauthn\""));
+        assert!(first.contains("data-autofill"));
+        assert!(!first.contains("type=\"password\""));
+        let csrf = hidden_field(&first, "csrf");
+        let identify = |username: &str| {
+            browser
+                .post(server.url("/login/identify"))
+                .header("origin", server.base_url.as_str())
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("username", username),
+                    ("return_to", "/account/security"),
+                ])
+                .send()
+        };
+
+        // root has a password and no passkey: the password it is.
+        let step = identify(" Root ").await.unwrap();
+        assert_eq!(step.status(), StatusCode::OK);
+        let page = step.text().await.unwrap();
+        assert!(
+            page.contains("<strong id=\"signing-in-as\">Root</strong>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("href=\"/login?return_to=%2Faccount%2Fsecurity\""),
+            "Not you?"
+        );
+        assert_eq!(offered(&page), (true, false));
+        assert!(
+            !page.contains("data-autofill"),
+            "autofill belongs to the username step"
+        );
+        // An app's login_hint skips the first step.
+        let hinted = browser
+            .get(server.url("/login?login_hint=root"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(offered(&hinted), (true, false));
+        assert!(hinted.contains("id=\"signing-in-as\">root<"));
+
+        // A name that is no account gets a decoy: the same every time it is asked for, and
+        // drawn from the same kinds of answer as real accounts, so its answer does not say
+        // whether it exists.
+        let mut kinds = Vec::new();
+        for i in 0..40 {
+            let name = format!("ghost{i}");
+            let once = identify(&name).await.unwrap();
+            assert_eq!(once.status(), StatusCode::OK);
+            let once = once.text().await.unwrap();
+            let again = identify(&name.to_uppercase())
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(
+                without_csrf(&once),
+                without_csrf(&again).replace(&name.to_uppercase(), &name),
+                "a name always draws the same methods"
+            );
+            assert_ne!(offered(&once), (false, false));
+            if !kinds.contains(&offered(&once)) {
+                kinds.push(offered(&once));
+            }
+        }
+        assert!(
+            kinds.contains(&(true, false)) && kinds.contains(&(true, true)),
+            "decoys look like accounts with and without passkeys: {kinds:?}"
+        );
+
+        // No name: asked again. A form from another site: refused.
+        let empty = identify("  ").await.unwrap();
+        assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(empty.text().await.unwrap().contains("Enter your username."));
+        let forged = browser
+            .post(server.url("/login/identify"))
+            .form(&[("csrf", "forged"), ("username", "root")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    }
+}

@@ -184,6 +184,10 @@ async fn authorize(
         .into_response();
     }
     let strong_enough = |s: &Session| checked.acr.met_by(&s.amr);
+    // The app wants the person to sign in anew, not only to add a factor to their session.
+    let reauth = session
+        .as_ref()
+        .is_some_and(|s| checked.prompt_login || !fresh(s));
     let session = match session {
         Some(s) if !checked.prompt_login && fresh(&s) && strong_enough(&s) => s,
         _ => {
@@ -204,6 +208,9 @@ async fn authorize(
             }
             if checked.acr != MfaPolicy::Optional {
                 login.append_pair("acr", acr_of_policy(checked.acr));
+            }
+            if reauth {
+                login.append_pair("reauth", "1");
             }
             return Redirect::to(&format!("/login?{}", login.finish())).into_response();
         }

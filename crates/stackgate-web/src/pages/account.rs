@@ -1,7 +1,12 @@
 //! A person's own sign-in methods: the authenticator app (TOTP) and recovery codes.
 
 use super::{PageError, no_store, render, second_factor::totp_label, setup::ClientInfo, when};
-use crate::{auth::session_from_cookies, csrf, state::AppState};
+use crate::{
+    auth::session_from_cookies,
+    csrf,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     Form,
     extract::State,
@@ -48,7 +53,7 @@ pub(super) async fn password_again(
         .entry("login.failure", audit_target(session))
         .with_detail(serde_json::json!({ "step": "password_again" }));
     state.store.record(&entry).await?;
-    Ok(Err("Wrong password: nothing was changed.".into()))
+    Ok(Err(t("account-security-wrong-password")))
 }
 
 async fn security_page(
@@ -67,7 +72,7 @@ async fn security_page_for(
     csrf: String,
     session: &Session,
     needed: MfaPolicy,
-    done: Option<&'static str>,
+    done: Option<String>,
     error: Option<String>,
 ) -> Result<Html<String>, PageError> {
     let factors = state.store.second_factors(session.user.id).await?;
@@ -81,8 +86,8 @@ async fn security_page_for(
                 id => c.id.to_string(),
                 name => c.name,
                 kind => match c.kind {
-                    stackgate_store::CredentialKind::Passkey => "Passkey",
-                    stackgate_store::CredentialKind::SecurityKey => "Security key",
+                    stackgate_store::CredentialKind::Passkey => t("credential-passkey"),
+                    stackgate_store::CredentialKind::SecurityKey => t("credential-security-key"),
                 },
                 created => when(c.created_at),
                 last_used => c.last_used_at.map(when),
@@ -90,9 +95,9 @@ async fn security_page_for(
         })
         .collect();
     let required = crate::auth::required_policy(state, session).max(needed);
-    let must_add = (!required.met_by(&session.amr)).then_some(match required {
-        MfaPolicy::PhishingResistant => "a passkey or a security key",
-        _ => "a second factor: a passkey, a security key or an authenticator app",
+    let must_add = (!required.met_by(&session.amr)).then(|| match required {
+        MfaPolicy::PhishingResistant => t("account-security-needs-key"),
+        _ => t("account-security-needs-second-factor"),
     });
     render(
         state,
@@ -144,8 +149,8 @@ pub(crate) async fn security(
         .unwrap_or_default();
     let (jar, csrf) = csrf::issue(&state, jar)?;
     let done = match query.changed.as_deref() {
-        Some("password") => Some("Your password was changed. Your other devices were signed out."),
-        Some("profile") => Some("Your details were saved."),
+        Some("password") => Some(t("account-security-password-changed")),
+        Some("profile") => Some(t("account-security-details-saved")),
         _ => None,
     };
     let page = security_page_for(&state, csrf, &session, needed, done, None).await?;
@@ -253,9 +258,7 @@ pub(crate) async fn totp_confirm(
             form.csrf,
             &secret,
             &user.username,
-            Some(
-                "That code did not match. Check the app's clock, then enter the code it shows now.",
-            ),
+            Some(&t("totp-enrol-code-mismatch")),
         )?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, no_store(jar, page)).into_response());
     };
@@ -267,9 +270,7 @@ pub(crate) async fn totp_confirm(
         .confirm_totp(user.id, &stored.sealed, step, &entry)
         .await?
     {
-        return Err(PageError::BadRequest(
-            "Set-up was restarted in another window. Scan the newest QR code and try again.".into(),
-        ));
+        return Err(PageError::BadRequest(t("totp-enrol-restarted")));
     }
     // Led here at sign-in by a policy asking for two factors: the code just proven counts.
     let upgraded = super::session_cookie::with_methods(&session.amr, &["otp", "mfa"]);
@@ -385,7 +386,7 @@ pub(crate) async fn change_password(
         (status, no_store(jar, page)).into_response()
     };
     if form.new_password != form.new_password_confirm {
-        let error = "The two new passwords differ: nothing was changed.".to_owned();
+        let error = t("account-security-new-passwords-differ");
         let page = security_page(&state, form.csrf, &session, Some(error)).await?;
         return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, page, jar));
     }
@@ -399,7 +400,10 @@ pub(crate) async fn change_password(
     let hash = match state.hasher.hash(form.new_password, &user.username).await {
         Ok(hash) => hash,
         Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
-            let error = format!("The new password {message}. Nothing was changed.");
+            let error = t_args(
+                "account-security-weak-password",
+                &[("reason", message.into())],
+            );
             let page = security_page(&state, form.csrf, &session, Some(error)).await?;
             return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, page, jar));
         }
@@ -462,7 +466,10 @@ pub(crate) async fn change_profile(
     ) {
         Ok(patch) => patch,
         Err(err) => {
-            let error = format!("{err}: nothing was changed.");
+            let error = t_args(
+                "account-security-refused",
+                &[("reason", err.to_string().into())],
+            );
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return refused_profile(&state, form.csrf, &session, jar, status, error).await;
         }
@@ -485,7 +492,7 @@ pub(crate) async fn change_profile(
     match state.store.update_user(user.id, &patch, &entry).await {
         Ok(_) => Ok(Redirect::to("/account/security?changed=profile").into_response()),
         Err(stackgate_store::StoreError::Conflict { message, .. }) => {
-            let error = format!("{message}: nothing was changed.");
+            let error = t_args("account-security-refused", &[("reason", message.into())]);
             refused_profile(
                 &state,
                 form.csrf,

@@ -3,7 +3,11 @@
 //! someone resetting is signed out everywhere and signs in again with their second factor.
 
 use super::{PageError, render, session_cookie, setup::ClientInfo};
-use crate::{csrf, state::AppState};
+use crate::{
+    csrf,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     Form,
     extract::{Query, State},
@@ -15,8 +19,9 @@ use serde::Deserialize;
 use stackgate_identity::{Actor, IdentityError, Target, hash_secret};
 use stackgate_store::{LinkPurpose, Sessions, StoreError};
 
-const LINK_SPENT: &str =
-    "This link is invalid, expired or already used. Ask your admin for a new one.";
+fn link_spent() -> PageError {
+    PageError::Gone(t("account-link-spent"))
+}
 
 #[derive(Deserialize)]
 pub(crate) struct LinkQuery {
@@ -55,7 +60,7 @@ pub(crate) async fn form(
     Query(query): Query<LinkQuery>,
 ) -> Result<Response, PageError> {
     let Some((purpose, user)) = state.store.account_link(&hash_secret(&query.token)).await? else {
-        return Err(PageError::Gone(LINK_SPENT.into()));
+        return Err(link_spent());
     };
     let (jar, csrf) = csrf::issue(&state, jar)?;
     page(
@@ -90,7 +95,7 @@ pub(crate) async fn submit(
     let secret_hash = hash_secret(&form.token);
     // Checked before any hashing, so a spent or forged link costs the server nothing.
     let Some((purpose, user)) = state.store.account_link(&secret_hash).await? else {
-        return Err(PageError::Gone(LINK_SPENT.into()));
+        return Err(link_spent());
     };
     let redo = |message: String, field: &str| {
         page(
@@ -104,10 +109,7 @@ pub(crate) async fn submit(
         )
     };
     if form.password != form.password_confirm {
-        return redo(
-            "The two passwords are not the same.".into(),
-            "password_confirm",
-        );
+        return redo(t("common-passwords-differ"), "password_confirm");
     }
     let password = match state
         .hasher
@@ -116,7 +118,10 @@ pub(crate) async fn submit(
     {
         Ok(hash) => hash,
         Err(IdentityError::WeakPassword(message)) => {
-            return redo(format!("Password {message}."), "password");
+            return redo(
+                t_args("common-weak-password", &[("reason", message.into())]),
+                "password",
+            );
         }
         Err(other) => return Err(other.into()),
     };
@@ -138,7 +143,7 @@ pub(crate) async fn submit(
         .await;
     let (purpose, user) = match redeemed {
         Ok(done) => done,
-        Err(StoreError::Refused(_)) => return Err(PageError::Gone(LINK_SPENT.into())),
+        Err(StoreError::Refused(_)) => return Err(link_spent()),
         Err(other) => return Err(other.into()),
     };
     // An invitation signs in only someone with no second factor yet: the link proves the

@@ -1,7 +1,7 @@
 //! What every admin console page shares: who may see it, and how a refused change reads.
 
 use super::{PageError, setup::ClientInfo};
-use crate::{auth::session_from_cookies, csrf, error::ApiError, state::AppState};
+use crate::{auth::session_from_cookies, csrf, error::ApiError, i18n::t, state::AppState};
 use axum::{
     http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
@@ -26,9 +26,7 @@ pub(super) async fn admin(
         return Ok(Err(Redirect::to("/account/security").into_response()));
     }
     if !session.is_admin {
-        return Err(PageError::Forbidden(
-            "Only admins manage users, groups and apps. Ask one of your admins.".into(),
-        ));
+        return Err(PageError::Forbidden(t("admin-only")));
     }
     Ok(Ok(session))
 }
@@ -69,13 +67,17 @@ pub(super) fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-/// A change that cannot be undone goes ahead only with its confirmation box ticked.
-pub(super) fn confirmed(confirm: &Option<String>, what: &str) -> Result<(), ApiError> {
+/// A change that cannot be undone goes ahead only with its confirmation box ticked;
+/// `refusal` says so otherwise (`admin-confirm-…`), made only when needed.
+pub(super) fn confirmed(
+    confirm: &Option<String>,
+    refusal: impl FnOnce() -> String,
+) -> Result<(), ApiError> {
     match confirm {
         Some(_) => Ok(()),
         None => Err(ApiError::Invalid {
             field: "confirm".into(),
-            detail: format!("tick the box to confirm that you want to {what}"),
+            detail: refusal(),
         }),
     }
 }

@@ -5,6 +5,7 @@ use super::{PageError, form_page, no_store, render, setup::ClientInfo};
 use crate::{
     app_control::{AppControl, AppFailure, InstallRequest},
     csrf,
+    i18n::t_args,
     state::AppState,
 };
 use axum::{
@@ -181,8 +182,9 @@ pub(crate) async fn uninstall(
         return Err(PageError::forged_form());
     }
     if form.confirm.is_none() {
-        let error = format!(
-            "Tick the box to confirm that you want to uninstall {id}: its sign-in, address, access rule and data all go."
+        let error = t_args(
+            "admin-apps-confirm-uninstall",
+            &[("app", id.as_str().into())],
         );
         return list_page(&state, jar, Some(error)).await;
     }

@@ -1,7 +1,12 @@
 //! `/admin/audit`: the audit log with filters, and links to export what the filters select.
 
 use super::{PageError, admin::admin, admin::urlencode, form_page, render, when};
-use crate::{api::views::AuditView, csrf, state::AppState};
+use crate::{
+    api::views::AuditView,
+    csrf,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     extract::{Query, State},
     http::HeaderMap,
@@ -32,6 +37,7 @@ pub(crate) struct Filters {
     before: Option<Uuid>,
 }
 
+/// A day from the filter form; `field` names the field's label (`admin-audit-since`).
 fn day(text: &str, field: &str) -> Result<Option<time::Date>, String> {
     if text.trim().is_empty() {
         return Ok(None);
@@ -39,7 +45,7 @@ fn day(text: &str, field: &str) -> Result<Option<time::Date>, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(text.trim(), &format)
         .map(Some)
-        .map_err(|_| format!("{field}: give a date as YYYY-MM-DD"))
+        .map_err(|_| t_args("admin-audit-bad-date", &[("field", t(field).into())]))
 }
 
 #[derive(Serialize)]
@@ -62,8 +68,8 @@ pub(crate) async fn list(
         return Ok(redirect);
     }
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
-    let dates = day(&filters.since, "From")
-        .and_then(|since| day(&filters.until, "To").map(|until| (since, until)));
+    let dates = day(&filters.since, "admin-audit-since")
+        .and_then(|since| day(&filters.until, "admin-audit-until").map(|until| (since, until)));
     let (error, rows, next) = match dates.clone() {
         Err(error) => (Some(error), Vec::new(), None),
         Ok((since, until)) => {

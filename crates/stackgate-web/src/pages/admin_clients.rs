@@ -11,6 +11,7 @@ use super::{
 use crate::{
     api::clients::{self, ClientView},
     csrf,
+    i18n::t_args,
     state::AppState,
 };
 use axum::{
@@ -199,14 +200,18 @@ pub(crate) async fn act(
         return Err(PageError::NotFound);
     }
     if state.store.installed_app(&id).await?.is_some() {
-        let error = format!(
-            "{id} belongs to an installed app: change it through the app's page, or uninstall the app"
+        let error = t_args(
+            "admin-clients-belongs-to-app",
+            &[("client", id.as_str().into())],
         );
         return clients_page(&state, jar, None, None, Some(error)).await;
     }
     match action.as_str() {
         "delete" if form.confirm.is_none() => {
-            let error = format!("Tick the box to confirm that you want to remove {id}.");
+            let error = t_args(
+                "admin-clients-confirm-remove-needed",
+                &[("client", id.as_str().into())],
+            );
             clients_page(&state, jar, None, None, Some(error)).await
         }
         "delete" => match clients::remove(&state.store, &id, &actor).await {

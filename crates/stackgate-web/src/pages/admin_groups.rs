@@ -14,6 +14,7 @@ use crate::{
     },
     csrf, directory,
     error::ApiError,
+    i18n::{t, t_args},
     state::AppState,
 };
 use axum::{
@@ -102,7 +103,7 @@ async fn group_page(
     state: &AppState,
     jar: CookieJar,
     group: &Group,
-    message: Option<&'static str>,
+    message: Option<String>,
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let members: Vec<UserView> = state
@@ -132,14 +133,14 @@ pub(crate) struct ShowQuery {
     done: Option<String>,
 }
 
-fn done_message(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "created" => "Group created.",
-        "saved" => "Saved.",
-        "member-added" => "Member added.",
-        "member-removed" => "Member removed.",
+fn done_message(code: &str) -> Option<String> {
+    Some(t(match code {
+        "created" => "admin-group-created",
+        "saved" => "common-saved",
+        "member-added" => "admin-group-member-added",
+        "member-removed" => "admin-group-member-removed",
         _ => return None,
-    })
+    }))
 }
 
 pub(crate) async fn show(
@@ -195,7 +196,12 @@ async fn perform(
             Outcome::Redirect("saved")
         }
         "delete" => {
-            confirmed(&form.confirm, &format!("delete {}", group.name))?;
+            confirmed(&form.confirm, || {
+                t_args(
+                    "admin-confirm-delete",
+                    &[("name", group.name.as_str().into())],
+                )
+            })?;
             directory::delete_group(state, actor, group).await?;
             Outcome::Deleted
         }

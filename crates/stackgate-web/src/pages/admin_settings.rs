@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     csrf,
+    i18n::{t, t_args},
     settings::{self, SettingsChange},
     state::AppState,
 };
@@ -116,19 +117,20 @@ fn change_of(sent: &Sent) -> Result<SettingsChange, String> {
             .trim()
             .to_owned()
     };
+    // `what` is the field's name as the error says it (`admin-settings-idle-field`).
     let number = |name: &str, what: &str| {
         field(name)
             .parse::<i64>()
-            .map_err(|_| format!("{what}: give a whole number"))
+            .map_err(|_| t_args("admin-settings-whole-number", &[("field", t(what).into())]))
     };
     Ok(SettingsChange {
         organisation_name: Some(field("organisation_name")),
         brand_colour: Some(field("brand_colour")),
         session_idle_timeout: Some(
-            number("idle_minutes", "Unused sessions end after")?.saturating_mul(60),
+            number("idle_minutes", "admin-settings-idle-field")?.saturating_mul(60),
         ),
         session_lifetime: Some(
-            number("lifetime_hours", "Sessions end after")?.saturating_mul(3600),
+            number("lifetime_hours", "admin-settings-lifetime-field")?.saturating_mul(3600),
         ),
         mfa_policy: Some(field("mfa_policy")),
         logo: match &sent.logo {
@@ -160,9 +162,12 @@ pub(crate) async fn save(
     jar: CookieJar,
     multipart: Multipart,
 ) -> Result<Response, PageError> {
-    let sent = read_form(multipart)
-        .await
-        .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}")))?;
+    let sent = read_form(multipart).await.map_err(|e| {
+        PageError::BadRequest(t_args(
+            "admin-settings-unreadable",
+            &[("reason", e.to_string().into())],
+        ))
+    })?;
     let actor = match admin_form(
         &state,
         &headers,

@@ -16,6 +16,7 @@ use crate::{
     },
     csrf,
     directory::{self, IssuedLink},
+    i18n::{t, t_args},
     state::AppState,
 };
 use axum::{
@@ -173,7 +174,7 @@ pub(crate) async fn create(
 
 /// What the page confirms after a change.
 enum Done {
-    Message(&'static str),
+    Message(String),
     Link(LinkPurpose, IssuedLink),
 }
 
@@ -189,7 +190,7 @@ struct LinkShown {
 #[derive(Serialize)]
 struct DeviceRow {
     name: String,
-    kind: &'static str,
+    kind: String,
     created: String,
     last_used: Option<String>,
 }
@@ -207,7 +208,7 @@ pub(super) struct SessionRow {
 /// A short description of a browser from its user agent: enough to tell devices apart.
 pub(super) fn device_of(user_agent: Option<&str>) -> String {
     let Some(ua) = user_agent else {
-        return "Unknown device".into();
+        return t("sessions-unknown-device");
     };
     let browser = [
         ("Edg/", "Edge"),
@@ -217,7 +218,7 @@ pub(super) fn device_of(user_agent: Option<&str>) -> String {
     ]
     .into_iter()
     .find(|(needle, _)| ua.contains(needle))
-    .map_or("A browser", |(_, name)| name);
+    .map_or_else(|| t("sessions-a-browser"), |(_, name)| name.to_owned());
     let system = [
         ("Android", "Android"),
         ("iPhone", "iPhone"),
@@ -231,8 +232,11 @@ pub(super) fn device_of(user_agent: Option<&str>) -> String {
     .find(|(needle, _)| ua.contains(needle))
     .map(|(_, name)| name);
     match system {
-        Some(system) => format!("{browser} on {system}"),
-        None => browser.to_owned(),
+        Some(system) => t_args(
+            "sessions-browser-on",
+            &[("browser", browser.into()), ("system", system.into())],
+        ),
+        None => browser,
     }
 }
 
@@ -278,8 +282,8 @@ async fn user_page(
         .map(|c| DeviceRow {
             name: c.name,
             kind: match c.kind {
-                stackgate_store::CredentialKind::Passkey => "passkey",
-                stackgate_store::CredentialKind::SecurityKey => "security key",
+                stackgate_store::CredentialKind::Passkey => t("admin-user-passkey"),
+                stackgate_store::CredentialKind::SecurityKey => t("admin-user-security-key"),
             },
             created: when(c.created_at),
             last_used: c.last_used_at.map(when),
@@ -335,20 +339,18 @@ pub(crate) struct ShowQuery {
     done: Option<String>,
 }
 
-fn done_message(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "created" => "Account created.",
-        "saved" => "Saved.",
-        "disabled" => "Account disabled, and signed out everywhere.",
-        "enabled" => "Account enabled.",
-        "signed-out" => "Signed out of every session and every app.",
-        "mfa-reset" => {
-            "Second factors removed, and signed out everywhere. Their next sign-in leads them through setting new ones up where their groups require it."
-        }
-        "group-added" => "Added to the group.",
-        "group-removed" => "Removed from the group.",
+fn done_message(code: &str) -> Option<String> {
+    Some(t(match code {
+        "created" => "admin-user-created",
+        "saved" => "common-saved",
+        "disabled" => "admin-user-disabled",
+        "enabled" => "admin-user-enabled",
+        "signed-out" => "admin-user-signed-out",
+        "mfa-reset" => "admin-user-mfa-reset",
+        "group-added" => "admin-user-group-added",
+        "group-removed" => "admin-user-group-removed",
         _ => return None,
-    })
+    }))
 }
 
 pub(crate) async fn show(
@@ -445,12 +447,17 @@ async fn perform(
             Outcome::Redirect(if disable { "disabled" } else { "enabled" })
         }
         "delete" => {
-            confirmed(&form.confirm, &format!("delete {}", user.username))?;
+            confirmed(&form.confirm, || {
+                t_args(
+                    "admin-confirm-delete",
+                    &[("name", user.username.as_str().into())],
+                )
+            })?;
             directory::delete_user(state, actor, user).await?;
             Outcome::Deleted
         }
         "reset-mfa" => {
-            confirmed(&form.confirm, "remove every second factor of this account")?;
+            confirmed(&form.confirm, || t("admin-confirm-reset-mfa"))?;
             directory::reset_second_factors(state, actor, user).await?;
             Outcome::Redirect("mfa-reset")
         }

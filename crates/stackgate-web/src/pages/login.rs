@@ -1,10 +1,16 @@
-//! Password sign-in and sign-out. The MFA issue replaces the second half of `submit` with its
-//! method choice; the session it ends with is the same.
+//! Sign-in, username first, then the account's methods; the password step; stepping up a
+//! session an app finds too weak; and sign-out.
 
 use super::{
-    PageError, render, safe_return_path, second_factor, session_cookie, setup::ClientInfo,
+    PageError, render, safe_return_path, second_factor, session_cookie,
+    setup::ClientInfo,
+    sign_in_methods::{self, Methods},
 };
-use crate::{csrf, state::AppState};
+use crate::{
+    csrf,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     Form,
     extract::{Query, State},
@@ -14,6 +20,7 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use stackgate_identity::{Actor, MfaPolicy, Target};
+use stackgate_store::{LoginFlow, Session};
 
 #[derive(Deserialize)]
 pub(crate) struct LoginQuery {
@@ -22,6 +29,9 @@ pub(crate) struct LoginQuery {
     login_hint: Option<String>,
     /// From an app's `acr_values`: the level this sign-in must reach (`2`, `3`).
     acr: Option<String>,
+    /// Set when the app asked for a new sign-in (`prompt=login`, `max_age`): a session is not
+    /// stepped up then, the person signs in from the start.
+    reauth: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -30,7 +40,30 @@ struct LoginPage {
     username: String,
     return_to: String,
     acr: String,
-    error: Option<&'static str>,
+    /// `None` on the first step (the username); then what this account signs in with.
+    methods: Option<Methods>,
+    /// The query that starts over ("Not you?") with the same app and level.
+    restart: String,
+    error: Option<String>,
+}
+
+impl LoginPage {
+    fn new(csrf: String, username: &str, return_to: String, acr: String) -> Self {
+        let mut restart = url::form_urlencoded::Serializer::new(String::new());
+        restart.append_pair("return_to", &return_to);
+        if !acr.is_empty() {
+            restart.append_pair("acr", &acr);
+        }
+        Self {
+            csrf,
+            username: username.trim().chars().take(64).collect(),
+            return_to,
+            acr,
+            methods: None,
+            restart: restart.finish(),
+            error: None,
+        }
+    }
 }
 
 fn acr_param(raw: Option<&str>) -> String {
@@ -40,29 +73,103 @@ fn acr_param(raw: Option<&str>) -> String {
     }
 }
 
+/// The sign-in page: the username first, or, with an app's `login_hint`, straight to the
+/// methods of that account.
 pub(crate) async fn form(
     State(state): State<AppState>,
     jar: CookieJar,
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, PageError> {
+    let acr = acr_param(query.acr.as_deref());
+    let return_to = safe_return_path(query.return_to.as_deref());
+    let asked = MfaPolicy::from_acr(&acr);
+    if query.reauth.is_none()
+        && asked != MfaPolicy::Optional
+        && let Some(session) = crate::auth::session_from_jar(&state, &jar).await?
+        && !asked.met_by(&session.amr)
+    {
+        return step_up(&state, jar, session, asked, return_to).await;
+    }
     let (jar, csrf) = csrf::issue(&state, jar)?;
-    let page = render(
-        &state,
-        "login.html",
-        LoginPage {
-            csrf,
-            username: query
-                .login_hint
-                .unwrap_or_default()
-                .chars()
-                .take(64)
-                .collect(),
-            return_to: safe_return_path(query.return_to.as_deref()),
-            acr: acr_param(query.acr.as_deref()),
-            error: None,
-        },
-    )?;
+    let hint = query.login_hint.unwrap_or_default();
+    let mut page = LoginPage::new(csrf, &hint, return_to, acr);
+    if !page.username.is_empty() {
+        page.methods = Some(sign_in_methods::of(&state, &page.username).await?);
+    }
+    let page = render(&state, "login.html", page)?;
     Ok((jar, [(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct IdentifyForm {
+    csrf: String,
+    username: String,
+    return_to: Option<String>,
+    acr: Option<String>,
+}
+
+/// The first step's answer: the methods this username signs in with (a decoy for a name that
+/// is no account, so the step tells nobody which accounts exist).
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<IdentifyForm>,
+) -> Result<Response, PageError> {
+    if !csrf::verify(&state, &jar, &headers, &form.csrf) {
+        return Err(PageError::forged_form());
+    }
+    let mut page = LoginPage::new(
+        form.csrf,
+        &form.username,
+        safe_return_path(form.return_to.as_deref()),
+        acr_param(form.acr.as_deref()),
+    );
+    if page.username.is_empty() {
+        page.error = Some(t("login-enter-username"));
+        let page = render(&state, "login.html", page)?;
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            [(header::CACHE_CONTROL, "no-store")],
+            page,
+        )
+            .into_response());
+    }
+    page.methods = Some(sign_in_methods::of(&state, &page.username).await?);
+    let page = render(&state, "login.html", page)?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], page).into_response())
+}
+
+/// An app asks for a stronger sign-in than the browser's session has: the person proves the
+/// missing factor and the same session carries it (same id, new secret), so the apps it
+/// reaches stay signed in. Without such a factor they are shown how to add one.
+async fn step_up(
+    state: &AppState,
+    jar: CookieJar,
+    session: Session,
+    asked: MfaPolicy,
+    return_to: String,
+) -> Result<Response, PageError> {
+    let factors = state.store.second_factors(session.user.id).await?;
+    let has_keys = state.webauthn.is_some() && factors.security_keys + factors.passkeys > 0;
+    let can_prove = match asked {
+        MfaPolicy::PhishingResistant => has_keys,
+        _ => has_keys || factors.totp || factors.recovery_codes_left > 0,
+    };
+    if !can_prove {
+        let target = format!("/account/security?needed={}", asked.as_str());
+        return Ok(Redirect::to(&target).into_response());
+    }
+    let flow = LoginFlow {
+        user_id: session.user.id,
+        amr: session.amr,
+        return_to,
+        failures: 0,
+        required: asked,
+        step_up_of: Some(session.id),
+    };
+    let jar = second_factor::start(state, jar, &flow).await?;
+    Ok((jar, Redirect::to("/login/second-factor")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -73,8 +180,6 @@ pub(crate) struct LoginForm {
     return_to: Option<String>,
     acr: Option<String>,
 }
-
-const WRONG: &str = "Wrong username or password.";
 
 /// A wait in whole seconds, rounded up: a person told "1 second" who waits 1 s must not find
 /// the door still shut.
@@ -87,14 +192,12 @@ fn whole_seconds(wait: std::time::Duration) -> u64 {
 /// The page shown while an account or address must wait before its next attempt.
 pub(super) fn throttled_message(wait: std::time::Duration) -> String {
     let seconds = whole_seconds(wait);
-    if seconds == 1 {
-        "Too many failed attempts. Wait 1 second, then try again.".to_owned()
-    } else if seconds < 90 {
-        format!("Too many failed attempts. Wait {seconds} seconds, then try again.")
+    if seconds < 90 {
+        t_args("login-throttled", &[("seconds", seconds.into())])
     } else {
-        format!(
-            "Too many failed attempts. Wait {} minutes, then try again.",
-            seconds.div_ceil(60)
+        t_args(
+            "login-throttled-minutes",
+            &[("minutes", seconds.div_ceil(60).into())],
         )
     }
 }
@@ -121,16 +224,15 @@ pub(crate) async fn submit(
             serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }),
         );
         state.store.record(&entry).await?;
-        let page = render(
-            &state,
-            "login.html",
-            minijinja::context! {
-                csrf => form.csrf,
-                username => form.username,
-                return_to,
-                error => throttled_message(wait),
-            },
-        )?;
+        let mut page = LoginPage::new(
+            form.csrf,
+            &form.username,
+            return_to,
+            acr_param(form.acr.as_deref()),
+        );
+        page.methods = Some(sign_in_methods::of(&state, &page.username).await?);
+        page.error = Some(throttled_message(wait));
+        let page = render(&state, "login.html", page)?;
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             [
@@ -144,6 +246,7 @@ pub(crate) async fn submit(
     // One query: the user, their hash, their second factors and their groups' policy.
     let candidate = state.store.sign_in_candidate(&form.username).await?;
     // Unknown and disabled users are verified against a dummy hash: same time, same answer.
+    let methods = sign_in_methods::for_candidate(&state, &form.username, candidate.as_ref());
     let (found, stored) = match candidate {
         Some(c) if !c.user.disabled => {
             let hash = c.password_hash.clone();
@@ -169,8 +272,15 @@ pub(crate) async fn submit(
                 state
                     .throttle
                     .passed_first_factor(&form.username, client.ip.as_deref());
-                let jar =
-                    second_factor::start(&state, jar, &user, "pwd", &return_to, required).await?;
+                let flow = LoginFlow {
+                    user_id: user.id,
+                    amr: "pwd".into(),
+                    return_to: return_to.clone(),
+                    failures: 0,
+                    required,
+                    step_up_of: None,
+                };
+                let jar = second_factor::start(&state, jar, &flow).await?;
                 return Ok((jar, Redirect::to("/login/second-factor")).into_response());
             }
             state
@@ -198,17 +308,15 @@ pub(crate) async fn submit(
                 .entry("login.failure", Target::System)
                 .with_detail(serde_json::json!({ "username": form.username.chars().take(64).collect::<String>() }));
             state.store.record(&entry).await?;
-            let page = render(
-                &state,
-                "login.html",
-                LoginPage {
-                    csrf: form.csrf,
-                    username: form.username,
-                    return_to,
-                    acr: acr_param(form.acr.as_deref()),
-                    error: Some(WRONG),
-                },
-            )?;
+            let mut page = LoginPage::new(
+                form.csrf,
+                &form.username,
+                return_to,
+                acr_param(form.acr.as_deref()),
+            );
+            page.methods = Some(methods);
+            page.error = Some(t("login-wrong"));
+            let page = render(&state, "login.html", page)?;
             Ok((
                 StatusCode::UNAUTHORIZED,
                 [(header::CACHE_CONTROL, "no-store")],

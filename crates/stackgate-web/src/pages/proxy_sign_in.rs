@@ -6,6 +6,7 @@
 use super::PageError;
 use crate::{
     auth::{meets_policy, session_from_cookies},
+    i18n::t,
     state::AppState,
 };
 use axum::{
@@ -27,11 +28,7 @@ pub(crate) async fn start(
     let Some(edge) = state.edge.get() else {
         return Err(PageError::NotFound);
     };
-    let not_ours = || {
-        PageError::BadRequest(
-            "This link does not lead to an app published through Stackgate. Open the app's address directly.".into(),
-        )
-    };
+    let not_ours = || PageError::BadRequest(t("proxy-sign-in-not-ours"));
     let raw = params.get("rd").ok_or_else(not_ours)?;
     let url = url::Url::parse(raw).map_err(|_| not_ours())?;
     let host = edge.return_host(&url).ok_or_else(not_ours)?;
@@ -43,11 +40,7 @@ pub(crate) async fn start(
                 && s.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
-        .ok_or_else(|| {
-            PageError::BadRequest(
-                "This sign-in link is incomplete. Open the app's address again.".into(),
-            )
-        })?;
+        .ok_or_else(|| PageError::BadRequest(t("proxy-sign-in-incomplete")))?;
     let Some(session) = session_from_cookies(&state, &headers).await? else {
         let mut again = url::form_urlencoded::Serializer::new(String::new());
         again.append_pair("rd", url.as_str());
@@ -57,9 +50,7 @@ pub(crate) async fn start(
         return Ok(Redirect::to(&format!("/login?{}", login.finish())).into_response());
     };
     if !meets_policy(&state, &session) {
-        return Err(PageError::Forbidden(
-            "Your organisation requires a stronger sign-in for apps. Add a second factor on your Sign-in methods page (/account/security), then open the app again.".into(),
-        ));
+        return Err(PageError::Forbidden(t("proxy-sign-in-stronger")));
     }
     let code = SecretToken::generate("")?;
     state

@@ -3,7 +3,7 @@
 //! random flow cookie; the session starts (with a new id) once both factors are proven.
 
 use super::{PageError, login::throttled_message, render, session_cookie, setup::ClientInfo};
-use crate::{csrf, state::AppState};
+use crate::{csrf, i18n::t, state::AppState};
 use axum::{
     Form,
     extract::State,
@@ -35,26 +35,17 @@ fn cookie_name(state: &AppState) -> &'static str {
 
 pub(super) use crate::oidc::keyring::totp_label;
 
-/// Records a sign-in that passed `amr` and hands the browser the flow cookie.
+/// Records a sign-in that passed `flow.amr` (or a session that asks to step up) and hands the
+/// browser the flow cookie.
 pub(super) async fn start(
     state: &AppState,
     jar: CookieJar,
-    user: &User,
-    amr: &str,
-    return_to: &str,
-    required: MfaPolicy,
+    flow: &LoginFlow,
 ) -> Result<CookieJar, PageError> {
     let secret = SecretToken::generate("")?;
     state
         .store
-        .start_login_flow(
-            &secret.hash,
-            user.id,
-            amr,
-            return_to,
-            required,
-            FLOW_LIFETIME,
-        )
+        .start_login_flow(&secret.hash, flow, FLOW_LIFETIME)
         .await?;
     let cookie = Cookie::build((cookie_name(state), secret.plaintext))
         .path("/")
@@ -102,6 +93,7 @@ fn page(
                 && factors.security_keys + factors.passkeys > 0,
             has_totp => factors.totp,
             has_keys => state.webauthn.is_some() && factors.security_keys + factors.passkeys > 0,
+            step_up => flow.step_up_of.is_some(),
             error,
         },
     )
@@ -197,9 +189,7 @@ pub(crate) async fn submit(
     }
     if flow.failures >= FLOW_ATTEMPTS {
         state.store.end_login_flow(&flow_hash).await?;
-        return Err(PageError::Forbidden(
-            "Too many wrong codes. Sign in again from the start.".into(),
-        ));
+        return Err(PageError::Forbidden(t("second-factor-too-many")));
     }
     if let Some(wait) = state.throttle.attempt(&user.username, client.ip.as_deref()) {
         let entry = Actor::user(user.id, &user.username, client.ip.clone())
@@ -220,10 +210,7 @@ pub(crate) async fn submit(
         state
             .throttle
             .passed_first_factor(&user.username, client.ip.as_deref());
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "This sign-in needs your passkey or security key: codes are not enough here.".into(),
-        );
+        return refuse(StatusCode::FORBIDDEN, t("second-factor-codes-not-enough"));
     }
     let Some(factor) = check_code(&state, &user, &form.code, client.ip.clone()).await? else {
         let failures = state.store.login_flow_failed(&flow_hash).await?;
@@ -239,14 +226,9 @@ pub(crate) async fn submit(
         state.store.record(&entry).await?;
         if failures >= FLOW_ATTEMPTS {
             state.store.end_login_flow(&flow_hash).await?;
-            return Err(PageError::Forbidden(
-                "Too many wrong codes. Sign in again from the start.".into(),
-            ));
+            return Err(PageError::Forbidden(t("second-factor-too-many")));
         }
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "That code did not work. Codes from an authenticator app work once and change every 30 seconds.".into(),
-        );
+        return refuse(StatusCode::UNAUTHORIZED, t("second-factor-wrong-code"));
     };
     // The flow completes once, even if two submissions race.
     if !state.store.end_login_flow(&flow_hash).await? {
@@ -255,9 +237,12 @@ pub(crate) async fn submit(
     state
         .throttle
         .succeeded(&user.username, client.ip.as_deref());
-    let amr = session_cookie::with_methods(&flow.amr, &["otp", "mfa"]);
     let jar = forget_flow(&state, jar);
-    let jar = session_cookie::start(&state, jar, &user, &amr, client.ip, client.user_agent).await?;
+    let (jar, amr) =
+        session_cookie::after_flow(&state, jar, &user, &flow, &["otp", "mfa"], client).await?;
+    let Some(amr) = amr else {
+        return Ok((jar, Redirect::to("/login")).into_response());
+    };
     tracing::debug!(factor, "second factor accepted");
     Ok((jar, Redirect::to(&after_second_factor(&flow, &amr))).into_response())
 }

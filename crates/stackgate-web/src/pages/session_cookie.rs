@@ -1,12 +1,13 @@
 //! Starting and ending the browser session behind the session cookie.
 
+use super::setup::ClientInfo;
 use crate::{auth::session_cookie_name, pages::PageError, state::AppState};
 use axum_extra::extract::{
     CookieJar,
     cookie::{Cookie, SameSite},
 };
 use stackgate_identity::{Actor, SecretToken, Target, User, Uuid};
-use stackgate_store::NewSession;
+use stackgate_store::{LoginFlow, NewSession};
 
 /// Creates a session for `user` and returns the jar with its cookie. A new secret every time:
 /// a session id planted before sign-in never becomes a signed-in one.
@@ -85,6 +86,33 @@ pub(crate) async fn step_up(
         return Ok(jar);
     }
     Ok(jar.add(cookie(state, secret.plaintext)))
+}
+
+/// Ends a second step that proved the methods `added`: in a new session, or, when the flow
+/// steps up a session, in that one with the methods added (same id, new secret). Returns the
+/// jar and the session's methods; no methods when the session to step up is no longer this
+/// browser's live session of the same person, because such a flow proved only the added
+/// factor, which never makes a session alone.
+pub(crate) async fn after_flow(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    flow: &LoginFlow,
+    added: &[&str],
+    client: ClientInfo,
+) -> Result<(CookieJar, Option<String>), PageError> {
+    let Some(session_id) = flow.step_up_of else {
+        let amr = with_methods(&flow.amr, added);
+        let jar = start(state, jar, user, &amr, client.ip, client.user_agent).await?;
+        return Ok((jar, Some(amr)));
+    };
+    let current = crate::auth::session_from_jar(state, &jar).await?;
+    let Some(session) = current.filter(|s| s.id == session_id && s.user.id == user.id) else {
+        return Ok((jar, None));
+    };
+    let amr = with_methods(&session.amr, added);
+    let jar = step_up(state, jar, user, &amr, client.ip).await?;
+    Ok((jar, Some(amr)))
 }
 
 /// The session cookie: HttpOnly, SameSite=Lax, and `Secure` with the `__Host-` prefix on HTTPS.

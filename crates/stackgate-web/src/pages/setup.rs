@@ -1,7 +1,12 @@
 //! First-run setup: the one-time link printed at start creates the first admin.
 
 use super::{PageError, render, session_cookie};
-use crate::{csrf, extract::client_ip, state::AppState};
+use crate::{
+    csrf,
+    extract::client_ip,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     Form,
     extract::{FromRequestParts, Query, State},
@@ -13,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use stackgate_identity::{Actor, NewUser, Target, hash_secret};
 use stackgate_store::StoreError;
 
-const LINK_SPENT: &str = "This setup link is invalid, expired or already used. Restart Stackgate to \
-     print a new one, or create an admin on the server with `stackgate user add NAME --admin`.";
+fn link_spent() -> PageError {
+    PageError::Gone(t("setup-link-spent"))
+}
 
 #[derive(Deserialize)]
 pub(crate) struct LinkQuery {
@@ -43,7 +49,7 @@ pub(crate) async fn form(
         .setup_token_live(&hash_secret(&query.token))
         .await?
     {
-        return Err(PageError::Gone(LINK_SPENT.into()));
+        return Err(link_spent());
     }
     let (jar, csrf) = csrf::issue(&state, jar)?;
     let page = render(
@@ -105,7 +111,7 @@ pub(crate) async fn submit(
     let secret_hash = hash_secret(&form.token);
     // Checked before any hashing, so a spent or forged link costs the server nothing.
     if !state.store.setup_token_live(&secret_hash).await? {
-        return Err(PageError::Gone(LINK_SPENT.into()));
+        return Err(link_spent());
     }
     let redo = |error: String, field: &str| -> Result<Response, PageError> {
         let page = render(
@@ -137,10 +143,7 @@ pub(crate) async fn submit(
         Err(other) => return Err(other.into()),
     };
     if form.password != form.password_confirm {
-        return redo(
-            "The two passwords are not the same.".into(),
-            "password_confirm",
-        );
+        return redo(t("common-passwords-differ"), "password_confirm");
     }
     let password = match state
         .hasher
@@ -149,7 +152,10 @@ pub(crate) async fn submit(
     {
         Ok(hash) => hash,
         Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
-            return redo(format!("Password {message}."), "password");
+            return redo(
+                t_args("common-weak-password", &[("reason", message.into())]),
+                "password",
+            );
         }
         Err(other) => return Err(other.into()),
     };
@@ -170,7 +176,7 @@ pub(crate) async fn submit(
         .await
     {
         Ok(user) => user,
-        Err(StoreError::Refused(_)) => return Err(PageError::Gone(LINK_SPENT.into())),
+        Err(StoreError::Refused(_)) => return Err(link_spent()),
         Err(StoreError::Conflict { field, message }) => return redo(message, field),
         Err(other) => return Err(other.into()),
     };

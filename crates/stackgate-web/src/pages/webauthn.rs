@@ -9,7 +9,12 @@ use super::{
     PageError, login::throttled_message, safe_return_path, second_factor, session_cookie,
     setup::ClientInfo,
 };
-use crate::{auth::session_from_cookies, csrf, state::AppState};
+use crate::{
+    auth::session_from_cookies,
+    csrf,
+    i18n::{t, t_args},
+    state::AppState,
+};
 use axum::{
     Json,
     extract::{Path, State},
@@ -75,12 +80,10 @@ fn answer(outcome: Result<Response, Refused>) -> Response {
 }
 
 fn webauthn(state: &AppState) -> Result<&Webauthn, Refused> {
-    state.webauthn.as_deref().ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            "Security keys and passkeys need Stackgate to be reached by a host name, not an IP address.",
-        )
-    })
+    state
+        .webauthn
+        .as_deref()
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, &t("webauthn-needs-host-name")))
 }
 
 fn internal(err: impl std::fmt::Display) -> Refused {
@@ -127,10 +130,7 @@ async fn take(
         .await
         .map_err(Refused::from)?;
     let Some((user, text)) = taken else {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "This attempt expired. Try again.",
-        ));
+        return Err(refuse(StatusCode::BAD_REQUEST, &t("webauthn-expired")));
     };
     Ok((user, decode(&text)?))
 }
@@ -168,10 +168,7 @@ async fn cloned(
     if let Err(err) = state.store.record(&entry).await {
         tracing::warn!(%err, "cannot record a cloned authenticator");
     }
-    refuse(
-        StatusCode::UNAUTHORIZED,
-        "This security key or passkey looks copied, so it was refused. Your admin has been told.",
-    )
+    refuse(StatusCode::UNAUTHORIZED, &t("webauthn-cloned"))
 }
 
 // ---- registration -------------------------------------------------------------------------
@@ -209,20 +206,17 @@ async fn register_start_inner(
         .await
         .map_err(Refused::from)?
     else {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "Sign in first."));
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            &t("webauthn-sign-in-first"),
+        ));
     };
     let Some(kind) = CredentialKind::parse(&body.kind) else {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "Choose a passkey or a security key.",
-        ));
+        return Err(refuse(StatusCode::BAD_REQUEST, &t("webauthn-choose-kind")));
     };
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(refuse(
-            StatusCode::BAD_REQUEST,
-            "Give it a name of 1 to 64 characters, such as \"work laptop\" or \"blue key\".",
-        ));
+        return Err(refuse(StatusCode::BAD_REQUEST, &t("webauthn-name-length")));
     }
     if let Err(message) =
         super::account::password_again(state, &session, body.password, client.ip.as_deref())
@@ -332,14 +326,17 @@ async fn register_finish_inner(
         .await
         .map_err(Refused::from)?
     else {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "Sign in first."));
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            &t("webauthn-sign-in-first"),
+        ));
     };
     let (owner, saved) = take(state, &body.ceremony, "register").await?;
     let user = &session.user;
     if owner != Some(user.id) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "This attempt belongs to another sign-in.",
+            &t("webauthn-other-sign-in"),
         ));
     }
     let kind = saved["kind"]
@@ -349,10 +346,7 @@ async fn register_finish_inner(
     let name = saved["name"].as_str().unwrap_or("key").to_owned();
     let failed = |e: WebauthnError| {
         tracing::info!(error = %e, "WebAuthn registration refused");
-        refuse(
-            StatusCode::BAD_REQUEST,
-            "The authenticator's answer did not check out. Try again.",
-        )
+        refuse(StatusCode::BAD_REQUEST, &t("webauthn-answer-refused"))
     };
     let (raw_id, record, backup_eligible) = match kind {
         CredentialKind::Passkey => {
@@ -433,9 +427,7 @@ pub(crate) async fn login_start(
             return Ok((
                 StatusCode::TOO_MANY_REQUESTS,
                 [(axum::http::header::RETRY_AFTER, seconds.to_string())],
-                Json(json!({ "error": format!(
-                    "Too many passkey sign-ins from your network. Wait {seconds} seconds, then try again."
-                ) })),
+                Json(json!({ "error": t_args("webauthn-too-many-starts", &[("seconds", seconds.into())]) })),
             )
                 .into_response());
         }
@@ -481,12 +473,7 @@ async fn login_finish_inner(
     let (_, saved) = take(state, &body.ceremony, "login").await?;
     let authentication: DiscoverableAuthentication =
         serde_json::from_value(saved).map_err(internal)?;
-    let unknown = || {
-        refuse(
-            StatusCode::UNAUTHORIZED,
-            "This passkey is not registered here.",
-        )
-    };
+    let unknown = || refuse(StatusCode::UNAUTHORIZED, &t("webauthn-unknown-passkey"));
     let (handle, raw_id) = webauthn
         .identify_discoverable_authentication(&body.credential)
         .map_err(|_| unknown())?;
@@ -523,7 +510,7 @@ async fn login_finish_inner(
             state.store.record(&entry).await.map_err(Refused::from)?;
             return Err(refuse(
                 StatusCode::UNAUTHORIZED,
-                "The passkey's answer did not check out. Try again.",
+                &t("webauthn-passkey-refused"),
             ));
         }
     };
@@ -564,10 +551,7 @@ pub(crate) async fn second_factor_start(
             .await
             .map_err(Refused::Page)?
         else {
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "Sign in again from the start.",
-            ));
+            return Err(refuse(StatusCode::UNAUTHORIZED, &t("webauthn-start-again")));
         };
         let credentials = state
             .store
@@ -586,10 +570,7 @@ pub(crate) async fn second_factor_start(
                 .map(|c| decode(&c.credential))
                 .collect::<Result<_, _>>()?;
             if passkeys.is_empty() {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "You have no security key or passkey here.",
-                ));
+                return Err(refuse(StatusCode::BAD_REQUEST, &t("webauthn-no-keys")));
             }
             let (options, auth) = webauthn
                 .start_passkey_authentication(&passkeys)
@@ -634,7 +615,7 @@ async fn second_factor_finish_inner(
         return Err(Refused::Page(PageError::forged_form()));
     }
     let webauthn = webauthn(state)?;
-    let again = || refuse(StatusCode::UNAUTHORIZED, "Sign in again from the start.");
+    let again = || refuse(StatusCode::UNAUTHORIZED, &t("webauthn-start-again"));
     let Some((flow_hash, flow)) = second_factor::current_flow(state, &jar)
         .await
         .map_err(Refused::Page)?
@@ -649,7 +630,7 @@ async fn second_factor_finish_inner(
     if owner != Some(flow.user_id) {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
-            "This attempt belongs to another sign-in.",
+            &t("webauthn-other-sign-in"),
         ));
     }
     let user = state.store.get_user(flow.user_id).await?;
@@ -677,7 +658,7 @@ async fn second_factor_finish_inner(
     let Some(stored) = stored else {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
-            "This key is not registered to your account.",
+            &t("webauthn-not-your-key"),
         ));
     };
     let record: Value = decode(&stored.credential)?;
@@ -720,10 +701,7 @@ async fn second_factor_finish_inner(
                 state.store.end_login_flow(&flow_hash).await?;
                 return Err(again());
             }
-            return Err(refuse(
-                StatusCode::UNAUTHORIZED,
-                "The key's answer did not check out. Try again.",
-            ));
+            return Err(refuse(StatusCode::UNAUTHORIZED, &t("webauthn-key-refused")));
         }
     };
     let updated = match kind {
@@ -752,11 +730,14 @@ async fn second_factor_finish_inner(
     state
         .throttle
         .succeeded(&user.username, client.ip.as_deref());
-    let amr = session_cookie::with_methods(&flow.amr, &[key_amr(result.backup_eligible()), "mfa"]);
     let jar = second_factor::forget_flow(state, jar);
-    let jar = session_cookie::start(state, jar, &user, &amr, client.ip, client.user_agent)
+    let added = [key_amr(result.backup_eligible()), "mfa"];
+    let (jar, amr) = session_cookie::after_flow(state, jar, &user, &flow, &added, client)
         .await
         .map_err(Refused::Page)?;
+    let Some(amr) = amr else {
+        return Ok((jar, Json(json!({ "redirect": "/login" }))).into_response());
+    };
     let redirect = second_factor::after_second_factor(&flow, &amr);
     Ok((jar, Json(json!({ "redirect": redirect }))).into_response())
 }

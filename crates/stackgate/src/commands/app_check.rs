@@ -272,17 +272,29 @@ async fn step(browser: &mut Browser, t: &Target, index: usize) -> Result<String,
             }
             browser
                 .wait_for(&format!(
-                    "{on_issuer} && document.querySelector('#username') !== null"
+                    "{on_issuer} && document.querySelector('#username, #password') !== null"
                 ))
                 .await?;
             Ok("the sign-in page of Stackgate".into())
         }
         2 => {
+            // Username first (unless the app's login_hint skipped that step), then the password.
+            let identify = format!(
+                "(() => {{ const step = document.querySelector('form[action=\"/login/identify\"]'); \
+                 if (step) {{ document.querySelector('#username').value = {}; step.submit(); }} \
+                 return true; }})()",
+                js(&t.username)
+            );
+            browser.eval(&identify).await?;
+            browser
+                .wait_for(&format!(
+                    "{on_issuer} && document.querySelector('#password') !== null"
+                ))
+                .await
+                .map_err(|e| format!("no password field for {} ({e})", t.username))?;
             let fill = format!(
-                "document.querySelector('#username').value = {}; \
-                 document.querySelector('#password').value = {}; \
+                "document.querySelector('#password').value = {}; \
                  document.querySelector('form[action=\"/login\"]').submit(); true",
-                js(&t.username),
                 js(&t.password)
             );
             browser.eval(&fill).await?;
