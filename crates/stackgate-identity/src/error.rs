@@ -10,9 +10,10 @@ pub enum IdentityError {
         message: String,
     },
 
-    /// The password was refused by the password policy. The message is meant for the person.
+    /// The password was refused by the password policy; its `Display` is meant for the person
+    /// (in English: pages translate the variant themselves).
     #[error("password: {0}")]
-    WeakPassword(String),
+    WeakPassword(crate::Weakness),
 
     /// Hashing failed (bad parameters, or the blocking task was lost).
     #[error("password hashing failed: {0}")]

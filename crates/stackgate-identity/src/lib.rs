@@ -23,7 +23,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::IdentityError;
 pub use group::{ADMINS_GROUP_ID, ADMINS_GROUP_NAME, Group, GroupPatch, NewGroup};
 pub use mfa_policy::MfaPolicy;
-pub use password::{Argon2Params, PasswordHash, PasswordHasher, PasswordPolicy};
+pub use password::{Argon2Params, PasswordHash, PasswordHasher, PasswordPolicy, Weakness};
 pub use second_factor::{
     RECOVERY_CODE_COUNT, new_recovery_codes, new_totp_secret, recovery_code_digest,
     totp_secret_text, totp_step, totp_url,

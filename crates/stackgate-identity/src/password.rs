@@ -96,6 +96,28 @@ impl std::fmt::Debug for PasswordHash {
     }
 }
 
+/// Why the password policy refused a password. Each variant says what to do; the pages show it
+/// in the reader's language, the API and the CLI in English (`Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Weakness {
+    TooShort { min: usize, found: usize },
+    TooLong { max_bytes: usize },
+    SameAsUsername,
+}
+
+impl std::fmt::Display for Weakness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Weakness::TooShort { min, found } => write!(
+                f,
+                "must be at least {min} characters long (this one has {found}); a few unrelated words make a strong one"
+            ),
+            Weakness::TooLong { max_bytes } => write!(f, "must be at most {max_bytes} bytes long"),
+            Weakness::SameAsUsername => f.write_str("must not be the same as the username"),
+        }
+    }
+}
+
 /// Hashes and verifies passwords. Cheap to clone; hashing runs on a few threads of its own so
 /// that a burst of logins cannot stall the async runtime.
 #[derive(Clone)]
@@ -154,25 +176,23 @@ impl PasswordHasher {
         self.inner.policy
     }
 
-    /// Checks a new password against the policy, with a message a person can act on.
+    /// Checks a new password against the policy, saying what a person can do about it.
     pub fn check_policy(&self, password: &str, username: &str) -> Result<(), IdentityError> {
         let chars = password.chars().count();
         let min = self.inner.policy.min_length;
         if chars < min {
-            return Err(IdentityError::WeakPassword(format!(
-                "must be at least {min} characters long (this one has {chars}); a few unrelated words make a strong one"
-            )));
+            return Err(IdentityError::WeakPassword(Weakness::TooShort {
+                min,
+                found: chars,
+            }));
         }
         if password.len() > PasswordPolicy::MAX_BYTES {
-            return Err(IdentityError::WeakPassword(format!(
-                "must be at most {} bytes long",
-                PasswordPolicy::MAX_BYTES
-            )));
+            return Err(IdentityError::WeakPassword(Weakness::TooLong {
+                max_bytes: PasswordPolicy::MAX_BYTES,
+            }));
         }
         if !username.is_empty() && password.trim().eq_ignore_ascii_case(username) {
-            return Err(IdentityError::WeakPassword(
-                "must not be the same as the username".into(),
-            ));
+            return Err(IdentityError::WeakPassword(Weakness::SameAsUsername));
         }
         Ok(())
     }

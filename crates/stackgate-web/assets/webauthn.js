@@ -3,6 +3,8 @@
 // over the wire as unpadded base64url, as webauthn-rs expects.
 "use strict";
 (function () {
+  // The page hands over its messages in the reader's language (English if it does not).
+  const messages = (document.currentScript && document.currentScript.dataset) || {};
   const b64 = {
     toBytes(text) {
       const padded = text.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((text.length + 3) % 4);
@@ -85,9 +87,9 @@
   }
 
   function explain(error) {
-    if (error && error.name === "NotAllowedError") return "Cancelled, or no matching passkey or key was found.";
-    if (error && error.name === "InvalidStateError") return "This authenticator is already registered.";
-    return (error && error.message) || "That did not work. Try again.";
+    if (error && error.name === "NotAllowedError") return messages.cancelled || "Cancelled, or no matching passkey or key was found.";
+    if (error && error.name === "InvalidStateError") return messages.alreadyRegistered || "This authenticator is already registered.";
+    return (error && error.message) || messages.failed || "That did not work. Try again.";
   }
 
   // Passkey sign-in: the explicit button, and autofill in the username field where supported.

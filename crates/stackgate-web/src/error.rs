@@ -166,9 +166,9 @@ impl From<IdentityError> for ApiError {
                 field: field.to_owned(),
                 detail: message,
             },
-            IdentityError::WeakPassword(message) => ApiError::Invalid {
+            IdentityError::WeakPassword(weakness) => ApiError::Invalid {
                 field: "password".into(),
-                detail: message,
+                detail: weakness.to_string(),
             },
             other => ApiError::Internal(other.to_string()),
         }

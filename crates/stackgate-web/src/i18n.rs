@@ -172,6 +172,21 @@ pub(crate) fn t_args(id: &str, args: &[(&str, FluentValue<'_>)]) -> String {
     format(|l| &l.text, id, Some(&fluent))
 }
 
+/// Why a password was refused, in the request's language (the end of "Password …").
+pub(crate) fn weakness(weakness: &stackgate_identity::Weakness) -> String {
+    use stackgate_identity::Weakness;
+    match weakness {
+        Weakness::TooShort { min, found } => t_args(
+            "password-too-short",
+            &[("min", (*min).into()), ("found", (*found).into())],
+        ),
+        Weakness::TooLong { max_bytes } => {
+            t_args("password-too-long", &[("max", (*max_bytes).into())])
+        }
+        Weakness::SameAsUsername => t("password-same-as-username"),
+    }
+}
+
 /// The templates' `t(id, name=value, …)`. Its result is HTML: the message's words escaped
 /// like any text (`&`, `<`, `>`, `"`), its arguments escaped as `{{ value }}` would be. It is
 /// safe in element content and in double-quoted attributes.
@@ -340,6 +355,23 @@ mod tests {
         );
         assert_ne!(t(&untranslated), untranslated, "English, never the id");
         assert_eq!(t("nav-people"), "People", "English outside a request");
+    }
+
+    #[test]
+    fn password_weaknesses_read_in_the_readers_language() {
+        use stackgate_identity::Weakness;
+        let all = [
+            Weakness::TooShort { min: 12, found: 5 },
+            Weakness::TooLong { max_bytes: 1024 },
+            Weakness::SameAsUsername,
+        ];
+        for refused in &all {
+            // The English page says exactly what the API and the CLI say.
+            assert_eq!(weakness(refused), refused.to_string());
+        }
+        let german = sync_within(german(), || weakness(&all[0]));
+        assert!(german.contains("mindestens 12 Zeichen"), "{german}");
+        assert!(german.contains("dieses hat 5"), "{german}");
     }
 
     #[test]

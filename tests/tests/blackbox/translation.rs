@@ -58,6 +58,19 @@ async fn pages_speak_the_readers_language_and_fall_back_to_english() {
         "{html}"
     );
 
+    // The sign-in page, username first, in German.
+    let (status, _, html) = page(&server, "/login", Some("de")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<h1>Anmelden</h1>"), "{html}");
+    assert!(html.contains(">Benutzername</label>"), "{html}");
+    assert!(html.contains(">Weiter</button>"), "{html}");
+    let (_, _, html) = page(&server, "/login?login_hint=ana", Some("de")).await;
+    assert!(
+        html.contains("Anmeldung als <strong id=\"signing-in-as\">ana</strong>"),
+        "{html}"
+    );
+    assert!(html.contains(">Nicht Sie?</a>"), "{html}");
+
     for language in [None, Some("fr-FR"), Some("*")] {
         let (_, _, html) = page(&server, "/nowhere", language).await;
         assert!(html.contains(r#"<html lang="en">"#), "{language:?}: {html}");

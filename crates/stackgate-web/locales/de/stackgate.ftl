@@ -34,7 +34,7 @@ common-optional = (optional)
 common-username = Benutzername
 common-cancel = Abbrechen
 common-passwords-differ = Die beiden Passwörter stimmen nicht überein.
-common-weak-password = Passwort: { $reason }.
+common-weak-password = Das Passwort { $reason }.
 common-saved = Gespeichert.
 
 sessions-device = Gerät
@@ -152,3 +152,17 @@ signed-out-sign-in-again = Wieder anmelden
 ## Die Verwaltung
 
 admin-only = Nur Admins verwalten Personen, Gruppen und Apps. Wenden Sie sich an Ihre Admins.
+
+## Seiten, zu denen Apps führen
+
+authorize-policy-not-met = Ihre Organisation verlangt für Apps eine stärkere Anmeldung. Fügen Sie auf Ihrer Seite „Anmeldemethoden“ (/account/security) einen zweiten Faktor hinzu und öffnen Sie die App dann noch einmal.
+authorize-app-closed = Sie sind als { $user } angemeldet, aber { $app } steht Ihnen nicht offen. Bitten Sie Ihre Verwaltung, Sie einer der Gruppen hinzuzufügen, die sie nutzen dürfen.
+webauthn-js-cancelled = Abgebrochen, oder es wurde kein passender Passkey oder Schlüssel gefunden.
+webauthn-js-already-registered = Dieser Authenticator ist schon registriert.
+webauthn-js-failed = Das hat nicht geklappt. Versuchen Sie es noch einmal.
+
+## Warum die Passwortregeln ein Passwort ablehnen: das Ende von „Das Passwort …“
+
+password-too-short = muss mindestens { $min } Zeichen lang sein (dieses hat { $found }); ein paar Wörter ohne Zusammenhang ergeben ein starkes
+password-too-long = darf höchstens { $max } Bytes lang sein
+password-same-as-username = darf nicht der Benutzername sein

@@ -530,3 +530,35 @@ admin-audit-older = Older entries
 admin-audit-nothing = Nothing matches.
 # $field is admin-audit-since or admin-audit-until.
 admin-audit-bad-date = { $field }: give a date as YYYY-MM-DD
+
+## Pages an app sends people to (/authorize, consent, /end_session)
+
+# $reason is the protocol error, in English.
+authorize-malformed = This sign-in link is malformed: { $reason }.
+authorize-no-client = This sign-in link does not say which app it is for (client_id is missing).
+authorize-unknown-client = No app called "{ $client }" is registered here. Ask the app's admin to check its settings.
+authorize-no-redirect-uri = This sign-in link does not say where to return (redirect_uri is missing).
+authorize-unregistered-redirect-uri = This sign-in link would send you to an address that { $app } has not registered. You have not been signed in anywhere.
+authorize-policy-not-met = Your organisation requires a stronger sign-in for apps. Add a second factor on your Sign-in methods page (/account/security), then open the app again.
+authorize-app-closed = You are signed in as { $user }, but { $app } is not open to you. Ask your admin to add you to one of the groups that may use it.
+consent-forged-form = This form expired or was sent from another site. Go back to the app and try again.
+consent-malformed = The consent form was malformed.
+consent-unknown-app = Unknown app.
+consent-unregistered-redirect-uri = This app's return address is not registered.
+end-session-malformed = This sign-out link is malformed.
+end-session-unverified-hint = The app sent a sign-out request Stackgate cannot verify.
+end-session-two-apps = The sign-out request names two different apps.
+end-session-unregistered-return = This sign-out request asks to return to an address the app has not registered, so Stackgate will not send you there. You have not been signed out.
+end-session-forged-form = This form expired or was sent from another site. Nothing was changed.
+
+## Messages the page's script (assets/webauthn.js) shows, handed to it in data attributes
+
+webauthn-js-cancelled = Cancelled, or no matching passkey or key was found.
+webauthn-js-already-registered = This authenticator is already registered.
+webauthn-js-failed = That did not work. Try again.
+
+## Why the password policy refused a password: the end of "Password …"
+
+password-too-short = must be at least { $min } characters long (this one has { $found }); a few unrelated words make a strong one
+password-too-long = must be at most { $max } bytes long
+password-same-as-username = must not be the same as the username

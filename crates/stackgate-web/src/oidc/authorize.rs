@@ -8,6 +8,7 @@ use super::{CODE_LIFETIME, params::Params};
 use crate::{
     auth::session_from_cookies,
     csrf,
+    i18n::{t, t_args},
     pages::{PageError, render},
     state::AppState,
 };
@@ -114,35 +115,36 @@ async fn authorize(
     let params = match params {
         Ok(params) => params,
         Err(err) => {
-            return PageError::BadRequest(format!("This sign-in link is malformed: {err}."))
-                .into_response();
+            return PageError::BadRequest(t_args(
+                "authorize-malformed",
+                &[("reason", err.to_string().into())],
+            ))
+            .into_response();
         }
     };
     // 1. The client and redirect URI, or an error page.
     let Some(client_id) = params.get("client_id") else {
-        return PageError::BadRequest(
-            "This sign-in link does not say which app it is for (client_id is missing).".into(),
-        )
-        .into_response();
+        return PageError::BadRequest(t("authorize-no-client")).into_response();
     };
     let client = match state.store.get_client(client_id).await {
         Ok(Some(stored)) => stored.client,
         Ok(None) => {
-            return PageError::BadRequest(format!("No app called {client_id:?} is registered here. Ask the app's admin to check its settings.")).into_response();
+            return PageError::BadRequest(t_args(
+                "authorize-unknown-client",
+                &[("client", client_id.into())],
+            ))
+            .into_response();
         }
         Err(err) => return PageError::from(err).into_response(),
     };
     let Some(redirect_uri) = params.get("redirect_uri") else {
-        return PageError::BadRequest(
-            "This sign-in link does not say where to return (redirect_uri is missing).".into(),
-        )
-        .into_response();
+        return PageError::BadRequest(t("authorize-no-redirect-uri")).into_response();
     };
     if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
         tracing::warn!(client = %client.id, "authorization request with an unregistered redirect_uri");
-        return PageError::BadRequest(format!(
-            "This sign-in link would send you to an address that {} has not registered. You have not been signed in anywhere.",
-            client.name
+        return PageError::BadRequest(t_args(
+            "authorize-unregistered-redirect-uri",
+            &[("app", client.name.as_str().into())],
         ))
         .into_response();
     }
@@ -178,10 +180,7 @@ async fn authorize(
                 "the sign-in does not meet the organisation's policy".into(),
             ));
         }
-        return PageError::Forbidden(
-            "Your organisation requires a stronger sign-in for apps. Add a second factor on your Sign-in methods page (/account/security), then open the app again.".into(),
-        )
-        .into_response();
+        return PageError::Forbidden(t("authorize-policy-not-met")).into_response();
     }
     let strong_enough = |s: &Session| checked.acr.met_by(&s.amr);
     // The app wants the person to sign in anew, not only to add a factor to their session.
@@ -227,9 +226,12 @@ async fn authorize(
                 "the user may not use this app".into(),
             ));
         }
-        return PageError::Forbidden(format!(
-            "You are signed in as {}, but {} is not open to you. Ask your admin to add you to one of the groups that may use it.",
-            session.user.username, client.name
+        return PageError::Forbidden(t_args(
+            "authorize-app-closed",
+            &[
+                ("user", session.user.username.as_str().into()),
+                ("app", client.name.as_str().into()),
+            ],
         ))
         .into_response();
     }
@@ -423,15 +425,11 @@ pub(crate) async fn consent(
     Form(form): Form<ConsentForm>,
 ) -> Response {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
-        return PageError::Forbidden(
-            "This form expired or was sent from another site. Go back to the app and try again."
-                .into(),
-        )
-        .into_response();
+        return PageError::Forbidden(t("consent-forged-form")).into_response();
     }
     let params = Params::parse(form.request.as_bytes());
     let Ok(parsed) = &params else {
-        return PageError::BadRequest("The consent form was malformed.".into()).into_response();
+        return PageError::BadRequest(t("consent-malformed")).into_response();
     };
     let session = match session_from_cookies(&state, &headers).await {
         Ok(Some(session)) => session,
@@ -456,12 +454,11 @@ pub(crate) async fn consent(
     }
     // Denied: answer the client, but only at a redirect URI it registered.
     let Ok(Some(stored)) = state.store.get_client(&client_id).await else {
-        return PageError::BadRequest("Unknown app.".into()).into_response();
+        return PageError::BadRequest(t("consent-unknown-app")).into_response();
     };
     let redirect_uri = parsed.get("redirect_uri").unwrap_or_default();
     if !redirect_uri_matches(&stored.client.redirect_uris, redirect_uri) {
-        return PageError::BadRequest("This app's return address is not registered.".into())
-            .into_response();
+        return PageError::BadRequest(t("consent-unregistered-redirect-uri")).into_response();
     }
     let reply = Reply {
         redirect_uri,

@@ -6,6 +6,7 @@ use super::{params::Params, sign_off};
 use crate::{
     auth::{session_cookie_name, session_from_cookies},
     csrf,
+    i18n::t,
     pages::{PageError, render},
     state::AppState,
 };
@@ -68,7 +69,7 @@ async fn request(
     params: Result<Params, stackgate_oidc::OidcError>,
 ) -> Response {
     let Ok(params) = params else {
-        return PageError::BadRequest("This sign-out link is malformed.".into()).into_response();
+        return PageError::BadRequest(t("end-session-malformed")).into_response();
     };
     // The ID token hint names the app and the session; expired hints are fine (§2).
     let hint: Option<IdTokenClaims> = match params.get("id_token_hint") {
@@ -81,10 +82,7 @@ async fn request(
         ) {
             Ok(claims) => Some(claims),
             Err(_) => {
-                return PageError::BadRequest(
-                    "The app sent a sign-out request Stackgate cannot verify.".into(),
-                )
-                .into_response();
+                return PageError::BadRequest(t("end-session-unverified-hint")).into_response();
             }
         },
         None => None,
@@ -94,8 +92,7 @@ async fn request(
         hint.as_ref().map(|h| h.aud.as_str()),
     ) {
         (Some(a), Some(b)) if a != b => {
-            return PageError::BadRequest("The sign-out request names two different apps.".into())
-                .into_response();
+            return PageError::BadRequest(t("end-session-two-apps")).into_response();
         }
         (Some(id), _) | (None, Some(id)) => Some(id.to_owned()),
         (None, None) => None,
@@ -117,11 +114,8 @@ async fn request(
                     })
                 }
                 _ => {
-                    return PageError::BadRequest(
-                        "This sign-out request asks to return to an address the app has not registered, so Stackgate will not send you there. You have not been signed out."
-                            .into(),
-                    )
-                    .into_response();
+                    return PageError::BadRequest(t("end-session-unregistered-return"))
+                        .into_response();
                 }
             }
         }
@@ -187,10 +181,7 @@ pub(crate) async fn confirm(
     Form(form): Form<Confirm>,
 ) -> Response {
     if !csrf::verify(&state, &jar, &headers, &form.csrf) {
-        return PageError::Forbidden(
-            "This form expired or was sent from another site. Nothing was changed.".into(),
-        )
-        .into_response();
+        return PageError::Forbidden(t("end-session-forged-form")).into_response();
     }
     let params = Params::parse(form.request.as_bytes());
     let back = match &params {

@@ -399,10 +399,10 @@ pub(crate) async fn change_password(
     let user = &session.user;
     let hash = match state.hasher.hash(form.new_password, &user.username).await {
         Ok(hash) => hash,
-        Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
+        Err(stackgate_identity::IdentityError::WeakPassword(weakness)) => {
             let error = t_args(
                 "account-security-weak-password",
-                &[("reason", message.into())],
+                &[("reason", crate::i18n::weakness(&weakness).into())],
             );
             let page = security_page(&state, form.csrf, &session, Some(error)).await?;
             return Ok(refused(StatusCode::UNPROCESSABLE_ENTITY, page, jar));

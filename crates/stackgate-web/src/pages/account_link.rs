@@ -117,9 +117,12 @@ pub(crate) async fn submit(
         .await
     {
         Ok(hash) => hash,
-        Err(IdentityError::WeakPassword(message)) => {
+        Err(IdentityError::WeakPassword(weakness)) => {
             return redo(
-                t_args("common-weak-password", &[("reason", message.into())]),
+                t_args(
+                    "common-weak-password",
+                    &[("reason", crate::i18n::weakness(&weakness).into())],
+                ),
                 "password",
             );
         }

@@ -151,9 +151,12 @@ pub(crate) async fn submit(
         .await
     {
         Ok(hash) => hash,
-        Err(stackgate_identity::IdentityError::WeakPassword(message)) => {
+        Err(stackgate_identity::IdentityError::WeakPassword(weakness)) => {
             return redo(
-                t_args("common-weak-password", &[("reason", message.into())]),
+                t_args(
+                    "common-weak-password",
+                    &[("reason", crate::i18n::weakness(&weakness).into())],
+                ),
                 "password",
             );
         }
