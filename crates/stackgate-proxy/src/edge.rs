@@ -49,6 +49,9 @@ pub struct EdgeSettings {
     pub default_policies: String,
     /// Routes from the config file.
     pub routes: Vec<Route>,
+    /// Parent-domain cookie mode: one edge cookie for this domain and every host under it, so
+    /// a sign-in on one app's host opens every app under the domain. `None`: a cookie per host.
+    pub cookie_domain: Option<String>,
 }
 
 /// How often assertions too old to be reused are dropped.
@@ -241,11 +244,48 @@ impl Edge {
         }
     }
 
-    pub(crate) fn cookie_name(&self) -> &'static str {
-        if self.settings.https {
-            "__Host-stackgate_proxy"
-        } else {
-            "stackgate_proxy"
+    /// The edge cookie a request for `host` carries: the host's own, or the shared one when the
+    /// host is under the parent domain (`__Host-` cookies cannot name a domain).
+    pub(crate) fn cookie_name(&self, host: &str) -> &'static str {
+        match (self.shared_domain(host).is_some(), self.settings.https) {
+            (false, true) => "__Host-stackgate_proxy",
+            (false, false) => "stackgate_proxy",
+            (true, true) => "__Secure-stackgate_proxy_shared",
+            (true, false) => "stackgate_proxy_shared",
+        }
+    }
+
+    /// Every cookie of the edge's own (sessions and sign-in state), which apps must neither see
+    /// nor set.
+    fn edge_cookies(&self) -> &'static [&'static str] {
+        match (self.settings.cookie_domain.is_some(), self.settings.https) {
+            (false, true) => &["__Host-stackgate_proxy", "__Host-stackgate_state"],
+            (false, false) => &["stackgate_proxy", "stackgate_state"],
+            (true, true) => &[
+                "__Host-stackgate_proxy",
+                "__Secure-stackgate_proxy_shared",
+                "__Host-stackgate_state",
+            ],
+            (true, false) => &[
+                "stackgate_proxy",
+                "stackgate_proxy_shared",
+                "stackgate_state",
+            ],
+        }
+    }
+
+    /// The parent domain whose shared cookie `host` uses, if any.
+    fn shared_domain(&self, host: &str) -> Option<&str> {
+        let domain = self.settings.cookie_domain.as_deref()?;
+        in_domain(host, domain).then_some(domain)
+    }
+
+    /// Where a proxy session opened on `host` is valid: that host, or (parent-domain mode) every
+    /// host under the domain, written so it can be no host's name.
+    fn session_scope<'a>(&self, host: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.shared_domain(host) {
+            Some(domain) => format!("*.{domain}").into(),
+            None => host.into(),
         }
     }
 
@@ -353,7 +393,7 @@ impl Edge {
         }
         let tunnel_secret = match &verdict {
             Verdict::Allowed(_) if websocket_upgrade(&parts.headers) => {
-                cookie_value(&parts.headers, self.cookie_name()).map(hash_secret)
+                cookie_value(&parts.headers, self.cookie_name(&host)).map(hash_secret)
             }
             _ => None,
         };
@@ -362,8 +402,9 @@ impl Edge {
         if let Some(roles) = &route.roles {
             parts.headers.remove(roles.header.as_str());
         }
-        remove_cookie(&mut parts.headers, self.cookie_name());
-        remove_cookie(&mut parts.headers, self.state_cookie_name());
+        for name in self.edge_cookies() {
+            remove_cookie(&mut parts.headers, name);
+        }
         let mut tunnel = None;
         match verdict {
             Verdict::Public => {}
@@ -409,10 +450,9 @@ impl Edge {
             host: host_as_sent,
         };
         let request = Request::from_parts(parts, body);
-        let edge_cookies = [self.cookie_name(), self.state_cookie_name()];
         let closed = tunnel.map(|tunnel| self.clone().tunnel_closed(tunnel));
         self.forwarder
-            .forward(request, &route.upstream, &hop, &edge_cookies, closed)
+            .forward(request, &route.upstream, &hop, self.edge_cookies(), closed)
             .await
     }
 
@@ -474,7 +514,7 @@ impl Edge {
         if route.is_public(path) {
             return Verdict::Public;
         }
-        let Some(secret) = cookie_value(headers, self.cookie_name()) else {
+        let Some(secret) = cookie_value(headers, self.cookie_name(host)) else {
             return self.sign_in(headers, &original_url());
         };
         match self
@@ -502,7 +542,7 @@ impl Edge {
             .store
             .proxy_session(
                 secret_hash,
-                host,
+                &self.session_scope(host),
                 self.settings.live.get().session_idle_timeout,
             )
             .await
@@ -628,7 +668,13 @@ impl Edge {
         };
         match self
             .store
-            .redeem_proxy_code(&hash_secret(&code), host, &hash_secret(state), &secret.hash)
+            .redeem_proxy_code(
+                &hash_secret(&code),
+                host,
+                &self.session_scope(host),
+                &hash_secret(state),
+                &secret.hash,
+            )
             .await
         {
             Ok(true) => {}
@@ -640,10 +686,14 @@ impl Edge {
         }
         let mut response = pages::redirect(&rd);
         let secure = self.secure_attribute();
+        let domain = self
+            .shared_domain(host)
+            .map(|d| format!("; Domain={d}"))
+            .unwrap_or_default();
         for cookie in [
             format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-                self.cookie_name(),
+                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}{domain}",
+                self.cookie_name(host),
                 secret.plaintext
             ),
             format!(
@@ -706,6 +756,15 @@ fn request_host<B>(request: &Request<B>) -> Option<(String, String)> {
             .to_owned(),
     };
     Some((normalise_host(&sent)?, sent))
+}
+
+/// Whether `host` is `domain` or a name under it (`wiki.example.org` in `example.org`, not
+/// `badexample.org`). Both are normalised (lowercase, no trailing dot).
+fn in_domain(host: &str, domain: &str) -> bool {
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.'))
 }
 
 /// A path on this host, not a way out of it (`//evil`, `/\evil`).
@@ -773,6 +832,17 @@ mod tests {
         );
         remove_cookie(&mut only, "stackgate_proxy");
         assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn a_parent_domain_covers_its_own_hosts_only() {
+        assert!(in_domain("example.org", "example.org"));
+        assert!(in_domain("wiki.example.org", "example.org"));
+        assert!(in_domain("a.b.example.org", "example.org"));
+        assert!(!in_domain("badexample.org", "example.org"));
+        assert!(!in_domain(".example.org", "example.org"));
+        assert!(!in_domain("example.org.evil", "example.org"));
+        assert!(!in_domain("org", "example.org"));
     }
 
     #[test]

@@ -284,13 +284,15 @@ impl Store {
     }
 
     /// Takes a live code for `host` and the browser holding `state_hash` (once) and opens a proxy
-    /// session with `secret_hash` in its place, replacing that session's earlier one on the host.
+    /// session with `secret_hash` in its place, valid on `scope` (the host itself, or the shared
+    /// scope of a parent-domain cookie), replacing that session's earlier one there.
     /// Returns false when the code is unknown, spent, expired, or meant for another host or
     /// browser.
     pub async fn redeem_proxy_code(
         &self,
         code_hash: &str,
         host: &str,
+        scope: &str,
         state_hash: &str,
         secret_hash: &str,
     ) -> Result<bool, StoreError> {
@@ -320,7 +322,7 @@ impl Store {
             if let Some((session,)) = &session {
                 sqlx::query("DELETE FROM proxy_sessions WHERE session_id = $1 AND host = $2")
                     .bind(session)
-                    .bind(host)
+                    .bind(scope)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query(
@@ -328,7 +330,7 @@ impl Store {
                 )
                 .bind(secret_hash)
                 .bind(session)
-                .bind(host)
+                .bind(scope)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -343,7 +345,8 @@ impl Store {
         Ok(opened.is_some())
     }
 
-    /// The live SSO session behind a proxy cookie on `host`, from the cache when it can vouch.
+    /// The live SSO session behind a proxy cookie valid on `host` (a host, or a parent-domain
+    /// cookie's shared scope), from the cache when it can vouch.
     pub async fn proxy_session(
         &self,
         secret_hash: &str,

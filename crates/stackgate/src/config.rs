@@ -953,6 +953,27 @@ mod tests {
             (
                 &[
                     ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_COOKIE_DOMAIN", "org"),
+                ],
+                "proxy_cookie_domain: \"org\" is not a domain of two labels or more",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_COOKIE_DOMAIN", "10.0.0.1"),
+                ],
+                "proxy_cookie_domain: \"10.0.0.1\" is an address",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_COOKIE_DOMAIN", "apps example.org"),
+                ],
+                "proxy_cookie_domain: \"apps example.org\" is not a domain name",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
                     ("STACKGATE_PROXY_ROUTE", "x"),
                 ],
                 "proxy_route: can be set in the config file only",
@@ -1020,6 +1041,12 @@ mod tests {
         assert_eq!(proxy.routes.len(), 1);
         assert_eq!(proxy.routes[0].host, "wiki.example.org");
         assert_eq!(proxy.routes[0].groups, ["staff"]);
+        assert_eq!(proxy.cookie_domain, None, "a cookie per host unless asked");
+        let shared = load("proxy_cookie_domain = \".Apps.Example.org\"\n").unwrap();
+        assert_eq!(
+            shared.proxy.unwrap().cookie_domain.as_deref(),
+            Some("apps.example.org")
+        );
         for (text, expected) in [
             (
                 "[[proxy_route]]\nhost = \"a.example\"\napp = \"a\"\n",

@@ -24,6 +24,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "other ports people reach app hosts on, comma-separated (an ingress using forward-auth on a port other than 80/443); sign-ins are handed over to no other port (default none)",
     ),
     (
+        "proxy_cookie_domain",
+        "parent-domain cookie mode: one edge cookie for this domain and every host under it, so one hand-over signs a browser in to every app there; every host under it then receives that cookie (default unset: a cookie per app host)",
+    ),
+    (
         "proxy_policies_file",
         "a Cedar file replacing the default access policies in policies/default.cedar (default unset)",
     ),
@@ -84,6 +88,8 @@ pub struct ProxyConfig {
     pub redirect_listen: Option<SocketAddr>,
     /// Ports beside the scheme's default, the issuer's and `listen`'s.
     pub public_ports: Vec<u16>,
+    /// Parent-domain cookie mode's domain (lowercase, no trailing dot).
+    pub cookie_domain: Option<String>,
     /// The text replacing the default policies.
     pub policies: Option<String>,
     pub headers: HeaderNames,
@@ -185,6 +191,10 @@ impl ProxyConfig {
             })
             .transpose()?
             .unwrap_or_default();
+        let cookie_domain = v
+            .text("proxy_cookie_domain")?
+            .map(|d| cookie_domain(&d))
+            .transpose()?;
         let policies = match v.text("proxy_policies_file")? {
             Some(path) => Some(
                 std::fs::read_to_string(&path)
@@ -209,6 +219,7 @@ impl ProxyConfig {
             tls_dir,
             redirect_listen,
             public_ports,
+            cookie_domain,
             policies,
             headers,
             upstream_connect_timeout: seconds(v, "proxy_upstream_connect_timeout", 300, 5)?,
@@ -227,6 +238,38 @@ impl ProxyConfig {
             routes: routes(v)?,
         }))
     }
+}
+
+/// A domain a cookie can name: a DNS name of two labels or more (browsers refuse a cookie for a
+/// top-level domain), not an address (an address cookie covers no other host).
+fn cookie_domain(text: &str) -> Result<String, ConfigError> {
+    let domain = text.trim().trim_start_matches('.').to_ascii_lowercase();
+    let bad = |why: &str| {
+        err(
+            "proxy_cookie_domain",
+            format!("{text:?} {why}; expected a domain such as apps.example.org"),
+        )
+    };
+    match url::Host::parse(&domain) {
+        Ok(url::Host::Domain(d)) if d == domain => {}
+        Ok(url::Host::Domain(_)) | Err(_) => return Err(bad("is not a domain name")),
+        Ok(_) => {
+            return Err(bad(
+                "is an address, which a cookie cannot share with other hosts",
+            ));
+        }
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.len() > 63) {
+        return Err(bad("is not a domain of two labels or more"));
+    }
+    if !domain
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(bad("is not a domain name"));
+    }
+    Ok(domain)
 }
 
 fn routes(v: &Values) -> Result<Vec<Route>, ConfigError> {

@@ -454,6 +454,7 @@ async fn start_edge(
             .clone()
             .unwrap_or_else(|| stackgate_proxy::access::DEFAULT_POLICIES.to_owned()),
         routes: proxy.routes.clone(),
+        cookie_domain: proxy.cookie_domain.clone(),
     };
     let edge = Edge::open(
         settings,

@@ -710,3 +710,63 @@ stackgate_testkit::on_both_backends_with! {
         server.stop().await;
     };
 }
+
+stackgate_testkit::on_both_backends_with! {
+    &[
+        ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+        ("STACKGATE_PROXY_COOKIE_DOMAIN", "apps.localhost"),
+    ];
+
+    a_parent_domain_cookie_opens_every_app_under_the_domain_and_no_other => |server: TestServer| async move {
+        let admin = server.bootstrap_admin().await;
+        let upstream = EchoUpstream::start().await;
+        for (host, app, group) in [
+            ("wiki.apps.localhost", "wiki", "staff"),
+            ("board.apps.localhost", "board", "staff"),
+            ("vault.apps.localhost", "vault", "finance"),
+            ("chat.localhost", "chat", "staff"),
+        ] {
+            add_route(&server, &admin, json!({ "host": host, "upstream": upstream.url(), "app": app, "groups": [group] })).await;
+        }
+        user(&server, &admin, "ana", &["staff"]).await;
+        let hosts = ["wiki.apps.localhost", "board.apps.localhost", "vault.apps.localhost", "chat.localhost"];
+        let browser = server.edge_browser(&hosts);
+
+        // One hand-over, on the first app's host, sets a cookie for the whole domain.
+        let first = browser.get(server.app_url("wiki.apps.localhost", "/")).send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::FOUND);
+        let sign_in = first.headers()["location"].to_str().unwrap().to_owned();
+        let callback = sign_in_and_authorize(&server, &browser, &sign_in, "ana", PASSWORD).await;
+        let back = browser.get(callback).send().await.unwrap();
+        assert_eq!(back.status(), StatusCode::FOUND);
+        let set: Vec<String> = back.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_owned()).collect();
+        let shared = set.iter().find(|c| c.starts_with("stackgate_proxy_shared=")).unwrap_or_else(|| panic!("{set:?}"));
+        assert!(shared.contains("; Domain=apps.localhost") && shared.contains("HttpOnly"), "{shared}");
+        let cookie = shared.split(';').next().unwrap().to_owned();
+
+        let wiki = echoed(browser.get(server.app_url("wiki.apps.localhost", "/")).send().await.unwrap()).await;
+        assert_eq!(wiki["headers"]["x-forwarded-user"], "ana");
+        // Another app under the domain: no second hand-over; the cookie still never reaches apps.
+        let other = server.edge_browser(&hosts);
+        let board = echoed(other.get(server.app_url("board.apps.localhost", "/")).header("cookie", &cookie).send().await.unwrap()).await;
+        assert_eq!(board["headers"]["x-forwarded-user"], "ana", "{board}");
+        assert!(board["headers"].get("cookie").is_none(), "{board}");
+        // The access policy is still per app, and a host outside the domain has its own cookie.
+        let vault = other.get(server.app_url("vault.apps.localhost", "/")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(vault.status(), StatusCode::FORBIDDEN);
+        let chat = other.get(server.app_url("chat.localhost", "/")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(chat.status(), StatusCode::FOUND, "outside the domain the shared cookie is no session");
+        // A host-only cookie name with the shared secret is no session either.
+        let renamed = cookie.replacen("stackgate_proxy_shared=", "stackgate_proxy=", 1);
+        let board = other.get(server.app_url("board.apps.localhost", "/")).header("cookie", &renamed).send().await.unwrap();
+        assert_eq!(board.status(), StatusCode::FOUND);
+
+        // Signing the person out ends the shared session on every host at once.
+        let (status, _) = api(&server, &admin, reqwest::Method::POST, "/users/ana/sign-out", None).await;
+        assert!(status.is_success(), "{status}");
+        for host in ["wiki.apps.localhost", "board.apps.localhost"] {
+            let after = other.get(server.app_url(host, "/")).header("cookie", &cookie).send().await.unwrap();
+            assert_eq!(after.status(), StatusCode::FOUND, "{host}");
+        }
+    };
+}
