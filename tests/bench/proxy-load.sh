@@ -149,29 +149,48 @@ fi
 python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
 echo "edge RSS after load: $(rss) MiB"
 
-# 10,000 connections open at once, each having made one request and then idle (kept alive).
+# 10,000 connections open at once: first idle, then each having made one request (one at a
+# time: what an idle kept-alive connection keeps), then a second request on all at once (what a
+# burst leaves behind), then closed (what the edge gives back).
 python3 - "$edge" "$cookie" "$server_pid" <<'PY'
 import resource, socket, sys, time
 edge, cookie, pid = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
 def rss():
+    time.sleep(1)
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
-before = rss()
 request = f"GET / HTTP/1.1\r\nHost: bench.localhost:{edge}\r\nCookie: {cookie}\r\n\r\n".encode()
-socks, ok = [], 0
-for i in range(10000):
-    s = socket.create_connection(("127.0.0.1", edge))
-    s.sendall(request)
-    socks.append(s)
-for s in socks:
+def answered(s):
     data = b""
-    while b"\r\n\r\n" not in data:
-        data += s.recv(65536)
-    ok += data.startswith(b"HTTP/1.1 200")
-time.sleep(1)
-print(f"10,000 idle kept-alive connections: {ok} answered 200; edge RSS {before:.1f} MiB before, {rss():.1f} MiB with them open")
+    while b"\r\n\r\n" not in data or len(data) < data.index(b"\r\n\r\n") + 4 + 1024:
+        chunk = s.recv(65536)
+        if not chunk:
+            return False
+        data += chunk
+    return data.startswith(b"HTTP/1.1 200")
+n = 10000
+before = rss()
+socks = [socket.create_connection(("127.0.0.1", edge)) for _ in range(n)]
+connected = rss()
+ok = 0
+for s in socks:
+    s.sendall(request)
+    ok += answered(s)
+idle = rss()
+for s in socks:
+    s.sendall(request)
+burst = sum(answered(s) for s in socks)
+after_burst = rss()
+for s in socks:
+    s.close()
+closed = rss()
+kib = lambda a, b: (b - a) * 1024 / n
+print(f"10,000 connections: edge RSS {before:.1f} MiB before; {connected:.1f} MiB connected "
+      f"({kib(before, connected):.1f} KiB each); {idle:.1f} MiB kept alive after one request each "
+      f"({ok} answered 200; {kib(before, idle):.1f} KiB each); {after_burst:.1f} MiB after a request "
+      f"on all at once ({burst} answered 200); {closed:.1f} MiB once closed")
 PY
 
 # 10,000 connections held open against the edge (requests keep flowing on them).
