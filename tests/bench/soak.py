@@ -3,7 +3,10 @@ loop against a running Stackgate: sign in through the login form, hand the sessi
 app behind the edge proxy, sign in to an OpenID Connect app (authorize, code exchange), use it
 (userinfo, refreshes, proxied requests), then sign off, and check that nothing of the ended
 session is accepted any more. A witness keeps tokens it never uses, to check after a fault that
-everything the server acknowledged is still there and no code can be redeemed twice.
+everything the server acknowledged is still there and no code can be redeemed twice. An admin
+meanwhile goes round people joining and leaving: created through the admin API, signed in to
+the app behind the edge, taken out of the app's group (refused at once), deleted (signed out
+at once).
 
 Standard library only. Threads share the GIL, so the throughput printed is the driver's floor,
 not the server's ceiling; the point is errors, latency and memory over time.
@@ -11,7 +14,7 @@ not the server's ceiling; the point is errors, latency and memory over time.
   soak.py CONFIG.json
 
 CONFIG holds base, edge, app_host, client_id, client_secret, users [[name, password]...],
-seconds, out (a folder), pidfile (the server's pid, rewritten on restart) and faultfile (the
+admin_token, password (for the people the admin creates), seconds, out (a folder), pidfile (the server's pid, rewritten on restart) and faultfile (the
 shell writes "start END" there while it injects a fault)."""
 import base64, hashlib, http.client, json, os, random, re, secrets, sys, threading, time
 import urllib.parse
@@ -129,8 +132,8 @@ def edge_session(browser):
                  expected=(302, 303), host_header=f"{APP_HOST}:{EDGE}")
 
 
-def proxied(browser, expected=(200,)):
-    resp, _ = browser.call("proxied", "GET", "127.0.0.1", EDGE, "/", expected=expected,
+def proxied(browser, expected=(200,), op="proxied"):
+    resp, _ = browser.call(op, "GET", "127.0.0.1", EDGE, "/", expected=expected,
                            host_header=f"{APP_HOST}:{EDGE}")
     return resp
 
@@ -208,6 +211,50 @@ def day(user, password):
     resp, page = browser.web("portal", "GET", "/", expected=(200, 303))
     if b"You are signed in as" in page:
         violation("the portal still knew a signed-off session")
+
+
+def api(op, method, path, payload=None, expected=(200,)):
+    """The admin API, with the admin's token."""
+    headers = {"Authorization": f"Bearer {cfg['admin_token']}"}
+    body = None
+    if payload is not None:
+        body = json.dumps(payload)
+        headers["Content-Type"] = "application/json"
+    resp, data = Browser().web(op, method, f"/api/v1{path}", body, headers, expected)
+    return resp.status, data
+
+
+def staff_turnover(n):
+    """Someone joins, uses the app, loses the app's group, then their account."""
+    name = f"churn{n}x{secrets.token_hex(3)}"
+    api("admin-create", "POST", "/users",
+        {"username": name, "email": f"{name}@soak.example", "password": cfg["password"], "groups": ["staff"]},
+        expected=(201,))
+    browser = Browser()
+    sign_in(browser, name, cfg["password"])
+    edge_session(browser)
+    proxied(browser)
+    api("admin-list", "GET", "/users?limit=50")
+    api("admin-ungroup", "DELETE", f"/groups/staff/members/{name}", expected=(200, 204))
+    if proxied(browser, expected=(200, 403), op="proxied-left").status == 200:
+        violation("the edge let someone through after they left the app's group")
+    api("admin-delete", "DELETE", f"/users/{name}", expected=(200, 204))
+    if proxied(browser, expected=(200, 302, 303, 401), op="proxied-gone").status == 200:
+        violation("the edge let a deleted account through")
+
+
+def admin():
+    n = 0
+    while time.monotonic() < DEADLINE:
+        n += 1
+        try:
+            staff_turnover(n)
+        except Failed:
+            pass
+        except Exception as e:
+            with lock:
+                outcomes[("driver", f"error-{type(e).__name__}")] = outcomes.get(("driver", f"error-{type(e).__name__}"), 0) + 1
+        time.sleep(1)
 
 
 def virtual_user(user, password):
@@ -301,6 +348,7 @@ def main():
     users = cfg["users"]
     threads = [threading.Thread(target=virtual_user, args=u, daemon=True) for u in users[1:]]
     threads.append(threading.Thread(target=witness, args=users[0], daemon=True))
+    threads.append(threading.Thread(target=admin, daemon=True))
     sample = threading.Thread(target=sampler, args=(samples,), daemon=True)
     started = time.monotonic()
     for t in threads + [sample]:
@@ -316,7 +364,7 @@ def main():
         for row in samples:
             f.write(",".join(str(v) for v in row) + "\n")
     total_ok = sum(v for (op, kind), v in outcomes.items() if kind == "ok")
-    print(f"{elapsed:.0f} s, {len(users) - 1} virtual users + 1 witness: {total_ok} requests answered as expected, {total_ok / elapsed:.0f}/s")
+    print(f"{elapsed:.0f} s, {len(users) - 1} virtual users + 1 witness + 1 admin: {total_ok} requests answered as expected, {total_ok / elapsed:.0f}/s")
     print(f"{'operation':<15}{'ok':>8}{'p50 ms':>9}{'p99 ms':>9}  other outcomes")
     for op in sorted({op for op, _ in outcomes}):
         ok = outcomes.get((op, "ok"), 0)

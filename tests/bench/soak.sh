@@ -141,6 +141,7 @@ secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"
 cat >"$work/soak.json" <<JSON
 {"base": "http://127.0.0.1:$web", "edge": $edge, "app_host": "soak.localhost",
  "client_id": "soak", "client_secret": "$secret", "users": [${user_list%,}],
+ "admin_token": "$token", "password": "$password",
  "seconds": $seconds, "out": "$work", "pidfile": "$work/pid", "faultfile": "$work/fault",
  "sample_every": ${SOAK_SAMPLE_EVERY:-10}}
 JSON
