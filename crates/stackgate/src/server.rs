@@ -186,10 +186,26 @@ impl std::fmt::Debug for Running {
 
 /// Opens everything and starts accepting connections on `config.listen`.
 pub async fn start(config: &Config, clock: Arc<dyn Clock>) -> Result<Running, CliError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = bind(config.listen)
         .map_err(|e| CliError::Usage(format!("listen: cannot listen on {}: {e}", config.listen)))?;
     start_on(config, clock, listener).await
+}
+
+/// Connections the kernel completes and queues while the accept loop is busy. The usual default
+/// (128 here) overflows when a few hundred browsers connect at once: each connection dropped
+/// from the queue waits a second or more for its SYN to be sent again. The kernel caps it at
+/// `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Like [`start`], on a listener the caller bound (tests bind port 0 first, to know the issuer).
@@ -417,7 +433,7 @@ async fn start_edge(
 ) -> Result<(SocketAddr, Vec<JoinHandle<()>>), CliError> {
     use stackgate_proxy::{CertResolver, Edge, EdgeSettings, Listener};
     let runtime = |e: stackgate_proxy::ProxyError| CliError::Runtime(format!("edge proxy: {e}"));
-    let tcp = TcpListener::bind(proxy.listen).await.map_err(|e| {
+    let tcp = bind(proxy.listen).map_err(|e| {
         CliError::Usage(format!(
             "proxy_listen: cannot listen on {}: {e}",
             proxy.listen
@@ -481,7 +497,7 @@ async fn start_edge(
     };
     let mut tasks = Vec::new();
     if let Some(redirect) = proxy.redirect_listen {
-        let plain = TcpListener::bind(redirect).await.map_err(|e| {
+        let plain = bind(redirect).map_err(|e| {
             CliError::Usage(format!(
                 "proxy_redirect_listen: cannot listen on {redirect}: {e}"
             ))
