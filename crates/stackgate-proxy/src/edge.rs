@@ -78,10 +78,45 @@ enum Standing {
     Unavailable,
 }
 
+/// The edge's own cookies under one scheme (over HTTPS with the prefixes browsers enforce).
+struct CookieNames {
+    /// A proxy session on one host.
+    session: &'static str,
+    /// A proxy session on every host under the parent domain.
+    shared_session: &'static str,
+    /// Ties a sign-in hand-over to the browser that started it.
+    state: &'static str,
+    all: [&'static str; 3],
+}
+
+impl CookieNames {
+    const fn new(session: &'static str, shared_session: &'static str, state: &'static str) -> Self {
+        CookieNames {
+            session,
+            shared_session,
+            state,
+            all: [session, shared_session, state],
+        }
+    }
+}
+
+static HTTPS_COOKIES: CookieNames = CookieNames::new(
+    "__Host-stackgate_proxy",
+    "__Secure-stackgate_proxy_shared",
+    "__Host-stackgate_state",
+);
+static HTTP_COOKIES: CookieNames = CookieNames::new(
+    "stackgate_proxy",
+    "stackgate_proxy_shared",
+    "stackgate_state",
+);
+
 /// The edge: routes, policies and everything a request needs, shared by every connection.
 pub struct Edge {
     pub(crate) settings: EdgeSettings,
     issuer_host: String,
+    /// The session scope of every host under the parent domain (`*.domain`), in that mode.
+    shared_scope: Option<String>,
     pub(crate) store: Store,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
@@ -136,9 +171,14 @@ impl Edge {
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
         );
+        let shared_scope = settings
+            .cookie_domain
+            .as_ref()
+            .map(|domain| format!("*.{domain}"));
         let edge = Arc::new(Edge {
             settings,
             issuer_host,
+            shared_scope,
             store,
             keyring,
             clock,
@@ -244,34 +284,27 @@ impl Edge {
         }
     }
 
-    /// The edge cookie a request for `host` carries: the host's own, or the shared one when the
-    /// host is under the parent domain (`__Host-` cookies cannot name a domain).
-    pub(crate) fn cookie_name(&self, host: &str) -> &'static str {
-        match (self.shared_domain(host).is_some(), self.settings.https) {
-            (false, true) => "__Host-stackgate_proxy",
-            (false, false) => "stackgate_proxy",
-            (true, true) => "__Secure-stackgate_proxy_shared",
-            (true, false) => "stackgate_proxy_shared",
+    fn cookies(&self) -> &'static CookieNames {
+        if self.settings.https {
+            &HTTPS_COOKIES
+        } else {
+            &HTTP_COOKIES
         }
     }
 
-    /// Every cookie of the edge's own (sessions and sign-in state), which apps must neither see
-    /// nor set.
-    fn edge_cookies(&self) -> &'static [&'static str] {
-        match (self.settings.cookie_domain.is_some(), self.settings.https) {
-            (false, true) => &["__Host-stackgate_proxy", "__Host-stackgate_state"],
-            (false, false) => &["stackgate_proxy", "stackgate_state"],
-            (true, true) => &[
-                "__Host-stackgate_proxy",
-                "__Secure-stackgate_proxy_shared",
-                "__Host-stackgate_state",
-            ],
-            (true, false) => &[
-                "stackgate_proxy",
-                "stackgate_proxy_shared",
-                "stackgate_state",
-            ],
+    /// The edge cookie a request for `host` carries: the host's own, or the shared one when the
+    /// host is under the parent domain (`__Host-` cookies cannot name a domain).
+    pub(crate) fn cookie_name(&self, host: &str) -> &'static str {
+        match self.shared_domain(host) {
+            Some(_) => self.cookies().shared_session,
+            None => self.cookies().session,
         }
+    }
+
+    /// Every cookie of the edge's own, which apps must neither see nor set (the shared one too
+    /// when parent-domain mode is off: no app has a use for it).
+    fn edge_cookies(&self) -> &'static [&'static str] {
+        &self.cookies().all
     }
 
     /// The parent domain whose shared cookie `host` uses, if any.
@@ -282,20 +315,16 @@ impl Edge {
 
     /// Where a proxy session opened on `host` is valid: that host, or (parent-domain mode) every
     /// host under the domain, written so it can be no host's name.
-    fn session_scope<'a>(&self, host: &'a str) -> std::borrow::Cow<'a, str> {
-        match self.shared_domain(host) {
-            Some(domain) => format!("*.{domain}").into(),
-            None => host.into(),
+    fn session_scope<'a>(&'a self, host: &'a str) -> &'a str {
+        match (&self.shared_scope, self.shared_domain(host)) {
+            (Some(scope), Some(_)) => scope,
+            _ => host,
         }
     }
 
     /// The cookie that ties a sign-in hand-over to the browser that started it.
     pub(crate) fn state_cookie_name(&self) -> &'static str {
-        if self.settings.https {
-            "__Host-stackgate_state"
-        } else {
-            "stackgate_state"
-        }
+        self.cookies().state
     }
 
     pub(crate) fn issuer_host(&self) -> &str {
@@ -542,7 +571,7 @@ impl Edge {
             .store
             .proxy_session(
                 secret_hash,
-                &self.session_scope(host),
+                self.session_scope(host),
                 self.settings.live.get().session_idle_timeout,
             )
             .await
@@ -671,7 +700,7 @@ impl Edge {
             .redeem_proxy_code(
                 &hash_secret(&code),
                 host,
-                &self.session_scope(host),
+                self.session_scope(host),
                 &hash_secret(state),
                 &secret.hash,
             )
