@@ -7,6 +7,8 @@
 #            headers and signed assertion added) → upstream
 # Then 10,000 concurrent connections held open against the edge, with its RSS sampled.
 #   tests/bench/proxy-load.sh [seconds per run]
+#   BENCH_BIN=/path/to/stackgate tests/bench/proxy-load.sh   (another build)
+#   PERF=report.txt tests/bench/proxy-load.sh                    (profile the edge's run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
@@ -20,8 +22,13 @@ if [ -n "${missing:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release -q -p stackgate
-bin=$PWD/target/release/stackgate
+# BENCH_BIN=path: measure that build instead (to compare two builds in the same hour).
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$BENCH_BIN
+else
+  cargo build --release -q -p stackgate
+  bin=$PWD/target/release/stackgate
+fi
 ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
@@ -150,7 +157,7 @@ python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {
 echo "edge RSS after load: $(rss) MiB"
 
 # 10,000 connections open at once: first idle, then each having made one request (one at a
-# time: what an idle kept-alive connection keeps), then a second request on all at once (what a
+# time, measured 3 s after the last: what an idle kept-alive connection keeps), then a second request on all at once (what a
 # burst leaves behind), then closed (what the edge gives back).
 python3 - "$edge" "$cookie" "$server_pid" <<'PY'
 import resource, socket, sys, time
@@ -178,6 +185,8 @@ ok = 0
 for s in socks:
     s.sendall(request)
     ok += answered(s)
+# The edge frees an idle connection's HTTP buffers after one to two seconds without a request.
+time.sleep(2)
 idle = rss()
 for s in socks:
     s.sendall(request)

@@ -16,6 +16,7 @@ mod edge;
 mod error;
 mod forward_auth;
 mod identity;
+mod keep_alive;
 mod listener;
 mod pages;
 pub mod paths;

@@ -1,15 +1,28 @@
 //! Accepting connections: TLS (with ALPN choosing HTTP/2 or HTTP/1.1) or plain HTTP, limits on
 //! what a client may send, and a graceful stop that lets requests in flight finish.
 
-use crate::{Edge, body_timeout::IdleTimeout, pages};
-use axum::body::Body;
-use hyper::{Request, Response, StatusCode, body::Incoming, header, service::service_fn};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+use crate::{
+    Edge,
+    body_timeout::IdleTimeout,
+    keep_alive::{self, Replay},
+    pages,
 };
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use hyper::{
+    Request, Response, StatusCode,
+    body::Incoming,
+    header,
+    server::conn::{http1, http2},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 use tokio_rustls::TlsAcceptor;
 
 /// What one listener accepts.
@@ -33,21 +46,41 @@ pub struct Listener {
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn builder(listener: &Listener) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(listener.header_read_timeout)
-        .max_buf_size(listener.max_header_bytes.max(8192))
-        .max_headers(listener.max_headers);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(listener.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
+/// Above this many open connections, an HTTP/1 connection frees its buffers after every answer
+/// rather than once it idles (see `keep_alive`): memory per connection then matters more than
+/// the cost of rebuilding them.
+const CROWDED_ABOVE: usize = 1024;
+
+/// The start of HTTP/2's connection preface: no HTTP/1 request begins so.
+const H2_PREFACE_START: &[u8] = b"PRI ";
+
+/// How connections are served, shared by all of a listener's connections.
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(listener: &Listener) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(listener.header_read_timeout)
+            .max_buf_size(listener.max_header_bytes.max(8192))
+            .max_headers(listener.max_headers);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(listener.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
+        Protocols {
+            http1,
+            http2,
+            header_read_timeout: listener.header_read_timeout,
+        }
+    }
 }
 
 /// Serves `edge` on `tcp` until `stop` resolves.
@@ -129,13 +162,15 @@ async fn accept_loop<H, S>(
 ) where
     H: Fn(SocketAddr) -> S,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Unpin
         + Send
         + 'static,
     S::Future: Send + 'static,
 {
-    let builder = builder(&listener);
+    let protocols = Arc::new(Protocols::new(&listener));
     let acceptor = listener.tls.clone().map(TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    let (stopping, stop_seen) = watch::channel(false);
     let slots = Arc::new(tokio::sync::Semaphore::new(listener.max_connections));
     let mut refused = Refusals::default();
     tokio::pin!(stop);
@@ -161,19 +196,41 @@ async fn accept_loop<H, S>(
         };
         let _ = stream.set_nodelay(true);
         let service = handler(peer);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let protocols = protocols.clone();
+        let open = Open {
+            slots: slots.clone(),
+            limit: listener.max_connections,
+        };
+        let mut stop = stop_seen.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            serve_connection(stream, acceptor, builder, service, watcher).await;
+            serve_connection(stream, acceptor, &protocols, service, &open, &mut stop).await;
             drop(slot);
         });
     }
+    // Closed first, so that a client connecting now is refused instead of waiting in the
+    // kernel's queue for an accept that will never come.
+    drop(tcp);
+    // Every connection holds a slot until it ends: all slots back means all connections ended.
+    let _ = stopping.send(true);
+    let all = u32::try_from(listener.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => {}
+        _ = slots.acquire_many(all) => {}
         () = tokio::time::sleep(listener.grace) => {
             tracing::warn!("edge connections did not finish within the grace period");
         }
+    }
+}
+
+/// How many connections are open: each holds one of the listener's slots.
+struct Open {
+    slots: Arc<tokio::sync::Semaphore>,
+    limit: usize,
+}
+
+impl Open {
+    fn count(&self) -> usize {
+        self.limit.saturating_sub(self.slots.available_permits())
     }
 }
 
@@ -205,37 +262,134 @@ impl Refusals {
 async fn serve_connection<S>(
     stream: TcpStream,
     acceptor: Option<TlsAcceptor>,
-    builder: auto::Builder<TokioExecutor>,
+    protocols: &Protocols,
     service: S,
-    watcher: hyper_util::server::graceful::Watcher,
+    open: &Open,
+    stop: &mut watch::Receiver<bool>,
 ) where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Unpin
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    // The TLS path is boxed: a task keeps room for the largest state its future can be in, and
+    // a TLS stream's state (over 1 KiB, several copies across the handshake and the protocols)
+    // would otherwise be paid by every plain-HTTP connection too.
+    let result = match acceptor {
+        Some(acceptor) => {
+            Box::pin(serve_tls(stream, acceptor, protocols, service, open, stop)).await
+        }
+        None => serve_any(stream, protocols, service, open, stop).await,
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection ended with an error");
+    }
+}
+
+async fn serve_tls<S>(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    protocols: &Protocols,
+    service: S,
+    open: &Open,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Unpin
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
+    };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_http2(tls, Bytes::new(), protocols, service, stop).await
+    } else {
+        serve_any(tls, protocols, service, open, stop).await
+    }
+}
+
+/// Serves a connection whose protocol its first bytes tell: HTTP/2 with prior knowledge, or
+/// HTTP/1.
+async fn serve_any<T, S>(
+    mut io: T,
+    protocols: &Protocols,
+    service: S,
+    open: &Open,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Unpin
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let first = tokio::time::timeout(protocols.header_read_timeout, async {
+        let mut first = BytesMut::new();
+        while first.len() < H2_PREFACE_START.len() && H2_PREFACE_START.starts_with(&first) {
+            match keep_alive::next_bytes(&mut io).await {
+                Ok(Some(bytes)) => first.extend_from_slice(&bytes),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+        Some(first.freeze())
+    })
+    .await;
+    let Ok(Some(first)) = first else {
+        return Ok(());
+    };
+    if first.starts_with(H2_PREFACE_START) {
+        serve_http2(io, first, protocols, service, stop).await
+    } else {
+        keep_alive::serve(
+            io,
+            first,
+            &protocols.http1,
+            service,
+            protocols.header_read_timeout,
+            || open.count() > CROWDED_ABOVE,
+            stop,
+        )
+        .await
+    }
+}
+
+async fn serve_http2<T, S>(
+    io: T,
+    first: Bytes,
+    protocols: &Protocols,
+    service: S,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Send
         + 'static,
     S::Future: Send + 'static,
 {
-    let result = match acceptor {
-        Some(acceptor) => {
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            watcher.watch(conn.into_owned()).await
-        }
-        None => {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            watcher.watch(conn.into_owned()).await
-        }
-    };
-    if let Err(err) = result {
-        tracing::debug!(error = %err, "connection ended with an error");
+    let conn = protocols
+        .http2
+        .serve_connection(TokioIo::new(Replay::new(io, first)), service);
+    let mut conn = Box::pin(conn);
+    tokio::select! {
+        done = conn.as_mut() => return done,
+        _ = stop.changed() => conn.as_mut().graceful_shutdown(),
     }
+    conn.await
 }
 
 #[cfg(test)]
@@ -248,6 +402,38 @@ mod tests {
         F: FnOnce(Arc<Edge>, Request<Body>, SocketAddr) -> Fut,
     {
         std::mem::size_of::<Fut>()
+    }
+
+    #[tokio::test]
+    async fn a_plain_connection_task_keeps_no_room_for_tls() {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(tcp.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = tcp.accept().await.unwrap();
+        let listener = Listener {
+            tls: None,
+            header_read_timeout: Duration::from_secs(1),
+            max_header_bytes: 8192,
+            max_headers: 100,
+            body_idle_timeout: Duration::from_secs(1),
+            max_connections: 10,
+            grace: Duration::from_secs(1),
+        };
+        let service = service_fn(|_: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let open = Open {
+            slots: Arc::new(tokio::sync::Semaphore::new(10)),
+            limit: 10,
+        };
+        let (_stopping, mut stop) = watch::channel(false);
+        let protocols = Protocols::new(&listener);
+        let task = serve_connection(stream, None, &protocols, service, &open, &mut stop);
+        let size = std::mem::size_of_val(&task);
+        // A TLS stream alone is over 1 KiB; the whole TLS path was about 6.8 KiB unboxed.
+        assert!(
+            size <= 1536,
+            "each plain connection's task keeps {size} bytes"
+        );
     }
 
     #[test]

@@ -531,6 +531,44 @@ pub(crate) async fn proxy_cookie(server: &TestServer, host: &str, username: &str
     set.split(';').next().unwrap().to_owned()
 }
 
+/// Reads one response with a `Content-Length` body from `stream`; bytes read past it stay in
+/// `unread` for the next call.
+pub(crate) async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    unread: &mut Vec<u8>,
+) -> (String, String) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = unread.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(unread[..end].to_vec()).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .expect("a Content-Length");
+            if unread.len() >= end + 4 + length {
+                let body = String::from_utf8(unread[end + 4..end + 4 + length].to_vec()).unwrap();
+                unread.drain(..end + 4 + length);
+                return (head, body);
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "the connection closed before a whole answer: {:?}",
+            String::from_utf8_lossy(unread)
+        );
+        unread.extend_from_slice(&chunk[..n]);
+    }
+}
+
 pub(crate) fn urlencode(s: &str) -> String {
     url_escape(s)
 }
@@ -580,10 +618,42 @@ stackgate_testkit::on_both_backends_with! {
         let fine = client.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
         assert_eq!(fine.status(), StatusCode::OK);
 
-        // A client that sends its headers too slowly, or keeps a connection idle after its
-        // request, is cut off by the header read timeout.
+        // One kept-alive connection (which the edge serves holding no buffers between
+        // requests): requests one after another, one with a body, and two pipelined in a single
+        // write are each answered, in order, and the connection stays open.
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let port = server.proxy_addr.unwrap().port();
+        let mut kept = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut unread = Vec::new();
+        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nhost: slow.localhost\r\n\r\n");
+        let mut expect = Vec::new();
+        for path in ["/one", "/two"] {
+            kept.write_all(get(path).as_bytes()).await.unwrap();
+            expect.push(path);
+            let (head, body) = read_response(&mut kept, &mut unread).await;
+            assert!(head.starts_with("HTTP/1.1 200") && !head.to_ascii_lowercase().contains("connection: close"), "{head}");
+            assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["path"], path);
+        }
+        kept.write_all(b"POST /three HTTP/1.1\r\nhost: slow.localhost\r\ncontent-length: 5\r\n\r\nhello").await.unwrap();
+        let (head, body) = read_response(&mut kept, &mut unread).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["path"], "/three");
+        for _ in 0..2 {
+            kept.write_all(format!("{}{}", get("/four"), get("/five")).as_bytes()).await.unwrap();
+            for path in ["/four", "/five"] {
+                let (head, body) = read_response(&mut kept, &mut unread).await;
+                assert!(head.starts_with("HTTP/1.1 200") && !head.to_ascii_lowercase().contains("connection: close"), "{head}");
+                assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["path"], path);
+            }
+        }
+        assert!(unread.is_empty(), "nothing more was answered");
+
+        // A client that connects and sends nothing, sends its headers too slowly, or keeps a
+        // connection idle after its request, is cut off by the header read timeout.
+        let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut nothing = Vec::new();
+        let cut = tokio::time::timeout(std::time::Duration::from_secs(5), silent.read_to_end(&mut nothing)).await;
+        assert!(cut.is_ok(), "a connection that never sends a byte is not kept forever");
         let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         slow.write_all(b"GET / HTTP/1.1\r\nhost: slow.localhost\r\n").await.unwrap();
         let mut rest = Vec::new();

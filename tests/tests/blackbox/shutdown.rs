@@ -1,7 +1,9 @@
 //! Shutdown: a request already in flight when the server is told to stop still gets its answer,
-//! and new connections are refused afterwards.
+//! and new connections are refused afterwards; on the edge, idle connections close at once.
 
-use stackgate_testkit::{Backend, TestServer};
+use crate::proxy::{add_route, read_response};
+use serde_json::json;
+use stackgate_testkit::{Backend, EchoUpstream, TestServer};
 use std::time::Duration;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -44,4 +46,67 @@ async fn in_flight_requests_finish_during_shutdown() {
     assert!(response.starts_with("HTTP/1.1 201"), "{response}");
     stopping.await.unwrap();
     drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_finishes_answers_in_flight_and_closes_idle_connections() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")],
+    )
+    .await
+    .unwrap();
+    let admin = server.bootstrap_admin().await;
+    let upstream = EchoUpstream::start().await;
+    add_route(
+        &server,
+        &admin,
+        json!({ "host": "slow.localhost", "upstream": upstream.url(), "app": "slow", "public_paths": ["/"] }),
+    )
+    .await;
+    let edge = ("127.0.0.1", server.proxy_addr.unwrap().port());
+    // A kept-alive connection, idle after its first answer.
+    let mut idle = TcpStream::connect(edge).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nhost: slow.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut idle, &mut Vec::new()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // Idle long enough for the edge to free the connection's buffers: it still serves, and a
+    // request sent in two parts is read whole.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    idle.write_all(b"GET /again HTTP/1.1\r\nhost: slow")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    idle.write_all(b".localhost\r\n\r\n").await.unwrap();
+    let (head, body) = read_response(&mut idle, &mut Vec::new()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("/again"), "{body}");
+    // A request the app takes two seconds to answer.
+    let mut busy = TcpStream::connect(edge).await.unwrap();
+    busy.write_all(b"GET /slow/2 HTTP/1.1\r\nhost: slow.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let stopping = tokio::spawn(server.stop());
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), idle.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "an idle connection is closed at once: {closed:?}"
+    );
+    assert!(
+        TcpStream::connect(edge).await.is_err(),
+        "no new connections once stopping"
+    );
+    assert!(
+        !stopping.is_finished(),
+        "shutdown waits for the answer in flight"
+    );
+    let (head, body) = read_response(&mut busy, &mut Vec::new()).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "late");
+    stopping.await.unwrap();
 }

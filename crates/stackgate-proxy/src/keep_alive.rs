@@ -1,0 +1,501 @@
+//! HTTP/1 keep-alive that holds no buffers while a connection idles.
+//!
+//! hyper gives an HTTP/1 connection an 8 KiB read buffer and an 8 KiB write buffer and keeps
+//! both until the connection closes. Browsers keep connections open for minutes, mostly idle, so
+//! at 10,000 open connections that is 160 MiB of buffers waiting. Here, once a kept-alive
+//! connection has been idle for a second or two, hyper's connection is taken apart (the socket,
+//! and any bytes hyper read ahead, are kept) and the next request gets a new one when its first
+//! bytes arrive. While it waits, a connection holds its socket and nothing else.
+//!
+//! A connection is handed back only when that cannot change what the client sees: its last
+//! request was HTTP/1.1, without `Connection: close`, not an upgrade, with no body left unread
+//! when it was answered, and no later request has been read whole (bytes of one already read
+//! are handed on with the socket). Otherwise hyper keeps serving it, exactly as before.
+
+use bytes::{Bytes, BytesMut};
+use hyper::{
+    Method, Request, Response, Version, body::Incoming, header, server::conn::http1,
+    service::Service,
+};
+use hyper_util::rt::TokioIo;
+use std::{
+    future::Future,
+    io,
+    mem::MaybeUninit,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    sync::watch,
+};
+
+/// A connection whose client sent nothing for between one and two of these gives hyper's
+/// buffers back. Busy connections keep them while the edge is not crowded: taking a connection
+/// apart and building the next one costs about a tenth of the edge's throughput when done after
+/// every request.
+const HAND_BACK_AFTER: Duration = Duration::from_secs(1);
+
+/// At most this many bytes are read to learn that a request has arrived; a larger request's
+/// rest is read by hyper.
+const FIRST_READ: usize = 4096;
+
+/// Waits for the next bytes on `io`, holding no buffer while it waits (the buffer lives on the
+/// stack of a single poll). `None` once the peer has closed.
+pub(crate) async fn next_bytes<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<Option<Bytes>> {
+    std::future::poll_fn(|cx| {
+        let mut buf = [MaybeUninit::<u8>::uninit(); FIRST_READ];
+        let mut read = ReadBuf::uninit(&mut buf);
+        match Pin::new(&mut *io).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => Poll::Ready(Ok(None)),
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(Some(Bytes::copy_from_slice(read.filled())))),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A socket with bytes already read from it put back in front of what it reads next.
+pub(crate) struct Replay<T> {
+    io: T,
+    replay: Bytes,
+    /// Set while the connection is being handed back for the next request: hyper's closing
+    /// shutdown must then leave the socket open.
+    turn: Option<Arc<Turn>>,
+}
+
+impl<T> Replay<T> {
+    pub(crate) fn new(io: T, replay: Bytes) -> Self {
+        Replay {
+            io,
+            replay,
+            turn: None,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Replay<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            let head = self.replay.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self
+            .turn
+            .as_ref()
+            .is_some_and(|turn| turn.handing_back.load(Ordering::Acquire))
+        {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// What one hyper connection (one turn) learnt about the requests it served.
+#[derive(Default)]
+struct Turn {
+    /// Requests hyper has read so far on this connection.
+    requests: AtomicU32,
+    /// The number of the last request whose answer allows the connection to be handed back
+    /// once that answer is out (0: none yet). Only the latest request counts: an earlier one
+    /// may already have been followed by a pipelined request hyper is working on.
+    clean_answer: AtomicU32,
+    handing_back: AtomicBool,
+}
+
+impl Turn {
+    fn may_hand_back(&self) -> bool {
+        let clean = self.clean_answer.load(Ordering::Acquire);
+        clean != 0 && clean == self.requests.load(Ordering::Acquire)
+    }
+}
+
+/// The service, noting whether each answer allows the connection to be handed back.
+#[derive(Clone)]
+struct Watched<S> {
+    inner: S,
+    turn: Arc<Turn>,
+}
+
+impl<S, B> Service<Request<Incoming>> for Watched<S>
+where
+    S: Service<Request<Incoming>, Response = Response<B>>,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = Watching<S::Future>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let number = self.turn.requests.fetch_add(1, Ordering::AcqRel) + 1;
+        let clean = request.version() == Version::HTTP_11
+            && request.method() != Method::CONNECT
+            && !asks_to_close(request.headers())
+            && !request.headers().contains_key(header::UPGRADE)
+            && hyper::body::Body::is_end_stream(request.body());
+        Watching {
+            inner: self.inner.call(request),
+            turn: clean.then(|| (self.turn.clone(), number)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An answer being made, which marks its turn once it is ready.
+    pub(crate) struct Watching<F> {
+        #[pin]
+        inner: F,
+        turn: Option<(Arc<Turn>, u32)>,
+    }
+}
+
+impl<F, B, E> Future for Watching<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.inner.poll(cx));
+        if let (Some((turn, number)), Ok(response)) = (this.turn.take(), &answer)
+            && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS
+            && !asks_to_close(response.headers())
+        {
+            turn.clean_answer.store(number, Ordering::Release);
+        }
+        Poll::Ready(answer)
+    }
+}
+
+fn asks_to_close(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("close"))
+}
+
+/// Serves HTTP/1 on `io` (whose first bytes, already read, are `replay`) until the client
+/// closes, stays silent for `idle`, or `stop` changes. While `crowded()` says so, connections
+/// are handed back after every answer instead of after a second or two of quiet.
+pub(crate) async fn serve<T, S, B>(
+    mut io: T,
+    mut replay: Bytes,
+    builder: &http1::Builder,
+    service: S,
+    idle: Duration,
+    crowded: impl Fn() -> bool,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Unpin + Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        if replay.is_empty() {
+            let next = tokio::select! {
+                next = tokio::time::timeout(idle, next_bytes(&mut io)) => next,
+                _ = stop.changed() => return Ok(()),
+            };
+            match next {
+                Ok(Ok(Some(bytes))) => replay = bytes,
+                // Closed by the client, broken, or silent for too long.
+                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Ok(()),
+            }
+        }
+        let turn = Arc::new(Turn::default());
+        let socket = Replay {
+            io,
+            replay,
+            turn: Some(turn.clone()),
+        };
+        let watched = Watched {
+            inner: service.clone(),
+            turn: turn.clone(),
+        };
+        // Boxed, so that a waiting connection's task does not keep room for hyper's state.
+        let mut conn = Box::new(
+            builder
+                .serve_connection(TokioIo::new(socket), watched)
+                .with_upgrades(),
+        );
+        let mut stopping = false;
+        {
+            let mut stopped = std::pin::pin!(stop.changed());
+            let mut idle_check = std::pin::pin!(tokio::time::sleep(HAND_BACK_AFTER));
+            // Requests read by the previous check: none since means the connection idled.
+            let mut seen = 0;
+            std::future::poll_fn(|cx| {
+                if !stopping && stopped.as_mut().poll(cx).is_ready() {
+                    stopping = true;
+                    turn.handing_back.store(false, Ordering::Release);
+                    Pin::new(&mut *conn).graceful_shutdown();
+                }
+                loop {
+                    if let Poll::Ready(done) = Pin::new(&mut *conn).poll(cx) {
+                        return Poll::Ready(done);
+                    }
+                    if stopping || turn.handing_back.load(Ordering::Acquire) {
+                        return Poll::Pending;
+                    }
+                    // When crowded, every answer hands its connection back at once; hyper has
+                    // written the answer's head by now (in the poll that received it).
+                    let now = crowded() && turn.may_hand_back();
+                    if !now && idle_check.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let requests = turn.requests.load(Ordering::Acquire);
+                    if now || (requests == seen && turn.may_hand_back()) {
+                        // The last answer's head is out, so keep-alive can be turned off
+                        // without the client being told to close: hyper ends the connection
+                        // (after the answer's body, if that is still streaming) and hands it
+                        // back here.
+                        turn.handing_back.store(true, Ordering::Release);
+                        Pin::new(&mut *conn).graceful_shutdown();
+                    } else {
+                        seen = requests;
+                        idle_check
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + HAND_BACK_AFTER);
+                    }
+                }
+            })
+            .await?;
+        }
+        if stopping || !turn.handing_back.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // `None`: the connection was upgraded and belongs to its tunnel now.
+        let Some(parts) = conn.into_parts() else {
+            return Ok(());
+        };
+        let socket = parts.io.into_inner();
+        io = socket.io;
+        replay = joined(parts.read_buf, socket.replay);
+    }
+}
+
+/// Bytes hyper read ahead, then those it had not yet read from the replay.
+fn joined(read_ahead: Bytes, unread: Bytes) -> Bytes {
+    if unread.is_empty() {
+        return read_ahead;
+    }
+    if read_ahead.is_empty() {
+        return unread;
+    }
+    let mut both = BytesMut::with_capacity(read_ahead.len() + unread.len());
+    both.extend_from_slice(&read_ahead);
+    both.extend_from_slice(&unread);
+    both.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_is_found_among_connection_tokens() {
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert(header::CONNECTION, "keep-alive".parse().unwrap());
+        assert!(!asks_to_close(&headers));
+        headers.append(header::CONNECTION, "Upgrade, Close".parse().unwrap());
+        assert!(asks_to_close(&headers));
+    }
+
+    #[test]
+    fn read_ahead_bytes_come_before_unread_replay() {
+        assert_eq!(
+            joined(Bytes::from_static(b"ab"), Bytes::from_static(b"cd")),
+            Bytes::from_static(b"abcd")
+        );
+        assert_eq!(
+            joined(Bytes::new(), Bytes::from_static(b"cd")),
+            Bytes::from_static(b"cd")
+        );
+    }
+
+    #[tokio::test]
+    async fn replayed_bytes_are_read_before_the_socket() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(64);
+        client.write_all(b" world").await.unwrap();
+        let mut replay = Replay::new(server, Bytes::from_static(b"hello"));
+        let mut got = [0u8; 11];
+        replay.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello world");
+    }
+
+    /// Answers with the request's path, and counts the hyper connections it served (each
+    /// takes its own clone).
+    struct PathEcho(Arc<AtomicU32>);
+
+    impl Clone for PathEcho {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            PathEcho(self.0.clone())
+        }
+    }
+
+    impl Service<Request<Incoming>> for PathEcho {
+        type Response = Response<http_body_util::Full<Bytes>>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn call(&self, request: Request<Incoming>) -> Self::Future {
+            let path = request.uri().path().to_owned();
+            std::future::ready(Ok(Response::new(path.into())))
+        }
+    }
+
+    /// Sends requests for `paths` one after another on one connection; returns how many hyper
+    /// connections served them.
+    async fn served(crowded: bool, paths: &[&str]) -> u32 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let turns = Arc::new(AtomicU32::new(0));
+        let service = PathEcho(turns.clone());
+        let (_stop, mut stop_seen) = watch::channel(false);
+        let serving = tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new());
+            serve(
+                server,
+                Bytes::new(),
+                &builder,
+                service,
+                Duration::from_secs(5),
+                move || crowded,
+                &mut stop_seen,
+            )
+            .await
+        });
+        for path in paths {
+            let request = format!("GET {path} HTTP/1.1\r\nhost: a\r\n\r\n");
+            client.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            while !answer.ends_with(path.as_bytes()) {
+                let mut chunk = [0u8; 1024];
+                let n = client.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+                answer.extend_from_slice(&chunk[..n]);
+            }
+            let answer = String::from_utf8(answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(
+                !answer.to_ascii_lowercase().contains("connection: close"),
+                "{answer}"
+            );
+        }
+        drop(client);
+        serving.await.unwrap().unwrap();
+        turns.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_crowded_edge_hands_connections_back_after_every_answer() {
+        assert_eq!(served(true, &["/a", "/b", "/c"]).await, 3);
+    }
+
+    #[tokio::test]
+    async fn a_busy_connection_keeps_its_buffers_while_the_edge_is_not_crowded() {
+        assert_eq!(served(false, &["/a", "/b", "/c"]).await, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_handed_back_within_two_seconds() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let turns = Arc::new(AtomicU32::new(0));
+        let service = PathEcho(turns.clone());
+        let (_stop, mut stop_seen) = watch::channel(false);
+        tokio::spawn(async move {
+            let mut builder = http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new());
+            let idle = Duration::from_secs(60);
+            serve(
+                server,
+                Bytes::new(),
+                &builder,
+                service,
+                idle,
+                || false,
+                &mut stop_seen,
+            )
+            .await
+        });
+        client
+            .write_all(b"GET /a HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 1024];
+        assert!(client.read(&mut answer).await.unwrap() > 0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(turns.load(Ordering::SeqCst), 1, "not yet");
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        client
+            .write_all(b"GET /b HTTP/1.1\r\nhost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(client.read(&mut answer).await.unwrap() > 0);
+        assert_eq!(
+            turns.load(Ordering::SeqCst),
+            2,
+            "handed back while idle, then served anew"
+        );
+    }
+
+    #[tokio::test]
+    async fn next_bytes_sees_the_close() {
+        let (client, mut server) = tokio::io::duplex(64);
+        drop(client);
+        assert!(next_bytes(&mut server).await.unwrap().is_none());
+    }
+}
