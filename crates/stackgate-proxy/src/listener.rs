@@ -17,11 +17,12 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use stackgate_web::ListenerMetrics;
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
-    sync::watch,
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -42,6 +43,8 @@ pub struct Listener {
     pub max_connections: usize,
     /// How long requests in flight get to finish once the stop is asked for.
     pub grace: Duration,
+    /// Where this listener counts its open, refused and released connections.
+    pub metrics: ListenerMetrics,
 }
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +84,34 @@ impl Protocols {
             header_read_timeout: listener.header_read_timeout,
         }
     }
+}
+
+/// What answers a connection's requests (the edge, or the redirect to HTTPS): each connection
+/// takes its own clone, and each hyper connection serving it (see `keep_alive`) another.
+trait ConnectionService:
+    hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Unpin
+    + Send
+    + 'static
+{
+}
+
+impl<S> ConnectionService for S where
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Unpin
+        + Send
+        + 'static
+{
 }
 
 /// Serves `edge` on `tcp` until `stop` resolves.
@@ -161,17 +192,12 @@ async fn accept_loop<H, S>(
     stop: impl Future<Output = ()>,
 ) where
     H: Fn(SocketAddr) -> S,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Unpin
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: ConnectionService,
 {
     let protocols = Arc::new(Protocols::new(&listener));
     let acceptor = listener.tls.clone().map(TlsAcceptor::from);
     let (stopping, stop_seen) = watch::channel(false);
-    let slots = Arc::new(tokio::sync::Semaphore::new(listener.max_connections));
+    let slots = Arc::new(Semaphore::new(listener.max_connections));
     let mut refused = Refusals::default();
     tokio::pin!(stop);
     loop {
@@ -190,6 +216,7 @@ async fn accept_loop<H, S>(
         // Closed at once rather than left waiting: a client (or a load balancer) learns now that
         // this instance is full, and the connections already open keep their memory.
         let Ok(slot) = slots.clone().try_acquire_owned() else {
+            listener.metrics.refused();
             refused.count(listener.max_connections);
             drop(stream);
             continue;
@@ -197,15 +224,12 @@ async fn accept_loop<H, S>(
         let _ = stream.set_nodelay(true);
         let service = handler(peer);
         let protocols = protocols.clone();
-        let open = Open {
-            slots: slots.clone(),
-            limit: listener.max_connections,
-        };
+        let open = Open::new(slot, &slots, listener.max_connections, &listener.metrics);
         let mut stop = stop_seen.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
             serve_connection(stream, acceptor, &protocols, service, &open, &mut stop).await;
-            drop(slot);
+            drop(open);
         });
     }
     // Closed first, so that a client connecting now is refused instead of waiting in the
@@ -222,15 +246,50 @@ async fn accept_loop<H, S>(
     }
 }
 
-/// How many connections are open: each holds one of the listener's slots.
+/// One open connection's hold on its listener: one of the slots (each open connection holds
+/// one), and its place in the listener's counts, both given back when the connection ends.
 struct Open {
-    slots: Arc<tokio::sync::Semaphore>,
+    _slot: OwnedSemaphorePermit,
+    slots: Arc<Semaphore>,
     limit: usize,
+    metrics: ListenerMetrics,
 }
 
 impl Open {
+    fn new(
+        slot: OwnedSemaphorePermit,
+        slots: &Arc<Semaphore>,
+        limit: usize,
+        metrics: &ListenerMetrics,
+    ) -> Self {
+        metrics.opened();
+        Open {
+            _slot: slot,
+            slots: slots.clone(),
+            limit,
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Connections open on the listener, this one included.
     fn count(&self) -> usize {
         self.limit.saturating_sub(self.slots.available_permits())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.closed();
+    }
+}
+
+impl keep_alive::Listening for Open {
+    fn crowded(&self) -> bool {
+        self.count() > CROWDED_ABOVE
+    }
+
+    fn released(&self) {
+        self.metrics.released();
     }
 }
 
@@ -267,12 +326,7 @@ async fn serve_connection<S>(
     open: &Open,
     stop: &mut watch::Receiver<bool>,
 ) where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Unpin
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: ConnectionService,
 {
     // The TLS path is boxed: a task keeps room for the largest state its future can be in, and
     // a TLS stream's state (over 1 KiB, several copies across the handshake and the protocols)
@@ -297,12 +351,7 @@ async fn serve_tls<S>(
     stop: &mut watch::Receiver<bool>,
 ) -> hyper::Result<()>
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Unpin
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: ConnectionService,
 {
     let tls = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -330,12 +379,7 @@ async fn serve_any<T, S>(
 ) -> hyper::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Unpin
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: ConnectionService,
 {
     let first = tokio::time::timeout(protocols.header_read_timeout, async {
         let mut first = BytesMut::new();
@@ -360,7 +404,7 @@ where
             &protocols.http1,
             service,
             protocols.header_read_timeout,
-            || open.count() > CROWDED_ABOVE,
+            open,
             stop,
         )
         .await
@@ -376,10 +420,7 @@ async fn serve_http2<T, S>(
 ) -> hyper::Result<()>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
+    S: ConnectionService,
 {
     let conn = protocols
         .http2
@@ -417,14 +458,14 @@ mod tests {
             body_idle_timeout: Duration::from_secs(1),
             max_connections: 10,
             grace: Duration::from_secs(1),
+            metrics: ListenerMetrics::default(),
         };
         let service = service_fn(|_: Request<Incoming>| async {
             Ok::<_, Infallible>(Response::new(Body::empty()))
         });
-        let open = Open {
-            slots: Arc::new(tokio::sync::Semaphore::new(10)),
-            limit: 10,
-        };
+        let slots = Arc::new(Semaphore::new(10));
+        let slot = slots.clone().try_acquire_owned().unwrap();
+        let open = Open::new(slot, &slots, 10, &listener.metrics);
         let (_stopping, mut stop) = watch::channel(false);
         let protocols = Protocols::new(&listener);
         let task = serve_connection(stream, None, &protocols, service, &open, &mut stop);

@@ -150,6 +150,20 @@ impl TestServer {
         format!("{}{path}", self.base_url)
     }
 
+    /// The value `/metrics` gives for `series` (a name with its labels, as exported:
+    /// `stackgate_edge_connections{listener="edge"}`); `None` if it is not exported.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics is text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse().ok())
+    }
+
     /// A client that keeps cookies and does not follow redirects, like a careful browser.
     pub fn browser(&self) -> Client {
         Client::builder()

@@ -1,4 +1,5 @@
-//! Prometheus metrics: requests by route and status, latency, and the database pool.
+//! Prometheus metrics: requests by route and status, latency, the database pool, and the edge's
+//! connections.
 
 use crate::state::AppState;
 use axum::{
@@ -31,6 +32,40 @@ struct PoolLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+/// One edge listener's connection counts: the listener updates them, a scrape reads them.
+/// `Default` gives counts that no registry exports (for tests of the listener alone).
+#[derive(Clone, Debug, Default)]
+pub struct ListenerMetrics {
+    open: Gauge,
+    refused: Counter,
+    released: Counter,
+}
+
+impl ListenerMetrics {
+    pub fn opened(&self) {
+        self.open.inc();
+    }
+
+    pub fn closed(&self) {
+        self.open.dec();
+    }
+
+    /// A connection closed as soon as accepted, for want of a free slot.
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+
+    /// An idle connection gave its buffers back.
+    pub fn released(&self) {
+        self.released.inc();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -38,6 +73,9 @@ pub struct Metrics {
     pool: Family<PoolLabels, Gauge>,
     watch_connected: Gauge,
     watch_connections: Gauge,
+    edge_open: Family<ListenerLabels, Gauge>,
+    edge_refused: Family<ListenerLabels, Counter>,
+    edge_released: Family<ListenerLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -90,6 +128,24 @@ impl Metrics {
             "Times that channel was (re)established since start",
             watch_connections.clone(),
         );
+        let edge_open = Family::<ListenerLabels, Gauge>::default();
+        let edge_refused = Family::<ListenerLabels, Counter>::default();
+        let edge_released = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "edge_connections",
+            "Connections open on an edge listener (edge, redirect)",
+            edge_open.clone(),
+        );
+        registry.register(
+            "edge_connections_refused",
+            "Connections an edge listener closed as soon as accepted: proxy_max_connections were open",
+            edge_refused.clone(),
+        );
+        registry.register(
+            "edge_connections_released",
+            "Times an idle HTTP/1 connection gave its buffers back while staying open",
+            edge_released.clone(),
+        );
         Self {
             registry,
             requests,
@@ -97,6 +153,19 @@ impl Metrics {
             pool,
             watch_connected,
             watch_connections,
+            edge_open,
+            edge_refused,
+            edge_released,
+        }
+    }
+
+    /// The counts of the edge listener called `name`, exported under `listener="name"`.
+    pub fn listener(&self, name: &'static str) -> ListenerMetrics {
+        let labels = ListenerLabels { listener: name };
+        ListenerMetrics {
+            open: self.edge_open.get_or_create(&labels).clone(),
+            refused: self.edge_refused.get_or_create(&labels).clone(),
+            released: self.edge_released.get_or_create(&labels).clone(),
         }
     }
 

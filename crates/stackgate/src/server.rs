@@ -491,6 +491,7 @@ async fn start_edge(
         body_idle_timeout: proxy.body_idle_timeout,
         max_connections: proxy.max_connections,
         grace: Duration::from_secs(config.shutdown_grace),
+        metrics: state.metrics.listener("edge"),
     };
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|s| *s).await;
@@ -507,6 +508,7 @@ async fn start_edge(
             proxy_addr.port(),
             Listener {
                 tls: None,
+                metrics: state.metrics.listener("redirect"),
                 ..listener.clone()
             },
             until_stopped(stopped.clone()),

@@ -768,6 +768,9 @@ stackgate_testkit::on_both_backends_with! {
         let mut buf = [0u8; 16];
         let refused = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf)).await;
         assert!(matches!(refused, Ok(Ok(0)) | Ok(Err(_))), "over the limit: closed, {refused:?}");
+        // Operators see the edge full and the refusal.
+        assert_eq!(server.metric(r#"stackgate_edge_connections{listener="edge"}"#).await, Some(16.0));
+        assert_eq!(server.metric(r#"stackgate_edge_connections_refused_total{listener="edge"}"#).await, Some(1.0));
         // A slot that frees up is served again.
         drop(held.pop());
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -777,6 +780,12 @@ stackgate_testkit::on_both_backends_with! {
         tokio::time::timeout(five_seconds, next.read_to_end(&mut answer)).await.unwrap().unwrap();
         assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
         drop(held);
+        drop(next);
+        let deadline = std::time::Instant::now() + five_seconds;
+        while server.metric(r#"stackgate_edge_connections{listener="edge"}"#).await != Some(0.0) {
+            assert!(std::time::Instant::now() < deadline, "closed connections are counted out");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         server.stop().await;
     };
 }

@@ -75,6 +75,13 @@ async fn the_edge_finishes_answers_in_flight_and_closes_idle_connections() {
     // Idle long enough for the edge to free the connection's buffers: it still serves, and a
     // request sent in two parts is read whole.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        server
+            .metric(r#"stackgate_edge_connections_released_total{listener="edge"}"#)
+            .await,
+        Some(1.0),
+        "the idle connection gave its buffers back"
+    );
     idle.write_all(b"GET /again HTTP/1.1\r\nhost: slow")
         .await
         .unwrap();
