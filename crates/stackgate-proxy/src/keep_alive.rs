@@ -332,13 +332,12 @@ where
     }
 }
 
-/// Bytes hyper read ahead, then those it had not yet read from the replay.
+/// Bytes hyper read ahead, then those it had not yet read from the replay, copied out: hyper's
+/// read-ahead is a view of its whole read buffer (8 KiB, even when the view is empty), which a
+/// waiting connection must not keep alive.
 fn joined(read_ahead: Bytes, unread: Bytes) -> Bytes {
-    if unread.is_empty() {
-        return read_ahead;
-    }
-    if read_ahead.is_empty() {
-        return unread;
+    if read_ahead.is_empty() && unread.is_empty() {
+        return Bytes::new();
     }
     let mut both = BytesMut::with_capacity(read_ahead.len() + unread.len());
     both.extend_from_slice(&read_ahead);
@@ -357,6 +356,26 @@ mod tests {
         assert!(!asks_to_close(&headers));
         headers.append(header::CONNECTION, "Upgrade, Close".parse().unwrap());
         assert!(asks_to_close(&headers));
+    }
+
+    #[test]
+    fn what_is_kept_between_requests_holds_no_part_of_hypers_buffer() {
+        // As hyper hands its read buffer back: what it parsed split off, the rest frozen.
+        for pipelined in [&b""[..], b"GET /next"] {
+            let mut buffer = BytesMut::with_capacity(8192);
+            let start = buffer.as_ptr() as usize;
+            buffer.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+            buffer.extend_from_slice(pipelined);
+            drop(buffer.split_to(18));
+            let read_ahead = buffer.freeze();
+            let kept = joined(read_ahead.clone(), Bytes::new());
+            assert_eq!(kept, pipelined);
+            let at = kept.as_ptr() as usize;
+            assert!(
+                !(start..start + 8192).contains(&at),
+                "a view of hyper's buffer was kept"
+            );
+        }
     }
 
     #[test]
