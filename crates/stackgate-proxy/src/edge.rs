@@ -7,7 +7,7 @@ use crate::{
     pages,
     paths::{BadPath, canonical_path},
     routes::{Route, RouteTable, normalise_host},
-    upstream::{Forwarder, Hop, sanitise_request, websocket_upgrade},
+    upstream::{Forwarder, Hop, TunnelClosed, sanitise_request, websocket_upgrade},
 };
 use axum::{body::Body, extract::ConnectInfo};
 use hyper::{
@@ -385,13 +385,14 @@ impl Edge {
         };
         let routes = self.routes();
         if path == CALLBACK_PATH && routes.has_host(&host) {
-            return self
-                .callback(
-                    &host,
-                    request.uri().query().unwrap_or(""),
-                    request.headers(),
-                )
-                .await;
+            // Boxed: a sign-in's hand-over is rare, and its state (the code's redemption,
+            // ~2 KiB) would otherwise be room kept in every request in flight.
+            return Box::pin(self.callback(
+                &host,
+                request.uri().query().unwrap_or(""),
+                request.headers(),
+            ))
+            .await;
         }
         let Some(route) = routes.find(&host, &path).cloned() else {
             return pages::unknown_host(&host);
@@ -479,7 +480,8 @@ impl Edge {
             host: host_as_sent,
         };
         let request = Request::from_parts(parts, body);
-        let closed = tunnel.map(|tunnel| self.clone().tunnel_closed(tunnel));
+        let closed =
+            tunnel.map(|tunnel| -> TunnelClosed { Box::pin(self.clone().tunnel_closed(tunnel)) });
         self.forwarder
             .forward(request, &route.upstream, &hop, self.edge_cookies(), closed)
             .await
