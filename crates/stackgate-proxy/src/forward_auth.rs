@@ -18,21 +18,23 @@ use crate::{
 use axum::body::Body;
 use hyper::{HeaderMap, Method, Response, StatusCode, header};
 
-struct Asked {
+/// The request an ingress asks about.
+pub struct Asked {
     /// `scheme://host[:port]`, as the ingress gave it.
-    origin: String,
-    host: String,
+    pub origin: String,
+    /// Normalised (see [`normalise_host`]).
+    pub host: String,
     /// Canonical (see [`crate::paths`]).
-    path: String,
-    query: Option<String>,
-    method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub method: Method,
     /// Traefik hands our answer to the browser; nginx needs a 401.
-    browser_sees_answer: bool,
+    pub browser_sees_answer: bool,
 }
 
 /// What the ingress asks about. Every part is required: a question without its method or path
 /// would be answered for the wrong request.
-fn asked(headers: &HeaderMap) -> Result<Asked, &'static str> {
+pub fn asked(headers: &HeaderMap) -> Result<Asked, &'static str> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (url, method, browser_sees_answer) = match text("x-original-url") {
         Some(original) => (

@@ -27,6 +27,7 @@ mod upstream;
 /// Entry points for the fuzz targets in `tests/fuzz`. Not an API.
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::forward_auth::{Asked, asked as forward_auth_asked};
     pub use crate::upstream::sanitise_request;
 
     /// The edge cookie `name` as the edge reads it, then removed from the request as before it
