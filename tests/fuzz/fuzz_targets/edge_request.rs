@@ -28,18 +28,7 @@ fuzz_target!(|data: &[u8]| {
             "stable"
         );
     }
-    let mut headers = http::HeaderMap::new();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.trim().as_bytes()),
-            http::HeaderValue::from_bytes(value.trim().as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
+    let mut headers = stackgate_fuzz::headers(lines);
     let identity = IdentityHeaders::default();
     stackgate_proxy::fuzzing::sanitise_request(&mut headers, &identity);
     for name in headers.keys() {

@@ -13,18 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let mut headers = http::HeaderMap::new();
-    for line in text.split('\n') {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.trim().as_bytes()),
-            http::HeaderValue::from_bytes(value.trim().as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
+    let headers = stackgate_fuzz::headers(text.split('\n'));
     let Ok(asked) = stackgate_proxy::fuzzing::forward_auth_asked(&headers) else {
         return;
     };
