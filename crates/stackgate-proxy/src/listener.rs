@@ -224,7 +224,7 @@ async fn accept_loop<H, S>(
         let _ = stream.set_nodelay(true);
         let service = handler(peer);
         let protocols = protocols.clone();
-        let open = Open::new(slot, &slots, listener.max_connections, &listener.metrics);
+        let open = Open::new(slot, listener.max_connections, &listener.metrics);
         let mut stop = stop_seen.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -249,23 +249,16 @@ async fn accept_loop<H, S>(
 /// One open connection's hold on its listener: one of the slots (each open connection holds
 /// one), and its place in the listener's counts, both given back when the connection ends.
 struct Open {
-    _slot: OwnedSemaphorePermit,
-    slots: Arc<Semaphore>,
+    slot: OwnedSemaphorePermit,
     limit: usize,
     metrics: ListenerMetrics,
 }
 
 impl Open {
-    fn new(
-        slot: OwnedSemaphorePermit,
-        slots: &Arc<Semaphore>,
-        limit: usize,
-        metrics: &ListenerMetrics,
-    ) -> Self {
+    fn new(slot: OwnedSemaphorePermit, limit: usize, metrics: &ListenerMetrics) -> Self {
         metrics.opened();
         Open {
-            _slot: slot,
-            slots: slots.clone(),
+            slot,
             limit,
             metrics: metrics.clone(),
         }
@@ -273,7 +266,8 @@ impl Open {
 
     /// Connections open on the listener, this one included.
     fn count(&self) -> usize {
-        self.limit.saturating_sub(self.slots.available_permits())
+        self.limit
+            .saturating_sub(self.slot.semaphore().available_permits())
     }
 }
 
@@ -465,7 +459,7 @@ mod tests {
         });
         let slots = Arc::new(Semaphore::new(10));
         let slot = slots.clone().try_acquire_owned().unwrap();
-        let open = Open::new(slot, &slots, 10, &listener.metrics);
+        let open = Open::new(slot, 10, &listener.metrics);
         let (_stopping, mut stop) = watch::channel(false);
         let protocols = Protocols::new(&listener);
         let task = serve_connection(stream, None, &protocols, service, &open, &mut stop);
