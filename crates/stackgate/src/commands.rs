@@ -72,6 +72,9 @@ async fn serve(config: Config) -> Result<(), CliError> {
         running.local_addr,
         config.issuer_str()
     );
+    if let Some(edge) = running.proxy_addr {
+        println!("The edge proxy is listening on {edge}");
+    }
     server::shutdown_signal().await;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     running.shutdown().await

@@ -4,6 +4,7 @@
 use reqwest::StatusCode;
 use stackgate_testkit::{EchoUpstream, binary};
 use std::{
+    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -22,12 +23,29 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The edge's port, as `serve` prints it once it listens (on a port the system chose: a port
+/// picked beforehand may be taken by another test by the time the binary binds it).
+fn edge_port(child: &mut Child) -> u16 {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end, so the binary never writes to a closed pipe.
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints the edge's address within 30 s");
+        if let Some(address) = line.strip_prefix("The edge proxy is listening on ") {
+            return address
+                .trim()
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .port();
+        }
+    }
 }
 
 /// `VmHWM` (peak resident set) and `VmRSS` of a process, in KiB.
@@ -48,7 +66,6 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 async fn a_gibibyte_streams_each_way_in_bounded_memory() {
     let upstream = EchoUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (web, edge) = (free_port(), free_port());
     let config = dir.path().join("stackgate.toml");
     std::fs::write(
         &config,
@@ -62,25 +79,19 @@ async fn a_gibibyte_streams_each_way_in_bounded_memory() {
         .args(["serve", "--config"])
         .arg(&config)
         .env("STACKGATE_DATA_DIR", dir.path().join("data"))
-        .env("STACKGATE_LISTEN", format!("127.0.0.1:{web}"))
-        .env("STACKGATE_PROXY_LISTEN", format!("127.0.0.1:{edge}"))
+        .env("STACKGATE_LISTEN", "127.0.0.1:0")
+        .env("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")
         .env("STACKGATE_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let process = Process(child);
+    let mut process = Process(child);
     let pid = process.0.id();
-    let started = Instant::now();
-    let mut stream = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", edge)).await {
-            Ok(stream) => break stream,
-            Err(_) if started.elapsed() < Duration::from_secs(30) => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(err) => panic!("the edge did not start: {err}"),
-        }
-    };
+    let edge = edge_port(&mut process.0);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", edge))
+        .await
+        .unwrap();
     let (baseline, _) = memory_kib(pid);
 
     // Upload: written as fast as the socket takes it, never buffered by the edge.
