@@ -30,6 +30,11 @@ pub mod fuzzing {
     pub use crate::forward_auth::{Asked, asked as forward_auth_asked};
     pub use crate::upstream::sanitise_request;
 
+    /// Whether the edge, after signing a browser in on an app's host, sends it on to `path`.
+    pub fn is_return_path(path: &str) -> bool {
+        crate::edge::is_local_path(path)
+    }
+
     /// The edge cookie `name` as the edge reads it, then removed from the request as before it
     /// goes upstream.
     pub fn take_edge_cookie(headers: &mut hyper::HeaderMap, name: &str) -> Option<String> {

@@ -133,3 +133,43 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, crate::error::ApiErr
         }),
     }
 }
+
+/// Names of the JSON bodies [`parse_body`] reads, in the order of its `kind`.
+pub(crate) const BODIES: &[&str] = &[
+    "CreateUser",
+    "UpdateUser",
+    "SetPassword",
+    "CreateGroup",
+    "UpdateGroup",
+    "CreateToken",
+    "CreateClient",
+    "CreateRoute",
+    "UpdatePolicy",
+    "ValidateManifest",
+    "InstallRequest",
+    "AccessRequest",
+    "UpgradeRequest",
+    "UpdateSettings",
+];
+
+/// One of the JSON bodies the API reads (`kind` indexes [`BODIES`], wrapping), parsed as its
+/// handler parses it. For the fuzz target `api_json`.
+pub(crate) fn parse_body(kind: usize, body: &[u8]) -> Result<(), crate::error::ApiError> {
+    use crate::{app_control as control, extract::parse_json};
+    match kind % BODIES.len() {
+        0 => parse_json::<users::CreateUser>(body).map(drop),
+        1 => parse_json::<users::UpdateUser>(body).map(drop),
+        2 => parse_json::<users::SetPassword>(body).map(drop),
+        3 => parse_json::<groups::CreateGroup>(body).map(drop),
+        4 => parse_json::<groups::UpdateGroup>(body).map(drop),
+        5 => parse_json::<tokens::CreateToken>(body).map(drop),
+        6 => parse_json::<clients::CreateClient>(body).map(drop),
+        7 => parse_json::<edge::CreateRoute>(body).map(drop),
+        8 => parse_json::<edge::UpdatePolicy>(body).map(drop),
+        9 => parse_json::<apps::ValidateManifest>(body).map(drop),
+        10 => parse_json::<control::InstallRequest>(body).map(drop),
+        11 => parse_json::<control::AccessRequest>(body).map(drop),
+        12 => parse_json::<control::UpgradeRequest>(body).map(drop),
+        _ => parse_json::<settings::UpdateSettings>(body).map(drop),
+    }
+}

@@ -60,7 +60,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                     format!("{path}.{name}")
                 }
             });
-        let field = missing.or_else(|| (path != "." && !syntax).then_some(path));
+        let field = missing
+            .or_else(|| (path != "." && !syntax).then_some(path))
+            .map(|field| quoted(&field));
+        let inner = quoted(&inner.to_string());
         let detail = match &field {
             Some(field) if !syntax => format!("{field}: {inner}"),
             _ => format!("malformed JSON: {inner}"),
@@ -88,12 +91,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .map_err(|e| {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
+                let path = quoted(&path);
                 ApiError::BadRequest {
-                    detail: format!("query parameter {path}: {inner}"),
+                    detail: format!("query parameter {path}: {}", quoted(&inner.to_string())),
                     field: (path != ".").then_some(path),
                 }
             })
     }
+}
+
+/// The most characters of a rejection's field, or of its reason, that are sent back.
+const MAX_QUOTED_CHARS: usize = 200;
+
+/// A rejection's field or reason, each of which may quote the input: serde names an unknown
+/// field or variant whole, and a map's keys are part of a field's path. Bounded, so a
+/// megabyte-long name is not sent back; control characters escaped, so a terminal or log
+/// showing the message does not obey them.
+fn quoted(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len().min(MAX_QUOTED_CHARS));
+    let mut count = 0;
+    for c in text.chars() {
+        // An escaped character counts as the characters that show it (`\u{1b}`: 6).
+        let escaped = c.is_control().then(|| c.escape_default());
+        let width = escaped.clone().map_or(1, Iterator::count);
+        if count + width > MAX_QUOTED_CHARS {
+            shown.push('…');
+            break;
+        }
+        count += width;
+        match escaped {
+            Some(escaped) => shown.extend(escaped),
+            None => shown.push(c),
+        }
+    }
+    shown
 }
 
 fn form_urlencoded_parse(query: &str) -> url::form_urlencoded::Parse<'_> {
@@ -106,4 +137,65 @@ pub(crate) fn client_ip(parts: &Parts) -> Option<String> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        tags: std::collections::BTreeMap<String, u8>,
+    }
+
+    fn rejection(body: &str) -> (String, Option<String>) {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(ApiError::BadRequest { detail, field }) => (detail, field),
+            other => panic!("{body} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rejection_names_the_field() {
+        let (detail, field) = rejection(r#"{"name": 1, "tags": {}}"#);
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(detail.starts_with("name: invalid type"), "{detail}");
+        let (detail, field) = rejection(r#"{"tags": {}}"#);
+        assert_eq!(field.as_deref(), Some("name"));
+        assert!(detail.contains("missing field"), "{detail}");
+    }
+
+    #[test]
+    fn a_rejection_quotes_no_control_character_and_no_more_than_it_must() {
+        let long = "x".repeat(100_000);
+        let (detail, field) = rejection(&format!(r#"{{"name": "a", "tags": {{}}, "{long}": 1}}"#));
+        let field = field.expect("the unknown field is named");
+        assert_eq!(field.chars().count(), MAX_QUOTED_CHARS + 1);
+        assert!(field.ends_with('…'));
+        assert!(
+            detail.starts_with(&format!("{field}: unknown field `xxx")),
+            "{detail}"
+        );
+        assert_eq!(detail.chars().count(), 2 * (MAX_QUOTED_CHARS + 1) + 2);
+
+        // Found by the fuzz target `api_json`: escaped characters count as what shows them.
+        let deletes = "\u{7f}".repeat(100);
+        let (_, field) = rejection(&format!(
+            r#"{{"name": "a", "tags": {{"{deletes}": "no"}}}}"#
+        ));
+        let field = field.expect("a map key is part of the path");
+        assert!(field.chars().count() <= MAX_QUOTED_CHARS + 1, "{field}");
+        assert!(field.ends_with('…'), "{field}");
+        assert!(field.starts_with("tags.\\u{7f}\\u{7f}"), "{field}");
+
+        let (detail, field) = rejection(r#"{"name": "a", "tags": {"\u001b[2J\nroot": "no"}}"#);
+        let field = field.expect("a map key is part of the path");
+        for text in [&detail, &field] {
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+            assert!(text.contains("\\u{1b}[2J\\nroot"), "{text:?}");
+        }
+    }
 }

@@ -33,6 +33,9 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
+pub(crate) use admin_settings::checked_form as checked_settings_form;
+pub(crate) use webauthn::fuzzing as webauthn_fuzzing;
+
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home::show))

@@ -141,6 +141,28 @@ fn change_of(sent: &Sent) -> Result<SettingsChange, String> {
     })
 }
 
+/// A form body read and checked as [`save`] reads and checks it, against `current` with
+/// passkeys available; nothing is stored. For the fuzz target `settings_form`.
+pub(crate) async fn checked_form(
+    content_type: &str,
+    body: Vec<u8>,
+    current: &settings::Settings,
+) -> Result<Vec<(&'static str, Option<String>)>, String> {
+    use axum::extract::FromRequest;
+    let request = axum::http::Request::builder()
+        .method(axum::http::Method::POST)
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| e.to_string())?;
+    let multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| e.body_text())?;
+    let sent = read_form(multipart).await?;
+    change_of(&sent)?
+        .rows(current, true)
+        .map_err(|refused| refused.message)
+}
+
 /// The changes a valid form asks for, or why it is not valid.
 fn changes(state: &AppState, sent: &Sent) -> Result<Vec<(&'static str, Option<String>)>, String> {
     let change = change_of(sent)?;

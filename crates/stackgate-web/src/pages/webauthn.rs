@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use stackgate_identity::{Actor, SecretToken, Target, User, Uuid, hash_secret};
 use stackgate_store::{CredentialKind, NewCredential, StoredCredential};
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, SecurityKey,
-    SecurityKeyAuthentication, SecurityKeyRegistration, Webauthn, WebauthnError,
+    AuthenticationResult, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration, Webauthn, WebauthnError,
 };
 
 /// Seconds a ceremony waits for the browser's answer.
@@ -301,6 +301,54 @@ pub(crate) struct RegisterFinish {
     credential: RegisterPublicKeyCredential,
 }
 
+/// A credential that passed its registration ceremony.
+struct Registered {
+    raw_id: Vec<u8>,
+    /// What is stored for it, and read back at each use.
+    record: Value,
+    /// Whether it may be synced to other devices.
+    backup_eligible: bool,
+}
+
+/// Checks a registration answer against the ceremony's saved state.
+fn finish_registration(
+    webauthn: &Webauthn,
+    kind: CredentialKind,
+    saved_state: &Value,
+    credential: &RegisterPublicKeyCredential,
+) -> Result<Registered, Refused> {
+    let failed = |e: WebauthnError| {
+        tracing::info!(error = %e, "WebAuthn registration refused");
+        refuse(StatusCode::BAD_REQUEST, &t("webauthn-answer-refused"))
+    };
+    let (raw_id, record) = match kind {
+        CredentialKind::Passkey => {
+            let registration: PasskeyRegistration =
+                serde_json::from_value(saved_state.clone()).map_err(internal)?;
+            let passkey = webauthn
+                .finish_passkey_registration(credential, &registration)
+                .map_err(failed)?;
+            let record = serde_json::to_value(&passkey).map_err(internal)?;
+            (passkey.cred_id().to_vec(), record)
+        }
+        CredentialKind::SecurityKey => {
+            let registration: SecurityKeyRegistration =
+                serde_json::from_value(saved_state.clone()).map_err(internal)?;
+            let key = webauthn
+                .finish_securitykey_registration(credential, &registration)
+                .map_err(failed)?;
+            let record = serde_json::to_value(&key).map_err(internal)?;
+            (key.cred_id().to_vec(), record)
+        }
+    };
+    let backup_eligible = record["cred"]["backup_eligible"].as_bool().unwrap_or(false);
+    Ok(Registered {
+        raw_id,
+        record,
+        backup_eligible,
+    })
+}
+
 pub(crate) async fn register_finish(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -344,32 +392,11 @@ async fn register_finish_inner(
         .and_then(CredentialKind::parse)
         .ok_or_else(|| internal("ceremony without a kind"))?;
     let name = saved["name"].as_str().unwrap_or("key").to_owned();
-    let failed = |e: WebauthnError| {
-        tracing::info!(error = %e, "WebAuthn registration refused");
-        refuse(StatusCode::BAD_REQUEST, &t("webauthn-answer-refused"))
-    };
-    let (raw_id, record, backup_eligible) = match kind {
-        CredentialKind::Passkey => {
-            let registration: PasskeyRegistration =
-                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
-            let passkey = webauthn
-                .finish_passkey_registration(&body.credential, &registration)
-                .map_err(failed)?;
-            let record = serde_json::to_value(&passkey).map_err(internal)?;
-            let eligible = record["cred"]["backup_eligible"].as_bool().unwrap_or(false);
-            (passkey.cred_id().to_vec(), record, eligible)
-        }
-        CredentialKind::SecurityKey => {
-            let registration: SecurityKeyRegistration =
-                serde_json::from_value(saved["state"].clone()).map_err(internal)?;
-            let key = webauthn
-                .finish_securitykey_registration(&body.credential, &registration)
-                .map_err(failed)?;
-            let record = serde_json::to_value(&key).map_err(internal)?;
-            let eligible = record["cred"]["backup_eligible"].as_bool().unwrap_or(false);
-            (key.cred_id().to_vec(), record, eligible)
-        }
-    };
+    let Registered {
+        raw_id,
+        record,
+        backup_eligible,
+    } = finish_registration(webauthn, kind, &saved["state"], &body.credential)?;
     let entry = Actor::user(user.id, &user.username, client.ip.clone())
         .entry("webauthn.register", user_target(user))
         .with_detail(json!({ "kind": kind.as_str(), "name": name }));
@@ -492,13 +519,13 @@ async fn login_finish_inner(
     if user.disabled {
         return Err(unknown());
     }
-    let mut passkey: Passkey = decode(&stored.credential)?;
-    let result = match webauthn.finish_discoverable_authentication(
-        &body.credential,
+    let (result, updated) = match verify_passkey(
+        webauthn,
         authentication,
-        &[DiscoverableKey::from(&passkey)],
-    ) {
-        Ok(result) => result,
+        &body.credential,
+        &stored.credential,
+    )? {
+        Ok(verified) => verified,
         Err(WebauthnError::CredentialPossibleCompromise) => {
             return Err(cloned(state, &user, &stored, client.ip).await);
         }
@@ -514,11 +541,6 @@ async fn login_finish_inner(
             ));
         }
     };
-    let updated = passkey
-        .update_credential(&result)
-        .filter(|changed| *changed)
-        .map(|_| encode(&passkey))
-        .transpose()?;
     state
         .store
         .credential_used(stored.id, updated.as_deref())
@@ -531,6 +553,35 @@ async fn login_finish_inner(
         .map_err(Refused::Page)?;
     let redirect = safe_return_path(body.return_to.as_deref());
     Ok((jar, Json(json!({ "redirect": redirect }))).into_response())
+}
+
+/// What a passkey sign-in answer proved and the record to store back if its counter or flags
+/// moved; or webauthn-rs's refusal, for the caller to tell a clone from a bad answer.
+type Verified = Result<(AuthenticationResult, Option<String>), WebauthnError>;
+
+/// Checks a passkey sign-in answer against the ceremony's state and the passkey's stored
+/// record.
+fn verify_passkey(
+    webauthn: &Webauthn,
+    authentication: DiscoverableAuthentication,
+    credential: &PublicKeyCredential,
+    stored_record: &str,
+) -> Result<Verified, Refused> {
+    let mut passkey: Passkey = decode(stored_record)?;
+    let result = match webauthn.finish_discoverable_authentication(
+        credential,
+        authentication,
+        &[DiscoverableKey::from(&passkey)],
+    ) {
+        Ok(result) => result,
+        Err(err) => return Ok(Err(err)),
+    };
+    let updated = passkey
+        .update_credential(&result)
+        .filter(|changed| *changed)
+        .map(|_| encode(&passkey))
+        .transpose()?;
+    Ok(Ok((result, updated)))
 }
 
 // ---- second factor ------------------------------------------------------------------------
@@ -813,4 +864,56 @@ pub(crate) async fn remove(
         .with_detail(json!({ "credential": id }));
     state.store.remove_credential(user.id, id, &entry).await?;
     Ok(axum::response::Redirect::to("/account/security").into_response())
+}
+
+/// The ceremonies' checks as the pages run them, minus the store: for the fuzz target
+/// `webauthn`, through [`crate::fuzzing`].
+pub(crate) mod fuzzing {
+    use super::*;
+
+    fn described(refused: Refused) -> String {
+        match refused {
+            Refused::Page(err) => format!("{err:?}"),
+            Refused::Json(status, message) => format!("{status}: {message}"),
+        }
+    }
+
+    /// A passkey registration answer checked against the ceremony's saved state; if accepted,
+    /// the id the credential is filed under and the record stored for it.
+    pub(crate) fn register_passkey(
+        webauthn: &Webauthn,
+        saved_state: &Value,
+        credential: &RegisterPublicKeyCredential,
+    ) -> Result<(String, String), String> {
+        let registered =
+            finish_registration(webauthn, CredentialKind::Passkey, saved_state, credential)
+                .map_err(described)?;
+        Ok((
+            credential_id(&registered.raw_id),
+            registered.record.to_string(),
+        ))
+    }
+
+    /// A passkey sign-in answer checked as the sign-in page checks it, with `stored` standing
+    /// for the store: a credential id to its owner and record. If accepted: the owner, and the
+    /// record to store back if it changed.
+    pub(crate) fn sign_in_with_passkey(
+        webauthn: &Webauthn,
+        saved: Value,
+        credential: &PublicKeyCredential,
+        stored: impl Fn(&str) -> Option<(Uuid, String)>,
+    ) -> Result<(Uuid, Option<String>), String> {
+        let authentication: DiscoverableAuthentication =
+            serde_json::from_value(saved).map_err(|e| e.to_string())?;
+        let (handle, raw_id) = webauthn
+            .identify_discoverable_authentication(credential)
+            .map_err(|e| e.to_string())?;
+        let (owner, record) = stored(&credential_id(raw_id))
+            .filter(|(owner, _)| *owner == handle)
+            .ok_or("unknown passkey")?;
+        match verify_passkey(webauthn, authentication, credential, &record).map_err(described)? {
+            Ok((_, updated)) => Ok((owner, updated)),
+            Err(err) => Err(err.to_string()),
+        }
+    }
 }
