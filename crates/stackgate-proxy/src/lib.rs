@@ -11,6 +11,7 @@
 
 pub mod access;
 mod body_timeout;
+mod connections;
 mod control;
 mod edge;
 mod error;

@@ -2,7 +2,9 @@
 //! (hop-by-hop removed, `X-Forwarded-*` set), bodies streamed both ways, WebSocket upgrades
 //! joined end to end, and bounded waits.
 
-use crate::{IdentityHeaders, body_timeout::caused_by_idle_body, pages, routes::Upstream};
+use crate::{
+    IdentityHeaders, body_timeout::caused_by_idle_body, connections::Pool, pages, routes::Upstream,
+};
 use axum::body::Body;
 use hyper::{
     HeaderMap, Request, Response, StatusCode, Uri, Version,
@@ -12,7 +14,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo},
 };
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[HeaderName] = &[
@@ -101,12 +103,17 @@ pub fn sanitise_request(headers: &mut HeaderMap, identity: &IdentityHeaders) {
 /// every request in flight keeps room for it otherwise (1.5 KiB).
 pub(crate) type TunnelClosed = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The pooled client every route shares.
+/// The upstream connections every route shares.
 #[derive(Clone)]
 pub struct Forwarder {
+    /// Requests and their answers, on connections their own task drives.
+    pool: Arc<Pool>,
+    /// WebSocket handshakes: hyper's client hands over the upgraded connection.
     client: Client<HttpConnector, Body>,
     response_timeout: Duration,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the edge knows about the hop it received.
 #[derive(Debug, Clone)]
@@ -124,10 +131,10 @@ impl Forwarder {
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
+            .pool_max_idle_per_host(0)
             .build(connector);
         Forwarder {
+            pool: Pool::new(connect_timeout, Duration::from_secs(90), 1024),
             client,
             response_timeout,
         }
@@ -147,10 +154,21 @@ impl Forwarder {
         if let Err(status) = prepare(&mut request, upstream, hop, upgrade) {
             return pages::status(status, "The request cannot be forwarded.");
         }
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(request)).await;
+        let sent = tokio::time::timeout(self.response_timeout, async {
+            if upgrade {
+                // Boxed: rare, and every request in flight would keep room for it.
+                let response = Box::pin(self.client.request(request)).await?;
+                Ok::<_, BoxError>(response.map(Body::new))
+            } else {
+                // Boxed, as hyper's client boxes its own: a request in flight then keeps one
+                // pointer for it, and a connection between requests nothing.
+                Ok(Box::pin(self.pool.send(&upstream.authority, request)).await?)
+            }
+        })
+        .await;
         let mut response = match sent {
             Ok(Ok(response)) => response,
-            Ok(Err(err)) if caused_by_idle_body(&err) => {
+            Ok(Err(err)) if caused_by_idle_body(err.as_ref()) => {
                 tracing::info!(upstream = %upstream, error = %err, "request body stalled");
                 return pages::status(
                     StatusCode::REQUEST_TIMEOUT,
@@ -188,7 +206,7 @@ impl Forwarder {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers, false);
         remove_set_cookies(&mut parts.headers, edge_cookies);
-        Response::from_parts(parts, Body::new(body))
+        Response::from_parts(parts, body)
     }
 }
 
@@ -242,12 +260,18 @@ fn prepare<B>(
         .map(|p| p.as_str())
         .unwrap_or("/")
         .to_owned();
-    let uri = Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(path)
-        .build()
-        .map_err(|_| StatusCode::BAD_REQUEST)?;
+    // hyper's client (WebSocket handshakes) takes the absolute form and sends the origin form;
+    // the edge's own connections send what they are given.
+    let uri = if upgrade {
+        Uri::builder()
+            .scheme(upstream.scheme.clone())
+            .authority(upstream.authority.clone())
+            .path_and_query(path)
+            .build()
+    } else {
+        Uri::builder().path_and_query(path).build()
+    }
+    .map_err(|_| StatusCode::BAD_REQUEST)?;
     *request.uri_mut() = uri;
     // Upstreams speak HTTP/1.1 whatever the client spoke.
     *request.version_mut() = Version::HTTP_11;

@@ -26,53 +26,69 @@ impl Drop for EchoUpstream {
 
 impl EchoUpstream {
     pub async fn start() -> Self {
-        let app = Router::new()
-            .route("/ws", get(websocket))
-            .route("/upload", post(upload))
-            .route(
-                "/slow/{seconds}",
-                get(
-                    |axum::extract::Path(seconds): axum::extract::Path<u64>| async move {
-                        tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-                        "late"
-                    },
-                ),
-            )
-            .route(
-                "/set-cookie",
-                get(|| async {
-                    (
-                        [
-                            (
-                                axum::http::header::SET_COOKIE,
-                                "stackgate_proxy=planted; Path=/",
-                            ),
-                            (axum::http::header::SET_COOKIE, "app=1; Path=/"),
-                        ],
-                        "cookies",
-                    )
-                }),
-            )
-            .route(
-                "/hsts",
-                get(|| async {
-                    (
-                        [(
-                            axum::http::header::STRICT_TRANSPORT_SECURITY,
-                            "max-age=60; includeSubDomains",
-                        )],
-                        "an app with its own HSTS",
-                    )
-                }),
-            )
-            .route("/download/{bytes}", get(download))
-            .fallback(any(echo));
+        let app =
+            Router::new()
+                .route("/ws", get(websocket))
+                .route("/upload", post(upload))
+                .route(
+                    "/slow/{seconds}",
+                    get(
+                        |axum::extract::Path(seconds): axum::extract::Path<u64>| async move {
+                            tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                            "late"
+                        },
+                    ),
+                )
+                .route(
+                    "/set-cookie",
+                    get(|| async {
+                        (
+                            [
+                                (
+                                    axum::http::header::SET_COOKIE,
+                                    "stackgate_proxy=planted; Path=/",
+                                ),
+                                (axum::http::header::SET_COOKIE, "app=1; Path=/"),
+                            ],
+                            "cookies",
+                        )
+                    }),
+                )
+                .route(
+                    "/hsts",
+                    get(|| async {
+                        (
+                            [(
+                                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                                "max-age=60; includeSubDomains",
+                            )],
+                            "an app with its own HSTS",
+                        )
+                    }),
+                )
+                .route("/download/{bytes}", get(download))
+                // The address the request came from: the same for requests that came on one
+                // connection.
+                .route(
+                    "/peer",
+                    get(
+                        |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                            SocketAddr,
+                        >| async move { peer.to_string() },
+                    ),
+                )
+                .fallback(any(echo));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("upstream serves");
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("upstream serves");
         });
         EchoUpstream { addr, task }
     }

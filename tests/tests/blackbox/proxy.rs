@@ -618,6 +618,15 @@ stackgate_testkit::on_both_backends_with! {
         let fine = client.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
         assert_eq!(fine.status(), StatusCode::OK);
 
+        // Requests one after another reach the app on one pooled connection.
+        let mut peers = std::collections::BTreeSet::new();
+        for _ in 0..5 {
+            let peer = client.get(server.app_url("slow.localhost", "/peer")).send().await.unwrap();
+            assert_eq!(peer.status(), StatusCode::OK);
+            peers.insert(peer.text().await.unwrap());
+        }
+        assert_eq!(peers.len(), 1, "the upstream saw requests from {peers:?}");
+
         // One kept-alive connection (which the edge serves holding no buffers between
         // requests): requests one after another, one with a body, and two pipelined in a single
         // write are each answered, in order, and the connection stays open.

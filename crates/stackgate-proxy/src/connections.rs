@@ -1,0 +1,401 @@
+//! Upstream HTTP/1.1 connections, kept between requests and driven by the task of the request
+//! that uses them.
+//!
+//! hyper's pooled client gives each connection a task of its own, so a request and its answer
+//! cross between tasks (and threads) several times on the way. Here the request's own task
+//! writes the request and reads the answer, as an event-loop proxy such as nginx does: the
+//! answer's body drives its connection while it is read, and hands the connection back to the
+//! pool once it has been read to the end. Between requests a connection sits in the pool,
+//! polled by no one; one that the upstream closed meanwhile is found out when it is next taken
+//! (or by the sweep), and a request it could not carry goes out on another connection.
+
+use axum::body::Body;
+use bytes::Bytes;
+use hyper::{
+    Request, Response,
+    body::{Body as _, Frame, Incoming, SizeHint},
+    client::conn::http1,
+    http::uri::Authority,
+};
+use hyper_util::rt::TokioIo;
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, Weak},
+    task::{Context, Poll, Waker},
+    time::{Duration, Instant},
+};
+use tokio::net::TcpStream;
+
+type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>;
+
+/// One connection: the handle requests are sent through, and the state machine that does the
+/// reading and writing whenever it is polled.
+struct Connection {
+    sender: http1::SendRequest<Body>,
+    driver: Driver,
+}
+
+impl Connection {
+    /// Drives the connection once; false if it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        self.driver.as_mut().poll(cx).is_pending()
+    }
+
+    /// Whether the connection can take a request now. What arrived since it was last polled
+    /// (the upstream closing it, say) is read first; nothing is waited for.
+    fn ready_now(&mut self) -> bool {
+        self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
+    }
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(Authority, std::io::Error),
+    #[error("no connection to {0} within {1:?}")]
+    ConnectTimeout(Authority, Duration),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+/// The idle connections to each upstream.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<Authority, Vec<(Connection, Instant)>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle_per_upstream: usize,
+}
+
+impl Pool {
+    /// A pool whose idle connections are closed after `idle_timeout`, checked by a sweep that
+    /// ends with the pool. Must be called within the runtime.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle_per_upstream: usize,
+    ) -> Arc<Self> {
+        let pool = Arc::new(Pool {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            idle_timeout,
+            max_idle_per_upstream,
+        });
+        let swept = Arc::downgrade(&pool);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(idle_timeout.max(Duration::from_secs(1)) / 2);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match Weak::upgrade(&swept) {
+                    Some(pool) => pool.sweep(),
+                    None => return,
+                }
+            }
+        });
+        pool
+    }
+
+    /// Sends `request` (its URI in origin form, its `Host` set) to `upstream` on an idle
+    /// connection, or on a new one. A request an idle connection could not carry (the
+    /// upstream had closed it) is sent again on another.
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        upstream: &Authority,
+        mut request: Request<Body>,
+    ) -> Result<Response<Body>, SendError> {
+        loop {
+            let (mut connection, reused) = match self.take(upstream) {
+                Some(idle) => (idle, true),
+                None => (self.connect(upstream).await?, false),
+            };
+            let mut sent = std::pin::pin!(connection.sender.try_send_request(request));
+            let mut driver = Some(connection.driver);
+            let answered = std::future::poll_fn(|cx| {
+                if let Some(open) = driver.as_mut()
+                    && open.as_mut().poll(cx).is_ready()
+                {
+                    // Ended: the answer, if it came, is complete; otherwise `sent` says why.
+                    driver = None;
+                }
+                sent.as_mut().poll(cx)
+            })
+            .await;
+            match answered {
+                Ok(response) => {
+                    let kept = driver.map(|driver| Connection {
+                        sender: connection.sender,
+                        driver,
+                    });
+                    let (parts, body) = response.into_parts();
+                    let body = Driven {
+                        body,
+                        ended: false,
+                        connection: kept,
+                        home: Some((Arc::downgrade(self), upstream.clone())),
+                    };
+                    return Ok(Response::from_parts(parts, Body::new(body)));
+                }
+                Err(mut refused) => match refused.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(refused.into_error().into()),
+                },
+            }
+        }
+    }
+
+    async fn connect(&self, upstream: &Authority) -> Result<Connection, SendError> {
+        // `Authority` keeps IPv6 brackets, which the socket address parser expects.
+        let address = match upstream.port_u16() {
+            Some(_) => upstream.as_str().to_owned(),
+            None => format!("{}:80", upstream.as_str()),
+        };
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| SendError::ConnectTimeout(upstream.clone(), self.connect_timeout))?
+            .map_err(|e| SendError::Connect(upstream.clone(), e))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| SendError::Connect(upstream.clone(), e))?;
+        let (sender, driver) = http1::handshake(TokioIo::new(stream)).await?;
+        Ok(Connection {
+            sender,
+            driver: Box::pin(driver),
+        })
+    }
+
+    /// The most recently used idle connection to `upstream` that is still open and ready.
+    fn take(&self, upstream: &Authority) -> Option<Connection> {
+        let mut idle = self.idle.lock().ok()?;
+        let waiting = idle.get_mut(upstream)?;
+        while let Some((mut connection, since)) = waiting.pop() {
+            if since.elapsed() < self.idle_timeout && connection.ready_now() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn put(&self, upstream: Authority, connection: Connection) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        let waiting = idle.entry(upstream).or_default();
+        if waiting.len() < self.max_idle_per_upstream {
+            waiting.push((connection, Instant::now()));
+        }
+    }
+
+    /// Closes idle connections that waited too long or that the upstream closed.
+    fn sweep(&self) {
+        let Ok(mut idle) = self.idle.lock() else {
+            return;
+        };
+        for waiting in idle.values_mut() {
+            waiting.retain_mut(|(connection, since)| {
+                since.elapsed() < self.idle_timeout && connection.ready_now()
+            });
+        }
+        idle.retain(|_, waiting| !waiting.is_empty());
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.idle
+            .lock()
+            .map(|idle| idle.values().map(Vec::len).sum())
+            .unwrap_or_default()
+    }
+}
+
+/// An answer's body: reading it drives its connection, and once it has been read to the end
+/// the connection goes back to the pool. Dropped before the end, the connection is closed: it
+/// still carries the rest of this answer.
+struct Driven {
+    body: Incoming,
+    /// Whether the body said it ended: a chunked one never reports `is_end_stream`.
+    ended: bool,
+    connection: Option<Connection>,
+    home: Option<(Weak<Pool>, Authority)>,
+}
+
+impl hyper::body::Body for Driven {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(connection) = this.connection.as_mut()
+            && !connection.drive(cx)
+        {
+            this.connection = None;
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        if !(self.ended || self.body.is_end_stream()) {
+            return;
+        }
+        if let (Some(connection), Some((pool, upstream))) =
+            (self.connection.take(), self.home.take())
+            && let Some(pool) = pool.upgrade()
+        {
+            pool.put(upstream, connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    /// An upstream that answers each request on a connection with `answers[i]`, then closes
+    /// the connection if `close` (without saying so) or keeps it open; and counts the
+    /// connections it accepted.
+    async fn upstream(
+        answers: &'static [&'static str],
+        close: bool,
+    ) -> (Authority, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 4096];
+                    for answer in answers {
+                        let mut read = Vec::new();
+                        while !read.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let n = socket.read(&mut buffer).await.unwrap();
+                            if n == 0 {
+                                return;
+                            }
+                            read.extend_from_slice(&buffer[..n]);
+                        }
+                        socket.write_all(answer.as_bytes()).await.unwrap();
+                    }
+                    if close {
+                        // After the answer was read: the connection is idle in the pool.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        return;
+                    }
+                    while socket.read(&mut buffer).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        (authority, accepted)
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path)
+            .header("host", "app.example")
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+
+    #[tokio::test]
+    async fn a_connection_read_to_the_end_carries_the_next_request() {
+        let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        for _ in 0..3 {
+            let response = pool.send(&authority, get("/")).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_read_to_the_end_gives_its_connection_back() {
+        const CHUNKED: &str =
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+        let (authority, accepted) = upstream(&[CHUNKED, CHUNKED], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        for _ in 0..2 {
+            let response = pool.send(&authority, get("/")).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_left_unread_closes_its_connection() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let response = pool.send(&authority, get("/")).await.unwrap();
+        drop(response);
+        assert_eq!(pool.idle_count(), 0);
+        let response = pool.send(&authority, get("/")).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
+        // One answer per connection; the upstream closes it a little later, without saying so.
+        let (authority, accepted) = upstream(&[OK], true).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        for _ in 0..3 {
+            let response = pool.send(&authority, get("/")).await.unwrap();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+            assert_eq!(pool.idle_count(), 1);
+            // Let the close arrive.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn connections_are_closed_once_idle_too_long() {
+        let (authority, _) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_millis(200), 8);
+        let response = pool.send(&authority, get("/")).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(pool.idle_count(), 0, "the sweep closed it");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_upstream_is_an_error_not_a_wait() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        drop(listener);
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let refused = pool.send(&authority, get("/")).await.unwrap_err();
+        assert!(matches!(refused, SendError::Connect(..)), "{refused}");
+    }
+}
