@@ -322,14 +322,19 @@ mod tests {
 
     const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
 
+    /// Sends a request through `pool` and reads its answer to the end: `hello`.
+    async fn hello(pool: &Arc<Pool>, authority: &Authority) {
+        let response = pool.send(authority, get("/")).await.unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
+
     #[tokio::test]
     async fn a_connection_read_to_the_end_carries_the_next_request() {
         let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
         for _ in 0..3 {
-            let response = pool.send(&authority, get("/")).await.unwrap();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], b"hello");
+            hello(&pool, &authority).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
@@ -342,9 +347,7 @@ mod tests {
         let (authority, accepted) = upstream(&[CHUNKED, CHUNKED], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
         for _ in 0..2 {
-            let response = pool.send(&authority, get("/")).await.unwrap();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], b"hello");
+            hello(&pool, &authority).await;
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
@@ -356,9 +359,7 @@ mod tests {
         let response = pool.send(&authority, get("/")).await.unwrap();
         drop(response);
         assert_eq!(pool.idle_count(), 0);
-        let response = pool.send(&authority, get("/")).await.unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello");
+        hello(&pool, &authority).await;
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -368,9 +369,7 @@ mod tests {
         let (authority, accepted) = upstream(&[OK], true).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
         for _ in 0..3 {
-            let response = pool.send(&authority, get("/")).await.unwrap();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&body[..], b"hello");
+            hello(&pool, &authority).await;
             assert_eq!(pool.idle_count(), 1);
             // Let the close arrive.
             tokio::time::sleep(Duration::from_millis(150)).await;
