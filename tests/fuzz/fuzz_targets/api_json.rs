@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use stackgate_web::fuzzing::api_body;
+use stackgate_web::fuzzing::{API_BODIES, api_body};
 
 /// Keys whose string values are secrets wherever they sit in a body.
 const SECRET_KEYS: &[&str] = &["password", "secret", "client_secret", "token"];
@@ -19,14 +19,19 @@ fuzz_target!(|data: &[u8]| {
     let Err((detail, field)) = api_body(kind, body) else {
         return;
     };
+    let name = API_BODIES[kind % API_BODIES.len()];
     // The field and the reason are quoted at most 200 characters each, with an ellipsis where
     // more was cut; the detail is the two joined, or the reason after "malformed JSON: ".
     if let Some(field) = &field {
-        assert!(field.chars().count() <= 201, "{} characters", field.len());
+        assert!(field.chars().count() <= 201, "{name}: {} characters", field.len());
     }
-    assert!(detail.chars().count() <= 2 * 201 + 16, "{} characters", detail.len());
+    assert!(
+        detail.chars().count() <= 2 * 201 + 16,
+        "{name}: {} characters",
+        detail.len()
+    );
     for text in std::iter::once(&detail).chain(field.as_ref()) {
-        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert!(!text.chars().any(char::is_control), "{name}: {text:?}");
     }
     let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return;
@@ -47,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(
         words(kind, &value),
         words(kind, &masked),
-        "a rejection depends on a secret's value"
+        "{name}: a rejection depends on a secret's value"
     );
 });
 

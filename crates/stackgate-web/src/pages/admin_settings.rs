@@ -158,23 +158,24 @@ pub(crate) async fn checked_form(
         .await
         .map_err(|e| e.body_text())?;
     let sent = read_form(multipart).await?;
-    change_of(&sent)?
-        .rows(current, true)
-        .map_err(|refused| refused.message)
+    changes(&sent, current, true)
 }
 
-/// The changes a valid form asks for, or why it is not valid.
-fn changes(state: &AppState, sent: &Sent) -> Result<Vec<(&'static str, Option<String>)>, String> {
+/// The changes a valid form asks for against the settings in force (`webauthn`: whether
+/// passkeys can be used), or why it is not valid.
+fn changes(
+    sent: &Sent,
+    current: &settings::Settings,
+    webauthn: bool,
+) -> Result<Vec<(&'static str, Option<String>)>, String> {
     let change = change_of(sent)?;
-    change
-        .rows(&state.settings(), state.webauthn.is_some())
-        .map_err(|refused| {
-            let mut message = refused.message;
-            if let Some(first) = message.get(..1) {
-                message.replace_range(..1, &first.to_uppercase());
-            }
-            message + "."
-        })
+    change.rows(current, webauthn).map_err(|refused| {
+        let mut message = refused.message;
+        if let Some(first) = message.get(..1) {
+            message.replace_range(..1, &first.to_uppercase());
+        }
+        message + "."
+    })
 }
 
 pub(crate) async fn save(
@@ -203,7 +204,7 @@ pub(crate) async fn save(
         Ok(actor) => actor,
         Err(redirect) => return Ok(redirect),
     };
-    let changes = match changes(&state, &sent) {
+    let changes = match changes(&sent, &state.settings(), state.webauthn.is_some()) {
         Ok(changes) => changes,
         Err(error) => {
             let field = |name: &str| sent.fields.get(name).cloned().unwrap_or_default();
