@@ -9,6 +9,11 @@
 #   tests/bench/proxy-load.sh [seconds per run]
 #   BENCH_BIN=/path/to/stackgate tests/bench/proxy-load.sh   (another build)
 #   PERF=report.txt tests/bench/proxy-load.sh                    (profile the edge's run)
+#   INSTRUCTIONS=20000 tests/bench/proxy-load.sh   (instead of the runs above: the instructions
+#       the edge and nginx's proxy each execute per request, counted by callgrind over that many
+#       requests after a warm-up; the same figure on every run of the same build, whatever else
+#       the machine does, so small changes can be compared; user space only: both make the
+#       same system calls per request, two writev and two recvfrom)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
@@ -34,45 +39,64 @@ ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(free_port); ngx=$(free_port); web=$(free_port); edge=$(free_port)
-trap 'kill ${server_pid:-} ${nginx_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill ${server_pid:-} ${nginx_pid:-} ${upstream_pid:-} 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# The upstream and the nginx baseline, in one nginx: one worker for the upstream's server, two
-# (as many as Stackgate's threads) for the proxying one is not expressible per server, so both
-# share worker_processes auto (2 here).
-mkdir -p "$work/nginx" "$work/www"
+# Two nginx instances with worker_processes auto (2 here, as many as Stackgate's threads): the
+# upstream, and the proxy_pass baseline. Apart, so the CPU time each proxy spends per request can
+# be read off its own processes: that figure does not depend on how the scheduler shares the two
+# cores between wrk, the upstream and the proxy, which moves requests per second by a quarter
+# from one run to the next.
+mkdir -p "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
 # nginx's workers run as nobody when started by root: they must read the file.
 chmod 755 "$work" "$work/www" && chmod 644 "$work/www/index.html"
-cat >"$work/nginx/nginx.conf" <<NGINX
+# Under callgrind, the instructions of one process (nginx without its master) are counted only
+# between two marks, set by the client below.
+callgrind() { # output file, command...
+  local out=$1; shift
+  # exec: started with &, the subshell becomes valgrind, so $! is the process to mark.
+  exec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$@"
+}
+start_nginx() { # name, server block
+  mkdir -p "$work/$1"
+  local wrap=() master=""
+  if [ -n "${INSTRUCTIONS:-}" ] && [ "$1" = proxy ]; then
+    wrap=(callgrind "$work/nginx.callgrind"); master="master_process off;"
+  fi
+  cat >"$work/$1/nginx.conf" <<NGINX
 daemon off;
+$master
 worker_processes auto;
 worker_rlimit_nofile 20000;
-pid $work/nginx/nginx.pid;
+pid $work/$1/nginx.pid;
 error_log stderr error;
 events { worker_connections 20000; }
 http {
   access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
+  client_body_temp_path $work/$1/body;
+  proxy_temp_path $work/$1/proxy;
+  fastcgi_temp_path $work/$1/fastcgi;
+  uwsgi_temp_path $work/$1/uwsgi;
+  scgi_temp_path $work/$1/scgi;
   keepalive_requests 100000;
-  upstream app { server 127.0.0.1:$up; keepalive 128; }
-  server { listen 127.0.0.1:$up; root $work/www; }
+  $2
+}
+NGINX
+  "${wrap[@]}" "$nginx" -p "$work/$1" -c nginx.conf >"$work/$1/out.log" 2>&1 &
+}
+start_nginx upstream "server { listen 127.0.0.1:$up; root $work/www; }"
+upstream_pid=$!
+start_nginx proxy "upstream app { server 127.0.0.1:$up; keepalive 128; }
   server {
     listen 127.0.0.1:$ngx;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      proxy_set_header Connection \"\";
       proxy_set_header Host \$http_host;
       proxy_set_header X-Forwarded-For \$remote_addr;
     }
-  }
-}
-NGINX
-"$nginx" -p "$work/nginx" -c nginx.conf &
+  }"
 nginx_pid=$!
 
 cat >"$work/stackgate.toml" <<TOML
@@ -88,10 +112,12 @@ password='correct horse battery staple'
 echo "$password" | "$bin" user add bench --email bench@bench.example --password-stdin >/dev/null
 "$bin" group add staff >/dev/null
 "$bin" group add-member staff bench >/dev/null
-"$bin" serve >"$work/serve.log" 2>&1 &
+wrap=()
+[ -z "${INSTRUCTIONS:-}" ] || wrap=(callgrind "$work/edge.callgrind")
+"${wrap[@]}" "$bin" serve >"$work/serve.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$web/readyz" >/dev/null && break; sleep 0.1; done
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$up/" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$web/readyz" >/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$up/" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
 echo "edge RSS idle: $(rss) MiB"
 
@@ -129,29 +155,83 @@ PY
 check=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" "http://127.0.0.1:$edge/")
 [ "$check" = 200 ] || { echo "the edge did not let the session through: $check"; exit 1; }
 
-run() { # name, url, extra wrk args
-  local name=$1 url=$2; shift 2
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$ngx/" >/dev/null && break; sleep 0.1; done
+  count() { # pid, port, headers (one per line)
+    python3 - "$1" "$2" "$3" "$INSTRUCTIONS" <<'PY'
+import http.client, subprocess, sys
+pid, port, header, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+headers = dict(h.split(": ", 1) for h in header.split("\n") if h)
+# Four kept-alive connections taking turns, as a browser or a load balancer would hold them.
+conns = [http.client.HTTPConnection("127.0.0.1", port) for _ in range(4)]
+def requests(k):
+    for i in range(k):
+        c = conns[i % 4]
+        c.request("GET", "/", headers=headers)
+        r = c.getresponse()
+        assert r.status == 200 and len(r.read()) == 1024, r.status
+requests(400)  # warm-up: connections open, caches and pools filled
+subprocess.run(["callgrind_control", "-i", "on", pid], check=True, capture_output=True)
+requests(n)
+subprocess.run(["callgrind_control", "-i", "off", pid], check=True, capture_output=True)
+subprocess.run(["callgrind_control", "-d", pid], check=True, capture_output=True)
+PY
+  }
+  total() { # callgrind output files
+    cat "$@" 2>/dev/null | awk '/^totals:/ {s += $2} END {print s}'
+  }
+  count "$nginx_pid" "$ngx" "Host: bench.localhost"
+  count "$server_pid" "$edge" "Host: bench.localhost:$edge
+Cookie: $cookie"
+  sleep 1
+  for name in nginx edge; do
+    python3 -c "print(f'$name: {$(total "$work/$name".callgrind.*)/$INSTRUCTIONS:,.0f} instructions per request (user space, callgrind)')"
+  done
+  [ -z "${KEEP_CALLGRIND:-}" ] || cp "$work"/edge.callgrind* "$work"/nginx.callgrind* "$KEEP_CALLGRIND"/
+  exit 0
+fi
+
+# CPU seconds (user + system) used so far by a process and its children (nginx's workers).
+cpu() {
+  local pids total=0 pid
+  pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+  for pid in $pids; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+ticks=$(getconf CLK_TCK)
+run() { # name, url, pid of the proxy measured (or -), extra wrk args
+  local name=$1 url=$2 pid=$3; shift 3
+  local before=0
+  [ "$pid" = - ] || before=$(cpu "$pid")
   wrk -t$threads -c$connections -d${seconds}s --latency "$@" "$url" >"$work/$name.txt" 2>&1
-  local rps p50 p99
+  local rps p50 p99 requests per_request=""
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$work/$name.txt")
-  printf '%-8s %10s req/s   p50 %8s   p99 %8s\n' "$name" "$rps" "$p50" "$p99"
+  requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
+  if [ "$pid" != - ]; then
+    per_request=$(python3 -c "print(f'   CPU {1e6*($(cpu "$pid")-$before)/$ticks/$requests:.1f} µs/request')")
+  fi
+  printf '%-8s %10s req/s   p50 %8s   p99 %8s%s\n' "$name" "$rps" "$p50" "$p99" "$per_request"
   eval "${name}_rps=$rps"
 }
 echo "wrk: $threads threads, $connections connections, ${seconds}s per run, 1 KiB responses"
-run direct "http://127.0.0.1:$up/"
-run nginx "http://127.0.0.1:$ngx/" -H "Host: bench.localhost"
+run direct "http://127.0.0.1:$up/" -
+run nginx "http://127.0.0.1:$ngx/" "$nginx_pid" -H "Host: bench.localhost"
 if [ -n "${PERF:-}" ]; then
   # PERF=FILE: profile the edge during its run; the report goes to FILE.
   perf record -F 999 -g -p "$server_pid" -o "$work/perf.data" -- sleep "$seconds" >/dev/null 2>&1 &
   perf_pid=$!
 fi
-run edge "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
+run edge "http://127.0.0.1:$edge/" "$server_pid" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
 if [ -n "${PERF:-}" ]; then
   wait "$perf_pid" || true
   perf report -i "$work/perf.data" --stdio --no-children --percent-limit 0.7 --sort symbol 2>/dev/null | grep -v "^$" | head -120 >"$PERF" || true
   perf report -i "$work/perf.data" --stdio --children --percent-limit 2 --sort symbol -g none 2>/dev/null | grep -v "^$" | head -150 >"$PERF.children" || true
+  perf report -i "$work/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -v "^$" | head -40 >"$PERF.dso" || true
+  cp "$work/perf.data" "$PERF.data"
 fi
 python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
 echo "edge RSS after load: $(rss) MiB"

@@ -70,6 +70,9 @@ pub struct AccessPolicy {
     /// with the schema's actions copied in, several KiB each). By user, not by session: every
     /// sign-in makes a new session, and a cache by session grew with each of them.
     principals: Mutex<HashMap<Uuid, Arc<Principal>>>,
+    /// Whether any policy reads the request's context (its path). When none does, a decision
+    /// holds for every path of an app, and is remembered so.
+    path_matters: bool,
 }
 
 /// A session's user and groups as Cedar entities, with what they were built from.
@@ -80,9 +83,52 @@ struct Principal {
     username: String,
     email: Option<String>,
     groups: Vec<String>,
+    /// What the policy decided for this user: a decision depends only on the user, the
+    /// action, the app and the path, and the policy set is fixed for the life of this cache.
+    decisions: Mutex<Vec<Remembered>>,
 }
 
+/// One decision a principal had.
+#[derive(Debug)]
+struct Remembered {
+    action: &'static str,
+    app: Box<str>,
+    /// `None` when no policy reads the path.
+    path: Option<Box<str>>,
+    allow: bool,
+}
+
+/// At most this many decisions are remembered per user (then they start over), and only for
+/// paths up to this long: enough for the pages a person is on, bounded for one who walks many.
+const MAX_DECISIONS: usize = 32;
+const MAX_REMEMBERED_PATH: usize = 128;
+
 impl Principal {
+    fn decided(&self, action: &str, app: &str, path: Option<&str>) -> Option<bool> {
+        let decisions = self.decisions.lock().ok()?;
+        decisions
+            .iter()
+            .find(|d| d.action == action && &*d.app == app && d.path.as_deref() == path)
+            .map(|d| d.allow)
+    }
+
+    fn remember(&self, action: &'static str, app: &str, path: Option<&str>, allow: bool) {
+        if path.is_some_and(|p| p.len() > MAX_REMEMBERED_PATH) {
+            return;
+        }
+        if let Ok(mut decisions) = self.decisions.lock() {
+            if decisions.len() >= MAX_DECISIONS {
+                decisions.clear();
+            }
+            decisions.push(Remembered {
+                action,
+                app: app.into(),
+                path: path.map(Into::into),
+                allow,
+            });
+        }
+    }
+
     fn describes(&self, session: &Session) -> bool {
         self.username == session.user.username
             && self.email == session.user.email
@@ -203,6 +249,7 @@ impl AccessPolicy {
             authorizer: Authorizer::new(),
             types: None,
             principals: Mutex::default(),
+            path_matters: false,
         }
     }
 
@@ -265,12 +312,18 @@ impl AccessPolicy {
             problems.dedup();
             return Err(problems);
         }
+        // A policy can read the path only through `context`: one that names it anywhere (even
+        // in a string) makes every decision depend on the path, which is never wrong.
+        let path_matters = policies
+            .policies()
+            .any(|policy| policy.to_string().contains("context"));
         Ok(AccessPolicy {
             schema: Some(schema),
             policies,
             authorizer: Authorizer::new(),
             types: Some(types),
             principals: Mutex::default(),
+            path_matters,
         })
     }
 
@@ -298,6 +351,18 @@ impl AccessPolicy {
         self.principals.lock().map(|c| c.len()).unwrap_or(0)
     }
 
+    #[cfg(test)]
+    fn remembered_decisions(&self, user: Uuid) -> usize {
+        self.principals
+            .lock()
+            .ok()
+            .and_then(|c| {
+                c.get(&user)
+                    .and_then(|p| p.decisions.lock().ok().map(|d| d.len()))
+            })
+            .unwrap_or(0)
+    }
+
     pub fn decide(&self, session: &Session, app: &str, method: &Method, path: &str) -> Decision {
         match self.evaluate(session, app, method, path) {
             Ok(true) => Decision::Allow,
@@ -320,10 +385,13 @@ impl AccessPolicy {
             return Ok(false);
         };
         let principal = self.principal(types, session)?;
-        let action = EntityUid::from_type_name_and_id(
-            types.action.clone(),
-            EntityId::new(action_of(method)),
-        );
+        let action_name = action_of(method);
+        let remembered_path = self.path_matters.then_some(path);
+        if let Some(allow) = principal.decided(action_name, app, remembered_path) {
+            return Ok(allow);
+        }
+        let action =
+            EntityUid::from_type_name_and_id(types.action.clone(), EntityId::new(action_name));
         let resource = EntityUid::from_type_name_and_id(types.app.clone(), EntityId::new(app));
         let context = Context::from_pairs([(
             "path".to_owned(),
@@ -337,7 +405,9 @@ impl AccessPolicy {
         let response = self
             .authorizer
             .is_authorized(&request, &self.policies, &principal.entities);
-        Ok(response.decision() == CedarDecision::Allow)
+        let allow = response.decision() == CedarDecision::Allow;
+        principal.remember(action_name, app, remembered_path, allow);
+        Ok(allow)
     }
 
     /// The session's principal, from the cache while it still describes the session.
@@ -383,6 +453,7 @@ impl AccessPolicy {
             username: session.user.username.clone(),
             email: session.user.email.clone(),
             groups: session.groups.clone(),
+            decisions: Mutex::default(),
         });
         if let Ok(mut cache) = self.principals.lock() {
             if cache.len() >= MAX_PRINCIPALS {
@@ -565,6 +636,71 @@ forbid (principal, action, resource) when { context.path like "/finance*" } unle
         assert_eq!(policy.cached_principals(), 1);
         policy.forget(SessionChange::All);
         assert_eq!(policy.cached_principals(), 0);
+    }
+
+    #[test]
+    fn decisions_are_remembered_per_user_and_by_path_only_when_a_policy_reads_it() {
+        let by_group = AccessPolicy::compile(DEFAULT_POLICIES, &routes(), "").unwrap();
+        let ana = session("ana", &["staff"]);
+        for path in ["/", "/a", "/b/c"] {
+            assert_eq!(
+                by_group.decide(&ana, "wiki", &Method::GET, path),
+                Decision::Allow
+            );
+        }
+        assert_eq!(
+            by_group.remembered_decisions(ana.user.id),
+            1,
+            "no policy reads the path: one decision for the app"
+        );
+        assert_eq!(
+            by_group.decide(&ana, "board", &Method::GET, "/"),
+            Decision::Deny
+        );
+        assert_eq!(by_group.remembered_decisions(ana.user.id), 2);
+
+        let custom =
+            r#"forbid (principal, action, resource) when { context.path like "/finance*" };"#;
+        let by_path = AccessPolicy::compile(DEFAULT_POLICIES, &routes(), custom).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                by_path.decide(&ana, "wiki", &Method::GET, "/wiki"),
+                Decision::Allow
+            );
+            assert_eq!(
+                by_path.decide(&ana, "wiki", &Method::GET, "/finance/q3"),
+                Decision::Deny
+            );
+            assert_eq!(
+                by_path.decide(&ana, "wiki", &Method::POST, "/wiki"),
+                Decision::Allow
+            );
+        }
+        assert_eq!(by_path.remembered_decisions(ana.user.id), 3);
+        // A long path is decided each time, and remembering stays bounded.
+        let long = format!("/{}", "x".repeat(MAX_REMEMBERED_PATH));
+        assert_eq!(
+            by_path.decide(&ana, "wiki", &Method::GET, &long),
+            Decision::Allow
+        );
+        assert_eq!(by_path.remembered_decisions(ana.user.id), 3);
+        for n in 0..100 {
+            by_path.decide(&ana, "wiki", &Method::GET, &format!("/p{n}"));
+        }
+        assert!(by_path.remembered_decisions(ana.user.id) <= MAX_DECISIONS);
+        assert_eq!(
+            by_path.decide(&ana, "wiki", &Method::GET, "/finance/q4"),
+            Decision::Deny
+        );
+        // Moved out of the group: the principal is rebuilt, and its decisions with it.
+        let moved = Session {
+            groups: vec![],
+            ..ana.clone()
+        };
+        assert_eq!(
+            by_path.decide(&moved, "wiki", &Method::GET, "/wiki"),
+            Decision::Deny
+        );
     }
 
     #[test]

@@ -432,9 +432,7 @@ impl Edge {
         if let Some(roles) = &route.roles {
             parts.headers.remove(roles.header.as_str());
         }
-        for name in self.edge_cookies() {
-            remove_cookie(&mut parts.headers, name);
-        }
+        remove_cookies(&mut parts.headers, self.edge_cookies());
         let mut tunnel = None;
         match verdict {
             Verdict::Public => {}
@@ -818,16 +816,34 @@ pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a
         .map(|(_, v)| v)
 }
 
-/// Removes cookie `name` before the request goes upstream: the app must never see the edge's
-/// own credential.
-pub(crate) fn remove_cookie(headers: &mut HeaderMap, name: &str) {
+/// Removes the cookies `names` before the request goes upstream: the app must never see the
+/// edge's own credentials. Several `Cookie` headers (HTTP/2 sends one per cookie) become one, as
+/// an HTTP/1.1 upstream expects; a header that is not text is dropped, since what it holds
+/// cannot be checked. A request with neither, and none of these cookies, is left as it is.
+pub(crate) fn remove_cookies(headers: &mut HeaderMap, names: &[&str]) {
+    let named = |pair: &str| {
+        pair.trim()
+            .split_once('=')
+            .is_some_and(|(name, _)| names.contains(&name))
+    };
+    let mut values = 0;
+    let mut rewrite = false;
+    for value in headers.get_all(header::COOKIE) {
+        values += 1;
+        rewrite |= value
+            .to_str()
+            .map_or(true, |text| text.split(';').any(named));
+    }
+    if values <= 1 && !rewrite {
+        return;
+    }
     let kept: Vec<String> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(n, _)| n != name))
+        .filter(|pair| !pair.is_empty() && !named(pair))
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
@@ -854,15 +870,49 @@ mod tests {
             HeaderValue::from_static("stackgate_proxy=again; b=2"),
         );
         assert_eq!(cookie_value(&headers, "stackgate_proxy"), Some("secret"));
-        remove_cookie(&mut headers, "stackgate_proxy");
+        remove_cookies(&mut headers, &["stackgate_proxy"]);
         assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
         let mut only = HeaderMap::new();
         only.insert(
             header::COOKIE,
             HeaderValue::from_static("stackgate_proxy=secret"),
         );
-        remove_cookie(&mut only, "stackgate_proxy");
+        remove_cookies(&mut only, &["stackgate_proxy"]);
         assert!(only.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn cookies_reach_the_app_as_one_text_header_without_the_edge_ones() {
+        let names = ["stackgate_proxy", "stackgate_state"];
+        let mut untouched = HeaderMap::new();
+        untouched.insert(header::COOKIE, HeaderValue::from_static("a=1;b=2"));
+        remove_cookies(&mut untouched, &names);
+        assert_eq!(untouched.get(header::COOKIE).unwrap(), "a=1;b=2");
+
+        // HTTP/2 sends a header per cookie; an HTTP/1.1 upstream expects one.
+        let mut split = HeaderMap::new();
+        split.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        split.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        remove_cookies(&mut split, &names);
+        assert_eq!(split.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(split.get(header::COOKIE).unwrap(), "a=1; b=2");
+
+        // A value that is not text cannot be checked: it goes, even alone.
+        let mut opaque = HeaderMap::new();
+        opaque.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"stackgate_proxy=secret; x=\xff").unwrap(),
+        );
+        remove_cookies(&mut opaque, &names);
+        assert!(opaque.get(header::COOKIE).is_none());
+
+        let mut both = HeaderMap::new();
+        both.insert(
+            header::COOKIE,
+            HeaderValue::from_static("stackgate_state=n; a=1; stackgate_proxy=s"),
+        );
+        remove_cookies(&mut both, &names);
+        assert_eq!(both.get(header::COOKIE).unwrap(), "a=1");
     }
 
     #[test]

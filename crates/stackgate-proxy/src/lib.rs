@@ -40,7 +40,7 @@ pub mod fuzzing {
     /// goes upstream.
     pub fn take_edge_cookie(headers: &mut hyper::HeaderMap, name: &str) -> Option<String> {
         let value = crate::edge::cookie_value(headers, name).map(str::to_owned);
-        crate::edge::remove_cookie(headers, name);
+        crate::edge::remove_cookies(headers, &[name]);
         value
     }
 }

@@ -36,24 +36,24 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Headers apps or frameworks trust to say where a request came from, which path it was for or
 /// which method it really is. Only the edge may say such things; a client's are dropped.
-const UNTRUSTED: &[&str] = &[
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-forwarded-ssl",
-    "x-forwarded-uri",
-    "x-forwarded-method",
-    "x-real-ip",
-    "x-original-url",
-    "x-original-method",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
+static UNTRUSTED: [HeaderName; 17] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("x-forwarded-uri"),
+    HeaderName::from_static("x-forwarded-method"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-original-method"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
 ];
 
 /// Cleans a client's request before the edge adds anything of its own:
@@ -93,8 +93,8 @@ pub fn sanitise_request(headers: &mut HeaderMap, identity: &IdentityHeaders) {
     for name in underscored {
         headers.remove(name);
     }
-    for name in UNTRUSTED {
-        headers.remove(*name);
+    for name in &UNTRUSTED {
+        headers.remove(name);
     }
     identity.strip(headers);
 }
