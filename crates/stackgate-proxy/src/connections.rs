@@ -62,7 +62,9 @@ pub(crate) enum SendError {
 
 /// The idle connections to each upstream.
 pub(crate) struct Pool {
-    idle: Mutex<HashMap<Authority, Vec<(Connection, Instant)>>>,
+    /// By the upstream's authority as text: `Authority` hashes byte by byte, lower-casing,
+    /// which costs more than the rest of a lookup.
+    idle: Mutex<HashMap<String, Vec<(Connection, Instant)>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
@@ -168,7 +170,7 @@ impl Pool {
     /// The most recently used idle connection to `upstream` that is still open and ready.
     fn take(&self, upstream: &Authority) -> Option<Connection> {
         let mut idle = self.idle.lock().ok()?;
-        let waiting = idle.get_mut(upstream)?;
+        let waiting = idle.get_mut(upstream.as_str())?;
         while let Some((mut connection, since)) = waiting.pop() {
             if since.elapsed() < self.idle_timeout && connection.ready_now() {
                 return Some(connection);
@@ -177,11 +179,16 @@ impl Pool {
         None
     }
 
-    fn put(&self, upstream: Authority, connection: Connection) {
+    fn put(&self, upstream: &Authority, connection: Connection) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        let waiting = idle.entry(upstream).or_default();
+        if !idle.contains_key(upstream.as_str()) {
+            idle.insert(upstream.as_str().to_owned(), Vec::new());
+        }
+        let Some(waiting) = idle.get_mut(upstream.as_str()) else {
+            return;
+        };
         if waiting.len() < self.max_idle_per_upstream {
             waiting.push((connection, Instant::now()));
         }
@@ -259,7 +266,7 @@ impl Drop for Driven {
             (self.connection.take(), self.home.take())
             && let Some(pool) = pool.upgrade()
         {
-            pool.put(upstream, connection);
+            pool.put(&upstream, connection);
         }
     }
 }

@@ -486,7 +486,7 @@ impl Edge {
     }
 
     /// A signed statement of who `session` is, for `app`.
-    pub(crate) fn assertion(&self, session: &Session, app: &str) -> Option<String> {
+    pub(crate) fn assertion(&self, session: &Session, app: &str) -> Option<HeaderValue> {
         self.assertions.assertion(
             &self.keyring,
             &self.settings.issuer,

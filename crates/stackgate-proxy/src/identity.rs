@@ -32,11 +32,9 @@ impl Default for IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    /// Removes every identity header, whatever its case or count.
-    pub fn strip(&self, headers: &mut HeaderMap) {
-        for name in [&self.user, &self.email, &self.groups, &self.assertion] {
-            headers.remove(name);
-        }
+    /// Whether `name` is one of the identity headers.
+    pub fn is_one(&self, name: &HeaderName) -> bool {
+        [&self.user, &self.email, &self.groups, &self.assertion].contains(&name)
     }
 }
 
@@ -66,7 +64,8 @@ struct AssertionClaims<'a> {
 struct CachedAssertion {
     user: Uuid,
     app: String,
-    token: String,
+    /// Ready to be sent: a header value is shared, not copied and checked again.
+    token: HeaderValue,
     exp: i64,
     /// What the token says, to notice a changed user.
     username: String,
@@ -99,7 +98,7 @@ impl Assertions {
         session: &Session,
         app: &str,
         now: i64,
-    ) -> Option<String> {
+    ) -> Option<HeaderValue> {
         if let Ok(cache) = self.cache.lock()
             && let Some(hit) = cache
                 .get(&session.id)
@@ -129,6 +128,8 @@ impl Assertions {
                 return None;
             }
         };
+        // A compact JWT is base64url and dots: always a valid header value.
+        let token = HeaderValue::from_str(&token).ok()?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= MAX_CACHED {
                 cache.retain(|_, apps| apps.iter().any(|c| c.exp - now >= REUSE_WHILE));
@@ -185,12 +186,12 @@ impl Assertions {
     }
 }
 
-/// Adds the identity headers for `session` (after [`IdentityHeaders::strip`]).
+/// Adds the identity headers for `session` (after `sanitise_request` dropped any sent).
 pub fn add_identity(
     headers: &mut HeaderMap,
     names: &IdentityHeaders,
     session: &Session,
-    assertion: Option<String>,
+    assertion: Option<HeaderValue>,
 ) {
     let mut put = |name: &HeaderName, value: &str| {
         if let Ok(value) = HeaderValue::from_str(value) {
@@ -203,7 +204,7 @@ pub fn add_identity(
     }
     put(&names.groups, &session.groups.join(","));
     if let Some(assertion) = assertion {
-        put(&names.assertion, &assertion);
+        headers.insert(names.assertion.clone(), assertion);
     }
 }
 

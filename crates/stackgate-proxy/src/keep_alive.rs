@@ -210,12 +210,7 @@ where
 }
 
 fn asks_to_close(headers: &hyper::HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("close"))
+    crate::upstream::connection_tokens(headers).any(|token| token.eq_ignore_ascii_case("close"))
 }
 
 /// What a connection asks of, and tells, the listener it was accepted on.

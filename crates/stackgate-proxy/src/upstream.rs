@@ -63,40 +63,54 @@ static UNTRUSTED: [HeaderName; 17] = [
 /// - names with `_` are dropped: CGI-style servers read `X_Forwarded_User` as `X-Forwarded-User`;
 /// - [`UNTRUSTED`] headers and the identity headers are dropped.
 pub fn sanitise_request(headers: &mut HeaderMap, identity: &IdentityHeaders) {
-    let mut upgrade = false;
-    let named: Vec<String> = headers
+    let upgrade = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
+    let framed_twice = headers.contains_key(header::TRANSFER_ENCODING);
+    remove_where(headers, |name, connection| {
+        *name == header::CONNECTION
+            || (*name != header::UPGRADE && named(name, connection))
+            || (framed_twice && *name == header::CONTENT_LENGTH)
+            || name.as_str().contains('_')
+            || UNTRUSTED.contains(name)
+            || identity.is_one(name)
+    });
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// The tokens of a message's `Connection` headers, trimmed, as sent.
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    for token in named {
-        if token == "upgrade" {
-            upgrade = true;
-        } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            headers.remove(name);
-        }
-    }
-    headers.remove(header::CONNECTION);
-    if upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    let underscored: Vec<HeaderName> = headers
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `name` is among the tokens of a `Connection` header.
+fn named(name: &HeaderName, connection: &[&str]) -> bool {
+    connection
+        .iter()
+        .any(|token| token.eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Removes every header that `doomed` picks, given the header's name and the message's
+/// `Connection` tokens. One pass over the names a message has, rather than a lookup for each
+/// name that could be there: a request carries a handful of headers, the lists of names to
+/// drop are longer.
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName, &[&str]) -> bool) {
+    let connection: Vec<&str> = connection_tokens(headers).collect();
+    let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().contains('_'))
+        .filter(|name| doomed(name, &connection))
         .cloned()
         .collect();
-    for name in underscored {
-        headers.remove(name);
+    drop(connection);
+    for name in names {
+        headers.remove(&name);
     }
-    for name in &UNTRUSTED {
-        headers.remove(name);
-    }
-    identity.strip(headers);
 }
 
 /// Resolves when a WebSocket tunnel must close. Boxed, and made only for WebSocket requests:
@@ -239,12 +253,7 @@ pub(crate) fn websocket_upgrade(headers: &HeaderMap) -> bool {
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let connection = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let connection = connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"));
     upgrade && connection
 }
 
@@ -254,25 +263,28 @@ fn prepare<B>(
     hop: &Hop,
     upgrade: bool,
 ) -> Result<(), StatusCode> {
-    let path = request
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_owned();
     // hyper's client (WebSocket handshakes) takes the absolute form and sends the origin form;
-    // the edge's own connections send what they are given.
-    let uri = if upgrade {
-        Uri::builder()
-            .scheme(upstream.scheme.clone())
-            .authority(upstream.authority.clone())
-            .path_and_query(path)
-            .build()
-    } else {
-        Uri::builder().path_and_query(path).build()
+    // the edge's own connections send what they are given, which must be the origin form.
+    let origin_form = request.uri().scheme().is_none() && request.uri().authority().is_none();
+    if upgrade || !origin_form {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_owned();
+        let uri = if upgrade {
+            Uri::builder()
+                .scheme(upstream.scheme.clone())
+                .authority(upstream.authority.clone())
+                .path_and_query(path)
+                .build()
+        } else {
+            Uri::builder().path_and_query(path).build()
+        }
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
+        *request.uri_mut() = uri;
     }
-    .map_err(|_| StatusCode::BAD_REQUEST)?;
-    *request.uri_mut() = uri;
     // Upstreams speak HTTP/1.1 whatever the client spoke.
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
@@ -299,24 +311,14 @@ fn prepare<B>(
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
-            continue;
-        }
-        headers.remove(name);
-    }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
+    remove_where(headers, |name, connection| {
+        let kept = keep_upgrade && (*name == header::UPGRADE || *name == header::CONNECTION);
+        !kept
+            && (HOP_BY_HOP.contains(name)
+                || *name == KEEP_ALIVE
+                || *name == PROXY_CONNECTION
+                || named(name, connection))
+    });
 }
 
 /// Copies both ways until either side closes, or until `closed` resolves (the session that
