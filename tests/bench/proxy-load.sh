@@ -235,6 +235,10 @@ if [ -n "${PERF:-}" ]; then
 fi
 python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
 echo "edge RSS after load: $(rss) MiB"
+# Session lookups the edge's memory could not answer (SQLite: a re-check every half second, and
+# activity recorded every minute), counted by the server since start.
+lookups() { curl -s "http://127.0.0.1:$web/metrics" | awk '/^stackgate_session_database_lookups_total/ {print $2}'; }
+echo "session lookups that reached the database so far: $(lookups)"
 
 # 10,000 connections open at once: first idle, then each having made one request (one at a
 # time, measured 3 s after the last: what an idle kept-alive connection keeps), then a second request on all at once (what a
@@ -282,12 +286,30 @@ print(f"10,000 connections: edge RSS {before:.1f} MiB before; {connected:.1f} Mi
       f"on all at once ({burst} answered 200); {closed:.1f} MiB once closed")
 PY
 
-# 10,000 connections held open against the edge (requests keep flowing on them).
-wrk -t$threads -c10000 -d${seconds}s --timeout 30s "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie" >"$work/c10k.txt" 2>&1 &
-wrk_pid=$!
-peak=0
-while kill -0 $wrk_pid 2>/dev/null; do
-  now=$(rss); peak=$(python3 -c "print(max($peak, $now))"); sleep 0.5
-done
-conns=$(awk '/connections/ {print $4; exit}' "$work/c10k.txt")
-echo "10,000 connections: $(awk '/Requests\/sec/ {print $2}' "$work/c10k.txt") req/s, $(grep -c . "$work/c10k.txt" >/dev/null; awk '/Socket errors/ {print}' "$work/c10k.txt") edge peak RSS sampled: $peak MiB"
+# 10,000 connections held open (requests keep flowing on them), against nginx's proxy and then
+# the edge: each one's RSS (nginx: master and workers together) and its connections to the
+# upstream, sampled every half second.
+rss_of() { # pids: the sum of their RSS in MiB
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  python3 -c "print(f'{$total/1024:.1f}')"
+}
+busy() { # name, port, pid, wrk args
+  local name=$1 port=$2 pid=$3; shift 3
+  wrk -t$threads -c10000 -d${seconds}s --timeout 30s "http://127.0.0.1:$port/" "$@" >"$work/c10k-$name.txt" 2>&1 &
+  local wrk_pid=$! peak=0 upstream_peak=0 now n
+  while kill -0 $wrk_pid 2>/dev/null; do
+    now=$(rss_of "$pid" $(pgrep -P "$pid" | tr '\n' ' '))
+    n=$(ss -Htn state established "( dport = :$up )" | wc -l)
+    peak=$(python3 -c "print(max($peak, $now))"); upstream_peak=$((n > upstream_peak ? n : upstream_peak))
+    sleep 0.5
+  done
+  printf '10,000 connections, %-5s %9s req/s, peak RSS %6s MiB, up to %5s connections to the upstream%s\n' \
+    "$name:" "$(awk '/Requests\/sec/ {print $2}' "$work/c10k-$name.txt")" "$peak" "$upstream_peak" \
+    "$(awk '/Socket errors/ {printf ", %s", $0}' "$work/c10k-$name.txt")"
+}
+busy nginx "$ngx" "$nginx_pid" -H "Host: bench.localhost"
+busy edge "$edge" "$server_pid" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
+echo "session lookups that reached the database so far: $(lookups)"

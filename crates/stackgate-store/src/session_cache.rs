@@ -10,6 +10,13 @@
 //!
 //! A read that raced with an eviction is not cached: every eviction bumps an epoch, and an entry
 //! read from the database is kept only if the epoch did not move while it was being read.
+//!
+//! When an entry falls due (for its re-check, or for recording the session's activity), every
+//! request of that session arriving at that moment would otherwise ask the database the same
+//! question at once: on the edge under load, hundreds of reads, or on SQLite hundreds of queued
+//! writes, every half second. One request asks (a [`Lead`]). The others go on with the entry
+//! while it is [`recent`](SessionCache::recent) (the session cannot have ended in this process:
+//! that would have removed it), or else wait for the lead's answer and take it as theirs.
 
 use crate::Session;
 use stackgate_identity::Uuid;
@@ -30,6 +37,41 @@ pub(crate) const UNWATCHED_TTL: Duration = Duration::from_millis(500);
 pub(crate) const WATCH_FRESHNESS: Duration = Duration::from_millis(1000);
 /// Above this many entries the cache starts over rather than grow without bound.
 const MAX_ENTRIES: usize = 100_000;
+
+/// What the database said about a session: live (as this), or not.
+pub(crate) type Answer = Option<std::sync::Arc<Session>>;
+
+/// Who asks the database about a session whose entry is missing or due.
+pub(crate) enum Turn<'a> {
+    /// This request: the others wait for its answer.
+    Lead(Lead<'a>),
+    /// Another request is asking already: its answer arrives here, or the channel closes
+    /// without one if it failed or was cancelled.
+    Wait(tokio::sync::watch::Receiver<Option<Answer>>),
+}
+
+/// Held by the one request asking the database about a session.
+pub(crate) struct Lead<'a> {
+    cache: &'a SessionCache,
+    key: String,
+    answer: tokio::sync::watch::Sender<Option<Answer>>,
+}
+
+impl Lead<'_> {
+    /// Hands the database's answer to the requests waiting for it.
+    pub(crate) fn answer(&self, answer: &Answer) {
+        self.answer.send_replace(Some(answer.clone()));
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut asking) = self.cache.asking.lock() {
+            asking.remove(&self.key);
+        }
+        // The sender goes after this: requests still waiting wake to a closed channel.
+    }
+}
 
 #[derive(Clone)]
 struct Entry {
@@ -89,6 +131,10 @@ pub(crate) struct SessionCache {
     changes: tokio::sync::broadcast::Sender<SessionChange>,
     entries: RwLock<HashMap<String, Entry>>,
     epoch: AtomicU64,
+    /// The sessions some request is asking the database about, by cache key.
+    asking: std::sync::Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Answer>>>>,
+    /// How many times the database was asked about a session (a read or a recorded activity).
+    database_lookups: AtomicU64,
     watch: RwLock<WatchState>,
 }
 
@@ -100,12 +146,15 @@ struct WatchState {
     reconnects: u64,
 }
 
-/// The notification channel's state, for metrics and tests.
+/// The notification channel's state, and how often the cache had to ask the database, for
+/// metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchStatus {
     pub connected: bool,
     /// Times the channel was (re)established since start.
     pub connections: u64,
+    /// Times a session lookup went to the database (a read, or recording activity) since start.
+    pub database_lookups: u64,
 }
 
 impl SessionCache {
@@ -115,6 +164,8 @@ impl SessionCache {
             changes: tokio::sync::broadcast::Sender::new(CHANGES_BUFFERED),
             entries: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            asking: std::sync::Mutex::new(HashMap::new()),
+            database_lookups: AtomicU64::new(0),
             watch: RwLock::new(WatchState {
                 generation: 0,
                 last_ping: None,
@@ -169,6 +220,37 @@ impl SessionCache {
 
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The entry for `key`, for a request to use while another re-checks it: vouched for, or
+    /// read less than twice [`UNWATCHED_TTL`] ago (so a lead that keeps failing does not make
+    /// an old answer last).
+    pub(crate) fn recent(&self, key: &str) -> Option<(std::sync::Arc<Session>, i64)> {
+        let entry = self.entries.read().ok()?.get(key).cloned()?;
+        let generation = self.live_generation();
+        let vouched = generation != 0 && entry.generation == generation;
+        (vouched || entry.read_at.elapsed() < 2 * UNWATCHED_TTL)
+            .then_some((entry.session, entry.last_seen_at))
+    }
+
+    /// The lead for asking the database about `key`, or what to wait on if another request
+    /// has it. `None` if the map is unusable (a panic while it was held): then ask anyway.
+    pub(crate) fn turn(&self, key: &str) -> Option<Turn<'_>> {
+        let mut asking = self.asking.lock().ok()?;
+        if let Some(done) = asking.get(key) {
+            return Some(Turn::Wait(done.clone()));
+        }
+        let (answer, waited_on) = tokio::sync::watch::channel(None);
+        asking.insert(key.to_owned(), waited_on);
+        Some(Turn::Lead(Lead {
+            cache: self,
+            key: key.to_owned(),
+            answer,
+        }))
+    }
+
+    pub(crate) fn counted_database_lookup(&self) {
+        self.database_lookups.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Keeps a session read from the database, unless an eviction happened since `epoch`.
@@ -282,6 +364,7 @@ impl SessionCache {
         WatchStatus {
             connected: self.live_generation() != 0,
             connections: self.watch.read().map(|w| w.reconnects).unwrap_or(0),
+            database_lookups: self.database_lookups.load(Ordering::Relaxed),
         }
     }
 }

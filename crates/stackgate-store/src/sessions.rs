@@ -6,7 +6,7 @@ use crate::{
     audit::write_audit,
     pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, UserRow},
-    session_cache::Cached,
+    session_cache::{Cached, Turn},
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, MfaPolicy, OffsetDateTime, User, Uuid};
 use std::sync::Arc;
@@ -121,31 +121,90 @@ impl Store {
         key: SessionKey<'_>,
         idle_timeout: i64,
     ) -> Result<Option<Arc<Session>>, StoreError> {
-        let now = self.now();
         let cache_key = key.cache_key();
-        let secret_hash = cache_key.as_str();
-        let epoch = match self.sessions.get(secret_hash) {
+        if let Some(known) = self.cached_session(&cache_key, idle_timeout) {
+            return Ok(known);
+        }
+        // One request of this session asks the database. The others go on with what this
+        // process knew a moment ago, if it knew the session live and not idle; or else take
+        // the lead's answer, or ask for themselves if it gave up (failed, or was cancelled).
+        let lead = match self.sessions.turn(&cache_key) {
+            Some(Turn::Wait(mut answer)) => {
+                let now = self.now();
+                if let Some((session, last_seen_at)) = self.sessions.recent(&cache_key)
+                    && session.expires_at.unix_timestamp() > now
+                    && last_seen_at > now - idle_timeout
+                {
+                    return Ok(Some(session));
+                }
+                if let Ok(answer) = answer.wait_for(Option::is_some).await
+                    && let Some(answer) = answer.as_ref()
+                {
+                    return Ok(answer.clone());
+                }
+                None
+            }
+            Some(Turn::Lead(lead)) => Some(lead),
+            None => None,
+        };
+        // Boxed: the queries' state is only needed on this path, not in every request.
+        let asked = Box::pin(self.ask_database(key, &cache_key, idle_timeout)).await;
+        if let (Some(lead), Ok(answer)) = (&lead, &asked) {
+            lead.answer(answer);
+        }
+        asked
+    }
+
+    /// What the cache alone can say: `Some(None)` for an expired session, `Some(Some(_))` for
+    /// a live one whose activity was recorded recently; `None` when the database must be asked.
+    fn cached_session(&self, cache_key: &str, idle_timeout: i64) -> Option<Option<Arc<Session>>> {
+        let now = self.now();
+        match self.sessions.get(cache_key) {
             Cached::Hit {
                 session,
                 last_seen_at,
             } => {
                 if session.expires_at.unix_timestamp() <= now {
-                    self.sessions.evict_secret(secret_hash);
+                    self.sessions.evict_secret(cache_key);
+                    return Some(None);
+                }
+                let due =
+                    last_seen_at <= now - idle_timeout || last_seen_at < now - TOUCH_GRANULARITY;
+                (!due).then_some(Some(session))
+            }
+            Cached::Miss { .. } => None,
+        }
+    }
+
+    async fn ask_database(
+        &self,
+        key: SessionKey<'_>,
+        cache_key: &str,
+        idle_timeout: i64,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let now = self.now();
+        let epoch = match self.sessions.get(cache_key) {
+            Cached::Hit {
+                session,
+                last_seen_at,
+            } => {
+                if session.expires_at.unix_timestamp() <= now {
+                    self.sessions.evict_secret(cache_key);
                     return Ok(None);
                 }
                 if last_seen_at <= now - idle_timeout {
                     // Idle here, perhaps busy on another replica: the database decides.
-                    self.sessions.evict_secret(secret_hash);
+                    self.sessions.evict_secret(cache_key);
                     let epoch = self.sessions.epoch();
                     return self.read_and_cache(key, idle_timeout, now, epoch).await;
                 }
                 if last_seen_at < now - TOUCH_GRANULARITY {
                     // The touch doubles as a re-check that the session still exists.
                     if !self.touch_session(session.id, now).await? {
-                        self.sessions.evict_secret(secret_hash);
+                        self.sessions.evict_secret(cache_key);
                         return Ok(None);
                     }
-                    self.sessions.touched(secret_hash, now);
+                    self.sessions.touched(cache_key, now);
                 }
                 return Ok(Some(session));
             }
@@ -184,6 +243,7 @@ impl Store {
 
     /// Records activity on a session; returns whether it still exists.
     async fn touch_session(&self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        self.sessions.counted_database_lookup();
         let touched = on_pool_write!(self, |pool| {
             sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
                 .bind(id.to_string())
@@ -201,6 +261,7 @@ impl Store {
         idle_timeout: i64,
         now: i64,
     ) -> Result<Option<(Session, i64)>, StoreError> {
+        self.sessions.counted_database_lookup();
         #[derive(sqlx::FromRow)]
         struct Row {
             session_id: String,

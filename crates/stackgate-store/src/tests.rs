@@ -270,6 +270,90 @@ on_both_backends! {
         assert!(store.session_by_secret(&other.hash, 600).await.unwrap().is_none());
     };
 
+    a_session_falling_due_is_asked_about_once_however_many_requests_wait => |store: Store, clock: FixedClock| async move {
+        let ana = add_user(&store, "ana").await;
+        let secret = SecretToken::generate("").unwrap();
+        let entry = cli().entry("session.create", Target::System);
+        let new = NewSession { id: Uuid::new_v4(), user_id: ana, secret_hash: secret.hash.clone(), lifetime: 3600, amr: "pwd".into(), ip: None, user_agent: None };
+        store.create_session(&new, &entry).await.unwrap();
+        let lookups = || store.session_watch_status().database_lookups;
+        // Fifty requests of one session at once, as at the edge under load.
+        let at_once = || async {
+            let mut requests = tokio::task::JoinSet::new();
+            for _ in 0..50 {
+                let (store, hash) = (store.clone(), secret.hash.clone());
+                requests.spawn(async move { store.session_by_secret(&hash, 600).await });
+            }
+            while let Some(found) = requests.join_next().await {
+                assert_eq!(found.unwrap().unwrap().unwrap().user.id, ana);
+            }
+        };
+        let before = lookups();
+        at_once().await;
+        assert_eq!(lookups() - before, 1, "not cached yet: one read");
+        at_once().await;
+        assert_eq!(lookups() - before, 1, "then answered from memory");
+        clock.advance(61);
+        at_once().await;
+        assert_eq!(lookups() - before, 2, "due for recording activity: one write");
+
+        // The lead's answer is theirs too, when it is "no such session".
+        let unknown = SecretToken::generate("").unwrap();
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (store, hash) = (store.clone(), unknown.hash.clone());
+            requests.spawn(async move { store.session_by_secret(&hash, 600).await });
+        }
+        while let Some(found) = requests.join_next().await {
+            assert!(found.unwrap().unwrap().is_none());
+        }
+        assert_eq!(lookups() - before, 3, "one read for fifty requests of an unknown cookie");
+        let before = before + 1;
+
+        // While one request re-checks a session this process knows live, the others go on.
+        clock.advance(61);
+        let Some(crate::session_cache::Turn::Lead(lead)) = store.sessions.turn(&secret.hash) else {
+            panic!("nobody else is asking");
+        };
+        let meanwhile = tokio::time::timeout(std::time::Duration::from_secs(5), store.session_by_secret(&secret.hash, 600));
+        assert!(meanwhile.await.expect("not kept waiting").unwrap().is_some());
+        assert_eq!(lookups() - before, 2, "served from memory meanwhile");
+        drop(lead);
+
+        // One it does not know waits; a lead that gives up (its request cancelled) leaves the
+        // waiting ones to ask themselves.
+        let other = SecretToken::generate("").unwrap();
+        store.create_session(&NewSession { id: Uuid::new_v4(), secret_hash: other.hash.clone(), ..new }, &entry).await.unwrap();
+        let Some(crate::session_cache::Turn::Lead(lead)) = store.sessions.turn(&other.hash) else {
+            panic!("nobody else is asking");
+        };
+        let waiting = tokio::spawn({
+            let (store, hash) = (store.clone(), other.hash.clone());
+            async move { store.session_by_secret(&hash, 600).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "waits for the lead");
+        assert_eq!(lookups() - before, 2);
+        drop(lead);
+        assert!(waiting.await.unwrap().unwrap().is_some());
+        assert_eq!(lookups() - before, 3, "then asked itself");
+
+        // Ended in this process, a session is gone from memory: nobody goes on with it.
+        clock.advance(61);
+        store.end_session(&secret.hash, &entry).await.unwrap();
+        let Some(crate::session_cache::Turn::Lead(lead)) = store.sessions.turn(&secret.hash) else {
+            panic!("nobody else is asking");
+        };
+        let waiting = tokio::spawn({
+            let (store, hash) = (store.clone(), secret.hash.clone());
+            async move { store.session_by_secret(&hash, 600).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "waits for the lead");
+        drop(lead);
+        assert!(waiting.await.unwrap().unwrap().is_none());
+    };
+
     audit_is_filterable_newest_first => |store: Store, _| async move {
         add_user(&store, "ana").await;
         add_user(&store, "bea").await;

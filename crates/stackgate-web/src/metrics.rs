@@ -73,6 +73,7 @@ pub struct Metrics {
     pool: Family<PoolLabels, Gauge>,
     watch_connected: Gauge,
     watch_connections: Gauge,
+    session_lookups: Counter,
     edge_open: Family<ListenerLabels, Gauge>,
     edge_refused: Family<ListenerLabels, Counter>,
     edge_released: Family<ListenerLabels, Counter>,
@@ -128,6 +129,12 @@ impl Metrics {
             "Times that channel was (re)established since start",
             watch_connections.clone(),
         );
+        let session_lookups = Counter::default();
+        registry.register(
+            "session_database_lookups",
+            "Session lookups the in-memory cache could not answer, so the database was asked (a read, or recording activity)",
+            session_lookups.clone(),
+        );
         let edge_open = Family::<ListenerLabels, Gauge>::default();
         let edge_refused = Family::<ListenerLabels, Counter>::default();
         let edge_released = Family::<ListenerLabels, Counter>::default();
@@ -153,6 +160,7 @@ impl Metrics {
             pool,
             watch_connected,
             watch_connections,
+            session_lookups,
             edge_open,
             edge_refused,
             edge_released,
@@ -194,6 +202,10 @@ impl Metrics {
         self.watch_connected.set(i64::from(watch.connected));
         self.watch_connections
             .set(i64::try_from(watch.connections).unwrap_or(i64::MAX));
+        // Counted by the store since start; a counter here only mirrors it.
+        self.session_lookups
+            .inner()
+            .store(watch.database_lookups, std::sync::atomic::Ordering::Relaxed);
         let idle = i64::from(stats.idle);
         let size = i64::from(stats.size);
         for (state, value) in [
