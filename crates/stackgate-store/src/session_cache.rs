@@ -6,7 +6,8 @@
 //! - on PostgreSQL, changes made by other replicas arrive through `LISTEN/NOTIFY` (see
 //!   [`crate::session_watch`]), and entries are trusted for longer only while that channel is
 //!   proven alive (its own pings come back) and has not been down since the entry was read;
-//! - otherwise (SQLite, or the channel down) an entry is re-checked after [`UNWATCHED_TTL`].
+//! - otherwise (SQLite, or the channel down) an entry is re-checked after [`UNWATCHED_TTL`]
+//!   (and used for up to twice that by requests arriving while another re-checks it, below).
 //!
 //! A read that raced with an eviction is not cached: every eviction bumps an epoch, and an entry
 //! read from the database is kept only if the epoch did not move while it was being read.
@@ -41,26 +42,38 @@ const MAX_ENTRIES: usize = 100_000;
 /// What the database said about a session: live (as this), or not.
 pub(crate) type Answer = Option<std::sync::Arc<Session>>;
 
+/// A lead's answer, with the eviction epoch from before it asked: a live answer is good for
+/// another request only if nothing was evicted since (it could predate a sign-off).
+#[derive(Clone)]
+pub(crate) struct Answered {
+    pub(crate) answer: Answer,
+    pub(crate) epoch: u64,
+}
+
 /// Who asks the database about a session whose entry is missing or due.
 pub(crate) enum Turn<'a> {
     /// This request: the others wait for its answer.
     Lead(Lead<'a>),
     /// Another request is asking already: its answer arrives here, or the channel closes
     /// without one if it failed or was cancelled.
-    Wait(tokio::sync::watch::Receiver<Option<Answer>>),
+    Wait(tokio::sync::watch::Receiver<Option<Answered>>),
 }
 
 /// Held by the one request asking the database about a session.
 pub(crate) struct Lead<'a> {
     cache: &'a SessionCache,
     key: String,
-    answer: tokio::sync::watch::Sender<Option<Answer>>,
+    epoch: u64,
+    answer: tokio::sync::watch::Sender<Option<Answered>>,
 }
 
 impl Lead<'_> {
     /// Hands the database's answer to the requests waiting for it.
     pub(crate) fn answer(&self, answer: &Answer) {
-        self.answer.send_replace(Some(answer.clone()));
+        self.answer.send_replace(Some(Answered {
+            answer: answer.clone(),
+            epoch: self.epoch,
+        }));
     }
 }
 
@@ -132,7 +145,7 @@ pub(crate) struct SessionCache {
     entries: RwLock<HashMap<String, Entry>>,
     epoch: AtomicU64,
     /// The sessions some request is asking the database about, by cache key.
-    asking: std::sync::Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Answer>>>>,
+    asking: std::sync::Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Answered>>>>,
     /// How many times the database was asked about a session (a read or a recorded activity).
     database_lookups: AtomicU64,
     watch: RwLock<WatchState>,
@@ -245,6 +258,7 @@ impl SessionCache {
         Some(Turn::Lead(Lead {
             cache: self,
             key: key.to_owned(),
+            epoch: self.epoch(),
             answer,
         }))
     }

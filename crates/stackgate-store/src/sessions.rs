@@ -6,7 +6,7 @@ use crate::{
     audit::write_audit,
     pool::{BeginWrite, on_pool, on_pool_write},
     rows::{self, UserRow},
-    session_cache::{Cached, Turn},
+    session_cache::{Answered, Cached, Turn},
 };
 use stackgate_identity::{ADMINS_GROUP_ID, AuditEntry, MfaPolicy, OffsetDateTime, User, Uuid};
 use std::sync::Arc;
@@ -73,6 +73,9 @@ impl SessionKey<'_> {
 /// `last_seen_at` is refreshed at most this often.
 const TOUCH_GRANULARITY: i64 = 60;
 
+/// Times a request waits for another to ask the database about its session before it asks.
+const MAX_WAITS: usize = 3;
+
 impl Store {
     pub async fn create_session(
         &self,
@@ -127,26 +130,41 @@ impl Store {
         }
         // One request of this session asks the database. The others go on with what this
         // process knew a moment ago, if it knew the session live and not idle; or else take
-        // the lead's answer, or ask for themselves if it gave up (failed, or was cancelled).
-        let lead = match self.sessions.turn(&cache_key) {
-            Some(Turn::Wait(mut answer)) => {
-                let now = self.now();
-                if let Some((session, last_seen_at)) = self.sessions.recent(&cache_key)
-                    && session.expires_at.unix_timestamp() > now
-                    && last_seen_at > now - idle_timeout
-                {
-                    return Ok(Some(session));
+        // the lead's answer. If it gave up (failed, or was cancelled) or its answer may be out
+        // of date, they try again: one of them leads the next time.
+        let mut lead = None;
+        for _ in 0..MAX_WAITS {
+            let mut answer = match self.sessions.turn(&cache_key) {
+                Some(Turn::Wait(answer)) => answer,
+                Some(Turn::Lead(mine)) => {
+                    lead = Some(mine);
+                    break;
                 }
-                if let Ok(answer) = answer.wait_for(Option::is_some).await
-                    && let Some(answer) = answer.as_ref()
-                {
-                    return Ok(answer.clone());
-                }
-                None
+                None => break,
+            };
+            let now = self.now();
+            if let Some((session, last_seen_at)) = self.sessions.recent(&cache_key)
+                && session.expires_at.unix_timestamp() > now
+                && last_seen_at > now - idle_timeout
+            {
+                return Ok(Some(session));
             }
-            Some(Turn::Lead(lead)) => Some(lead),
-            None => None,
-        };
+            let answered = answer
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|answered| (*answered).clone());
+            match answered {
+                Some(Answered { answer: None, .. }) => return Ok(None),
+                Some(Answered { answer, epoch }) if epoch == self.sessions.epoch() => {
+                    return Ok(answer);
+                }
+                _ => {}
+            }
+            if let Some(known) = self.cached_session(&cache_key, idle_timeout) {
+                return Ok(known);
+            }
+        }
         // Boxed: the queries' state is only needed on this path, not in every request.
         let asked = Box::pin(self.ask_database(key, &cache_key, idle_timeout)).await;
         if let (Some(lead), Ok(answer)) = (&lead, &asked) {
@@ -225,7 +243,10 @@ impl Store {
             return Ok(None);
         };
         if last_seen_at < now - TOUCH_GRANULARITY {
-            self.touch_session(session.id, now).await?;
+            // Gone since it was read (ended by another process).
+            if !self.touch_session(session.id, now).await? {
+                return Ok(None);
+            }
             last_seen_at = now;
         }
         let session = Arc::new(session);
