@@ -118,7 +118,14 @@ wrap=()
 server_pid=$!
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$web/readyz" >/dev/null && break; sleep 0.1; done
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$up/" >/dev/null && break; sleep 0.1; done
-rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$server_pid/status"; }
+rss_of() { # pids: the sum of their RSS in MiB
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  python3 -c "print(f'{$total/1024:.1f}')"
+}
+rss() { rss_of "$server_pid"; }
 echo "edge RSS idle: $(rss) MiB"
 
 # Sign in once, as a browser would: login host, then the hand-over to the app's host.
@@ -289,13 +296,6 @@ PY
 # 10,000 connections held open (requests keep flowing on them), against nginx's proxy and then
 # the edge: each one's RSS (nginx: master and workers together) and its connections to the
 # upstream, sampled every half second.
-rss_of() { # pids: the sum of their RSS in MiB
-  local total=0 pid
-  for pid in "$@"; do
-    total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
-  done
-  python3 -c "print(f'{$total/1024:.1f}')"
-}
 busy() { # name, port, pid, wrk args
   local name=$1 port=$2 pid=$3; shift 3
   wrk -t$threads -c10000 -d${seconds}s --timeout 30s "http://127.0.0.1:$port/" "$@" >"$work/c10k-$name.txt" 2>&1 &
