@@ -76,6 +76,21 @@ const TOUCH_GRANULARITY: i64 = 60;
 /// Times a request waits for another to ask the database about its session before it asks.
 const MAX_WAITS: usize = 3;
 
+/// Where a cached session stands, read once for both the fast path and the database's.
+enum Standing {
+    /// Not cached; the cache's eviction epoch when it was looked for.
+    Unknown {
+        epoch: u64,
+    },
+    Expired,
+    /// Not used for longer than the idle timeout here (perhaps busy on another replica).
+    Idle,
+    /// Live, its activity due to be recorded.
+    TouchDue(Arc<Session>),
+    /// Live, its activity recorded recently.
+    Fresh(Arc<Session>),
+}
+
 impl Store {
     pub async fn create_session(
         &self,
@@ -176,7 +191,15 @@ impl Store {
     /// What the cache alone can say: `Some(None)` for an expired session, `Some(Some(_))` for
     /// a live one whose activity was recorded recently; `None` when the database must be asked.
     fn cached_session(&self, cache_key: &str, idle_timeout: i64) -> Option<Option<Arc<Session>>> {
-        let now = self.now();
+        match self.standing(cache_key, idle_timeout, self.now()) {
+            Standing::Expired => Some(None),
+            Standing::Fresh(session) => Some(Some(session)),
+            Standing::Unknown { .. } | Standing::Idle | Standing::TouchDue(_) => None,
+        }
+    }
+
+    /// Where the cache's entry for `cache_key` stands at `now`. An expired entry is evicted.
+    fn standing(&self, cache_key: &str, idle_timeout: i64, now: i64) -> Standing {
         match self.sessions.get(cache_key) {
             Cached::Hit {
                 session,
@@ -184,13 +207,16 @@ impl Store {
             } => {
                 if session.expires_at.unix_timestamp() <= now {
                     self.sessions.evict_secret(cache_key);
-                    return Some(None);
+                    Standing::Expired
+                } else if last_seen_at <= now - idle_timeout {
+                    Standing::Idle
+                } else if last_seen_at < now - TOUCH_GRANULARITY {
+                    Standing::TouchDue(session)
+                } else {
+                    Standing::Fresh(session)
                 }
-                let due =
-                    last_seen_at <= now - idle_timeout || last_seen_at < now - TOUCH_GRANULARITY;
-                (!due).then_some(Some(session))
             }
-            Cached::Miss { .. } => None,
+            Cached::Miss { epoch } => Standing::Unknown { epoch },
         }
     }
 
@@ -201,32 +227,24 @@ impl Store {
         idle_timeout: i64,
     ) -> Result<Option<Arc<Session>>, StoreError> {
         let now = self.now();
-        let epoch = match self.sessions.get(cache_key) {
-            Cached::Hit {
-                session,
-                last_seen_at,
-            } => {
-                if session.expires_at.unix_timestamp() <= now {
+        let epoch = match self.standing(cache_key, idle_timeout, now) {
+            Standing::Expired => return Ok(None),
+            Standing::Fresh(session) => return Ok(Some(session)),
+            Standing::TouchDue(session) => {
+                // The touch doubles as a re-check that the session still exists.
+                if !self.touch_session(session.id, now).await? {
                     self.sessions.evict_secret(cache_key);
                     return Ok(None);
                 }
-                if last_seen_at <= now - idle_timeout {
-                    // Idle here, perhaps busy on another replica: the database decides.
-                    self.sessions.evict_secret(cache_key);
-                    let epoch = self.sessions.epoch();
-                    return self.read_and_cache(key, idle_timeout, now, epoch).await;
-                }
-                if last_seen_at < now - TOUCH_GRANULARITY {
-                    // The touch doubles as a re-check that the session still exists.
-                    if !self.touch_session(session.id, now).await? {
-                        self.sessions.evict_secret(cache_key);
-                        return Ok(None);
-                    }
-                    self.sessions.touched(cache_key, now);
-                }
+                self.sessions.touched(cache_key, now);
                 return Ok(Some(session));
             }
-            Cached::Miss { epoch } => epoch,
+            Standing::Idle => {
+                // Idle here, perhaps busy on another replica: the database decides.
+                self.sessions.evict_secret(cache_key);
+                self.sessions.epoch()
+            }
+            Standing::Unknown { epoch } => epoch,
         };
         self.read_and_cache(key, idle_timeout, now, epoch).await
     }
