@@ -60,11 +60,29 @@ pub(crate) enum SendError {
     Http(#[from] hyper::Error),
 }
 
+thread_local! {
+    /// Which idle connections requests on this thread take: 0, shared, on a work-stealing
+    /// runtime's threads; its own on a thread that is a runtime of its own.
+    static HOME: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes requests on this thread take and leave idle connections of `home`'s own (from 1).
+/// A connection is registered with the runtime that opened it, and only that runtime's thread
+/// hears first that it can be read: used from another thread, each answer would wait for that
+/// thread to look.
+pub(crate) fn keep_on_this_thread(home: usize) {
+    HOME.set(home);
+}
+
+/// Idle connections to one upstream, by home thread (see [`keep_on_this_thread`]), each
+/// with when it was last used.
+type Idle = Vec<Vec<(Connection, Instant)>>;
+
 /// The idle connections to each upstream.
 pub(crate) struct Pool {
     /// By the upstream's authority as text: `Authority` hashes byte by byte, lower-casing,
     /// which costs more than the rest of a lookup.
-    idle: Mutex<HashMap<String, Vec<(Connection, Instant)>>>,
+    idle: Mutex<HashMap<String, Idle>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle_per_upstream: usize,
@@ -170,7 +188,7 @@ impl Pool {
     /// The most recently used idle connection to `upstream` that is still open and ready.
     fn take(&self, upstream: &Authority) -> Option<Connection> {
         let mut idle = self.idle.lock().ok()?;
-        let waiting = idle.get_mut(upstream.as_str())?;
+        let waiting = idle.get_mut(upstream.as_str())?.get_mut(HOME.get())?;
         while let Some((mut connection, since)) = waiting.pop() {
             if since.elapsed() < self.idle_timeout && connection.ready_now() {
                 return Some(connection);
@@ -186,12 +204,18 @@ impl Pool {
         if !idle.contains_key(upstream.as_str()) {
             idle.insert(upstream.as_str().to_owned(), Vec::new());
         }
-        let Some(waiting) = idle.get_mut(upstream.as_str()) else {
+        let Some(homes) = idle.get_mut(upstream.as_str()) else {
             return;
         };
-        if waiting.len() < self.max_idle_per_upstream {
-            waiting.push((connection, Instant::now()));
+        // The cap is on all homes together: threads of their own must not multiply it.
+        if homes.iter().map(Vec::len).sum::<usize>() >= self.max_idle_per_upstream {
+            return;
         }
+        let home = HOME.get();
+        if homes.len() <= home {
+            homes.resize_with(home + 1, Vec::new);
+        }
+        homes[home].push((connection, Instant::now()));
     }
 
     /// Closes idle connections that waited too long or that the upstream closed.
@@ -199,19 +223,21 @@ impl Pool {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
-        for waiting in idle.values_mut() {
-            waiting.retain_mut(|(connection, since)| {
-                since.elapsed() < self.idle_timeout && connection.ready_now()
-            });
+        for homes in idle.values_mut() {
+            for waiting in homes.iter_mut() {
+                waiting.retain_mut(|(connection, since)| {
+                    since.elapsed() < self.idle_timeout && connection.ready_now()
+                });
+            }
         }
-        idle.retain(|_, waiting| !waiting.is_empty());
+        idle.retain(|_, homes| homes.iter().any(|waiting| !waiting.is_empty()));
     }
 
     #[cfg(test)]
     fn idle_count(&self) -> usize {
         self.idle
             .lock()
-            .map(|idle| idle.values().map(Vec::len).sum())
+            .map(|idle| idle.values().flatten().map(Vec::len).sum())
             .unwrap_or_default()
     }
 }
@@ -345,6 +371,41 @@ mod tests {
         }
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_thread_of_its_own_takes_only_the_idle_connections_it_left() {
+        let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let opened = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        hello(&pool, &authority).await;
+        assert_eq!((opened(), pool.idle_count()), (1, 1));
+        let (own, to) = (pool.clone(), authority.clone());
+        // Awaited, not joined: the upstream runs on this test's runtime.
+        tokio::task::spawn_blocking(move || {
+            keep_on_this_thread(1);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                hello(&own, &to).await;
+                hello(&own, &to).await;
+            });
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (opened(), pool.idle_count()),
+            (2, 2),
+            "a connection of its own, then kept for it"
+        );
+        hello(&pool, &authority).await;
+        assert_eq!(
+            opened(),
+            2,
+            "the shared one still waits for the shared runtime"
+        );
     }
 
     #[tokio::test]

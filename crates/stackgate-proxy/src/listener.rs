@@ -1,5 +1,6 @@
 //! Accepting connections: TLS (with ALPN choosing HTTP/2 or HTTP/1.1) or plain HTTP, limits on
-//! what a client may send, and a graceful stop that lets requests in flight finish.
+//! what a client may send, and a graceful stop that lets requests in flight finish; on the
+//! caller's runtime, or on threads of the listener's own, one single-threaded runtime each.
 
 use crate::{
     Edge,
@@ -45,6 +46,12 @@ pub struct Listener {
     pub grace: Duration,
     /// Where this listener counts its open, refused and released connections.
     pub metrics: ListenerMetrics,
+    /// Threads of its own that accept and serve connections, each on a single-threaded
+    /// runtime, each with its own idle upstream connections; 0 serves them on the caller's
+    /// runtime. A connection stays on the thread that accepted it: nothing is handed between
+    /// threads on the way through, as a work-stealing runtime does (measured: about an eighth
+    /// less CPU per proxied request, but more memory after a burst; see the README).
+    pub threads: usize,
 }
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -185,21 +192,160 @@ fn redirect_to_https(request: &Request<Incoming>, https_port: u16) -> Response<B
     response
 }
 
+/// What all of a listener's accepting threads share.
+struct Accepting {
+    protocols: Protocols,
+    acceptor: Option<TlsAcceptor>,
+    /// One per connection the listener may have open, across all its threads.
+    slots: Arc<Semaphore>,
+    limit: usize,
+    metrics: ListenerMetrics,
+    refused: std::sync::Mutex<Refusals>,
+}
+
 async fn accept_loop<H, S>(
     tcp: TcpListener,
     listener: Listener,
     handler: H,
     stop: impl Future<Output = ()>,
 ) where
+    H: Fn(SocketAddr) -> S + Clone + Send + 'static,
+    S: ConnectionService,
+{
+    let accepting = Arc::new(Accepting {
+        protocols: Protocols::new(&listener),
+        acceptor: listener.tls.clone().map(TlsAcceptor::from),
+        slots: Arc::new(Semaphore::new(listener.max_connections)),
+        limit: listener.max_connections,
+        metrics: listener.metrics.clone(),
+        refused: std::sync::Mutex::default(),
+    });
+    let (stopping, stop_seen) = watch::channel(false);
+    // Told once the connections have ended (or the grace is over): a thread of the listener's
+    // own then ends, and with it its runtime.
+    let (drained, drain_seen) = watch::channel(false);
+    let here = match listener.threads {
+        0 => Some(tcp),
+        threads => start_threads(tcp, threads, &accepting, &handler, &stop_seen, &drain_seen),
+    };
+    let stopped = async {
+        stop.await;
+        let _ = stopping.send(true);
+    };
+    match here {
+        Some(tcp) => {
+            let accepted = accept(tcp, accepting.clone(), handler, stop_seen);
+            tokio::join!(accepted, stopped);
+        }
+        None => stopped.await,
+    }
+    // Every connection holds a slot until it ends: all slots back means all connections ended.
+    let all = u32::try_from(listener.max_connections).unwrap_or(u32::MAX);
+    tokio::select! {
+        _ = accepting.slots.acquire_many(all) => {}
+        () = tokio::time::sleep(listener.grace) => {
+            tracing::warn!("edge connections did not finish within the grace period");
+        }
+    }
+    let _ = drained.send(true);
+}
+
+/// Starts `threads` threads that accept on `tcp`, each on a runtime of its own. Gives the
+/// socket back if none could start, to be served on the caller's runtime instead.
+fn start_threads<H, S>(
+    tcp: TcpListener,
+    threads: usize,
+    accepting: &Arc<Accepting>,
+    handler: &H,
+    stop_seen: &watch::Receiver<bool>,
+    drain_seen: &watch::Receiver<bool>,
+) -> Option<TcpListener>
+where
+    H: Fn(SocketAddr) -> S + Clone + Send + 'static,
+    S: ConnectionService,
+{
+    let shared = match tcp.into_std() {
+        Ok(shared) => shared,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot hand the edge's socket to its threads");
+            return None;
+        }
+    };
+    let mut started = 0;
+    for index in 0..threads {
+        match start_thread(
+            index,
+            &shared,
+            accepting.clone(),
+            handler.clone(),
+            stop_seen.clone(),
+            drain_seen.clone(),
+        ) {
+            Ok(()) => started += 1,
+            Err(err) => tracing::error!(error = %err, index, "cannot start an edge thread"),
+        }
+    }
+    if started > 0 {
+        return None;
+    }
+    match TcpListener::from_std(shared) {
+        Ok(tcp) => Some(tcp),
+        Err(err) => {
+            tracing::error!(error = %err, "the edge cannot accept connections");
+            None
+        }
+    }
+}
+
+fn start_thread<H, S>(
+    index: usize,
+    shared: &std::net::TcpListener,
+    accepting: Arc<Accepting>,
+    handler: H,
+    stop_seen: watch::Receiver<bool>,
+    mut drain_seen: watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    H: Fn(SocketAddr) -> S + Clone + Send + 'static,
+    S: ConnectionService,
+{
+    // Each thread waits on the same socket: whichever is free first takes a new connection.
+    let own = shared.try_clone()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("edge-{index}"))
+        .spawn(move || {
+            crate::connections::keep_on_this_thread(index + 1);
+            runtime.block_on(async move {
+                match TcpListener::from_std(own) {
+                    Ok(tcp) => accept(tcp, accepting, handler, stop_seen).await,
+                    Err(err) => {
+                        tracing::error!(error = %err, index, "an edge thread cannot accept")
+                    }
+                }
+                // Its connections are tasks of this runtime: it runs until they have ended.
+                let _ = drain_seen.wait_for(|drained| *drained).await;
+            });
+        })?;
+    Ok(())
+}
+
+/// Accepts connections on `tcp` and serves each as a task of the current runtime, until
+/// `stop_seen` says stop.
+async fn accept<H, S>(
+    tcp: TcpListener,
+    accepting: Arc<Accepting>,
+    handler: H,
+    stop_seen: watch::Receiver<bool>,
+) where
     H: Fn(SocketAddr) -> S,
     S: ConnectionService,
 {
-    let protocols = Arc::new(Protocols::new(&listener));
-    let acceptor = listener.tls.clone().map(TlsAcceptor::from);
-    let (stopping, stop_seen) = watch::channel(false);
-    let slots = Arc::new(Semaphore::new(listener.max_connections));
-    let mut refused = Refusals::default();
-    tokio::pin!(stop);
+    // Its own receiver: what the loop has seen must not be what each connection's copy starts
+    // from, or a connection accepted as the stop came would never hear of it.
+    let mut stopping = stop_seen.clone();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -211,39 +357,41 @@ async fn accept_loop<H, S>(
                     continue;
                 }
             },
-            () = &mut stop => break,
+            // Not the guard `wait_for` gives, which may not be held across an await.
+            () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => break,
         };
         // Closed at once rather than left waiting: a client (or a load balancer) learns now that
         // this instance is full, and the connections already open keep their memory.
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            listener.metrics.refused();
-            refused.count(listener.max_connections);
+        let Ok(slot) = accepting.slots.clone().try_acquire_owned() else {
+            accepting.metrics.refused();
+            if let Ok(mut refused) = accepting.refused.lock() {
+                refused.count(accepting.limit);
+            }
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
         let service = handler(peer);
-        let protocols = protocols.clone();
-        let open = Open::new(slot, listener.max_connections, &listener.metrics);
+        let accepting = accepting.clone();
+        let open = Open::new(slot, accepting.limit, &accepting.metrics);
         let mut stop = stop_seen.clone();
-        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            serve_connection(stream, acceptor, &protocols, service, &open, &mut stop).await;
+            let acceptor = accepting.acceptor.clone();
+            serve_connection(
+                stream,
+                acceptor,
+                &accepting.protocols,
+                service,
+                &open,
+                &mut stop,
+            )
+            .await;
             drop(open);
         });
     }
-    // Closed first, so that a client connecting now is refused instead of waiting in the
+    // Closed at once, so that a client connecting now is refused instead of waiting in the
     // kernel's queue for an accept that will never come.
     drop(tcp);
-    // Every connection holds a slot until it ends: all slots back means all connections ended.
-    let _ = stopping.send(true);
-    let all = u32::try_from(listener.max_connections).unwrap_or(u32::MAX);
-    tokio::select! {
-        _ = slots.acquire_many(all) => {}
-        () = tokio::time::sleep(listener.grace) => {
-            tracing::warn!("edge connections did not finish within the grace period");
-        }
-    }
 }
 
 /// One open connection's hold on its listener: one of the slots (each open connection holds
@@ -453,6 +601,7 @@ mod tests {
             max_connections: 10,
             grace: Duration::from_secs(1),
             metrics: ListenerMetrics::default(),
+            threads: 0,
         };
         let service = service_fn(|_: Request<Incoming>| async {
             Ok::<_, Infallible>(Response::new(Body::empty()))

@@ -68,6 +68,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "most client connections open at once; more are closed as soon as accepted, 16-1000000 (default 20000)",
     ),
     (
+        "proxy_threads",
+        "threads of the edge's own, each a single-threaded runtime; 0 serves the edge on the shared runtime, 0-256 (default 0)",
+    ),
+    (
         "proxy_max_header_bytes",
         "largest request head accepted, 8192-1048576 bytes (default 65536)",
     ),
@@ -98,6 +102,8 @@ pub struct ProxyConfig {
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
     pub max_connections: usize,
+    /// The edge's own threads (0: the shared runtime's).
+    pub threads: usize,
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub routes: Vec<Route>,
@@ -229,6 +235,9 @@ impl ProxyConfig {
             max_connections: v
                 .int("proxy_max_connections", 16, 1_000_000)?
                 .map_or(20_000, |n| n.unsigned_abs() as usize),
+            threads: v
+                .int("proxy_threads", 0, 256)?
+                .map_or(0, |n| n.unsigned_abs() as usize),
             max_header_bytes: v
                 .int("proxy_max_header_bytes", 8192, 1_048_576)?
                 .map_or(65_536, |n| n.unsigned_abs() as usize),

@@ -490,6 +490,7 @@ async fn start_edge(
         max_headers: proxy.max_headers,
         body_idle_timeout: proxy.body_idle_timeout,
         max_connections: proxy.max_connections,
+        threads: proxy.threads,
         grace: Duration::from_secs(config.shutdown_grace),
         metrics: state.metrics.listener("edge"),
     };
@@ -509,6 +510,7 @@ async fn start_edge(
             Listener {
                 tls: None,
                 metrics: state.metrics.listener("redirect"),
+                threads: 0,
                 ..listener.clone()
             },
             until_stopped(stopped.clone()),

@@ -50,13 +50,35 @@ async fn in_flight_requests_finish_during_shutdown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_edge_finishes_answers_in_flight_and_closes_idle_connections() {
+    edge_shutdown("0").await;
+}
+
+/// The same on threads of the edge's own, each a runtime of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_on_threads_of_its_own_finishes_answers_in_flight_and_closes_idle_connections() {
+    edge_shutdown("2").await;
+}
+
+async fn edge_shutdown(threads: &str) {
     let server = TestServer::start_with(
         Backend::Sqlite,
-        &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")],
+        &[
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+            ("STACKGATE_PROXY_THREADS", threads),
+        ],
     )
     .await
     .unwrap();
     let admin = server.bootstrap_admin().await;
+    // Counted only where asked for: the tests of this binary share its threads.
+    let threads: usize = threads.parse().unwrap();
+    if threads > 0 {
+        assert_eq!(
+            edge_threads(),
+            threads,
+            "the edge's own threads are running"
+        );
+    }
     let upstream = EchoUpstream::start().await;
     add_route(
         &server,
@@ -116,4 +138,27 @@ async fn the_edge_finishes_answers_in_flight_and_closes_idle_connections() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(body, "late");
     stopping.await.unwrap();
+    if threads == 0 {
+        return;
+    }
+    // Their runtimes end once their connections have.
+    for _ in 0..50 {
+        if edge_threads() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "{} edge threads still running after the stop",
+        edge_threads()
+    );
+}
+
+/// Threads of this process named as the edge names its own. One test only asks for them.
+fn edge_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("edge-"))
+        .count()
 }
