@@ -74,6 +74,11 @@ pub(crate) fn keep_on_this_thread(home: usize) {
     HOME.set(home);
 }
 
+/// Whether this thread is one of the edge's own (see [`keep_on_this_thread`]).
+pub(crate) fn on_own_thread() -> bool {
+    HOME.get() != 0
+}
+
 /// Idle connections to one upstream, by home thread (see [`keep_on_this_thread`]), each
 /// with when it was last used.
 type Idle = Vec<Vec<(Connection, Instant)>>;
@@ -125,8 +130,11 @@ impl Pool {
         upstream: &Authority,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
+        // Where the connection goes back to: the body that gives it back may be dropped on
+        // another thread than the one that opened it.
+        let home = HOME.get();
         loop {
-            let (mut connection, reused) = match self.take(upstream) {
+            let (mut connection, reused) = match self.take(upstream, home) {
                 Some(idle) => (idle, true),
                 None => (self.connect(upstream).await?, false),
             };
@@ -153,7 +161,7 @@ impl Pool {
                         body,
                         ended: false,
                         connection: kept,
-                        home: Some((Arc::downgrade(self), upstream.clone())),
+                        home: Some((Arc::downgrade(self), upstream.clone(), home)),
                     };
                     return Ok(Response::from_parts(parts, Body::new(body)));
                 }
@@ -186,9 +194,9 @@ impl Pool {
     }
 
     /// The most recently used idle connection to `upstream` that is still open and ready.
-    fn take(&self, upstream: &Authority) -> Option<Connection> {
+    fn take(&self, upstream: &Authority, home: usize) -> Option<Connection> {
         let mut idle = self.idle.lock().ok()?;
-        let waiting = idle.get_mut(upstream.as_str())?.get_mut(HOME.get())?;
+        let waiting = idle.get_mut(upstream.as_str())?.get_mut(home)?;
         while let Some((mut connection, since)) = waiting.pop() {
             if since.elapsed() < self.idle_timeout && connection.ready_now() {
                 return Some(connection);
@@ -197,7 +205,7 @@ impl Pool {
         None
     }
 
-    fn put(&self, upstream: &Authority, connection: Connection) {
+    fn put(&self, upstream: &Authority, connection: Connection, home: usize) {
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -211,7 +219,6 @@ impl Pool {
         if homes.iter().map(Vec::len).sum::<usize>() >= self.max_idle_per_upstream {
             return;
         }
-        let home = HOME.get();
         if homes.len() <= home {
             homes.resize_with(home + 1, Vec::new);
         }
@@ -250,7 +257,8 @@ struct Driven {
     /// Whether the body said it ended: a chunked one never reports `is_end_stream`.
     ended: bool,
     connection: Option<Connection>,
-    home: Option<(Weak<Pool>, Authority)>,
+    /// The pool, the upstream and the home thread the connection goes back to.
+    home: Option<(Weak<Pool>, Authority, usize)>,
 }
 
 impl hyper::body::Body for Driven {
@@ -288,11 +296,11 @@ impl Drop for Driven {
         if !(self.ended || self.body.is_end_stream()) {
             return;
         }
-        if let (Some(connection), Some((pool, upstream))) =
+        if let (Some(connection), Some((pool, upstream, home))) =
             (self.connection.take(), self.home.take())
             && let Some(pool) = pool.upgrade()
         {
-            pool.put(&upstream, connection);
+            pool.put(&upstream, connection, home);
         }
     }
 }
@@ -382,7 +390,8 @@ mod tests {
         assert_eq!((opened(), pool.idle_count()), (1, 1));
         let (own, to) = (pool.clone(), authority.clone());
         // Awaited, not joined: the upstream runs on this test's runtime.
-        tokio::task::spawn_blocking(move || {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
             keep_on_this_thread(1);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -392,9 +401,9 @@ mod tests {
                 hello(&own, &to).await;
                 hello(&own, &to).await;
             });
-        })
-        .await
-        .unwrap();
+            done.send(()).unwrap();
+        });
+        finished.await.unwrap();
         assert_eq!(
             (opened(), pool.idle_count()),
             (2, 2),

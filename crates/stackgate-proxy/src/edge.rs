@@ -121,6 +121,9 @@ pub struct Edge {
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     web: axum::Router,
+    /// The runtime the edge was opened on, where the login host's requests run when the edge
+    /// serves on threads of its own.
+    shared: tokio::runtime::Handle,
     routes: RwLock<Arc<RouteTable>>,
     access: RwLock<Arc<AccessPolicy>>,
     forwarder: Forwarder,
@@ -183,6 +186,7 @@ impl Edge {
             keyring,
             clock,
             web,
+            shared: tokio::runtime::Handle::current(),
             routes: RwLock::new(Arc::default()),
             access: RwLock::new(Arc::new(AccessPolicy::empty())),
             forwarder,
@@ -347,9 +351,26 @@ impl Edge {
         if host == self.issuer_host {
             let mut request = request;
             request.extensions_mut().insert(ConnectInfo(peer));
-            return match self.web.clone().oneshot(request).await {
+            let web = self.web.clone();
+            let answered = async move {
+                match web.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            };
+            if !crate::connections::on_own_thread() {
+                return answered.await;
+            }
+            // From a thread of the edge's own, to the shared runtime: what these requests
+            // start (sign-off notices, app installs) and the database connections they open
+            // belong to a runtime that outlives the edge's threads, and their work can move
+            // between cores instead of holding up the connections of one thread.
+            return match self.shared.spawn(answered).await {
                 Ok(response) => response,
-                Err(never) => match never {},
+                Err(_) => pages::status(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Stackgate is stopping. Try again in a moment.",
+                ),
             };
         }
         let https = self.settings.https;

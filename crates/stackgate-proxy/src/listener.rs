@@ -23,7 +23,7 @@ use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time:
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch},
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -203,6 +203,17 @@ struct Accepting {
     refused: std::sync::Mutex<Refusals>,
 }
 
+/// The steps of a listener's stop, in order, each a channel its receivers watch.
+#[derive(Clone)]
+struct Stops {
+    /// Accept loops close their sockets: a client connecting now is refused, not queued.
+    close: watch::Receiver<bool>,
+    /// Connections finish what they are answering and close (copies start unseen).
+    stopping: watch::Receiver<bool>,
+    /// Connections have ended, or the grace is over: threads of the listener's own end.
+    drained: watch::Receiver<bool>,
+}
+
 async fn accept_loop<H, S>(
     tcp: TcpListener,
     listener: Listener,
@@ -220,21 +231,43 @@ async fn accept_loop<H, S>(
         metrics: listener.metrics.clone(),
         refused: std::sync::Mutex::default(),
     });
+    let (close, close_seen) = watch::channel(false);
     let (stopping, stop_seen) = watch::channel(false);
-    // Told once the connections have ended (or the grace is over): a thread of the listener's
-    // own then ends, and with it its runtime.
     let (drained, drain_seen) = watch::channel(false);
+    let stops = Stops {
+        close: close_seen,
+        stopping: stop_seen,
+        drained: drain_seen,
+    };
+    // Each accept loop holds a sender until it has closed its socket, each thread of the
+    // listener's own another until its runtime has ended: a receiver hearing no sender left
+    // knows that all have.
+    let (socket_open, mut sockets) = mpsc::channel::<()>(1);
+    let (thread_alive, mut threads) = mpsc::channel::<()>(1);
     let here = match listener.threads {
         0 => Some(tcp),
-        threads => start_threads(tcp, threads, &accepting, &handler, &stop_seen, &drain_seen),
+        count => {
+            let started = Started {
+                accepting: accepting.clone(),
+                stops: stops.clone(),
+                socket_open: socket_open.clone(),
+                thread_alive: thread_alive.clone(),
+            };
+            start_threads(tcp, count, started, &handler).await
+        }
     };
+    drop(thread_alive);
+    let accepted_here =
+        here.map(|tcp| accept(tcp, accepting.clone(), handler, stops, socket_open.clone()));
+    drop(socket_open);
     let stopped = async {
         stop.await;
+        let _ = close.send(true);
+        let _ = tokio::time::timeout(listener.grace, sockets.recv()).await;
         let _ = stopping.send(true);
     };
-    match here {
-        Some(tcp) => {
-            let accepted = accept(tcp, accepting.clone(), handler, stop_seen);
+    match accepted_here {
+        Some(accepted) => {
             tokio::join!(accepted, stopped);
         }
         None => stopped.await,
@@ -248,17 +281,31 @@ async fn accept_loop<H, S>(
         }
     }
     let _ = drained.send(true);
+    // Bounded: a runtime ending waits for its blocking tasks (a DNS lookup, say).
+    if tokio::time::timeout(listener.grace, threads.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("edge threads did not end within the grace period");
+    }
 }
 
-/// Starts `threads` threads that accept on `tcp`, each on a runtime of its own. Gives the
+/// What each thread of a listener's own is given.
+#[derive(Clone)]
+struct Started {
+    accepting: Arc<Accepting>,
+    stops: Stops,
+    socket_open: mpsc::Sender<()>,
+    thread_alive: mpsc::Sender<()>,
+}
+
+/// Starts `count` threads that accept on `tcp`, each on a runtime of its own. Gives the
 /// socket back if none could start, to be served on the caller's runtime instead.
-fn start_threads<H, S>(
+async fn start_threads<H, S>(
     tcp: TcpListener,
-    threads: usize,
-    accepting: &Arc<Accepting>,
+    count: usize,
+    started: Started,
     handler: &H,
-    stop_seen: &watch::Receiver<bool>,
-    drain_seen: &watch::Receiver<bool>,
 ) -> Option<TcpListener>
 where
     H: Fn(SocketAddr) -> S + Clone + Send + 'static,
@@ -271,21 +318,14 @@ where
             return None;
         }
     };
-    let mut started = 0;
-    for index in 0..threads {
-        match start_thread(
-            index,
-            &shared,
-            accepting.clone(),
-            handler.clone(),
-            stop_seen.clone(),
-            drain_seen.clone(),
-        ) {
-            Ok(()) => started += 1,
+    let mut running = 0;
+    for index in 0..count {
+        match start_thread(index, &shared, started.clone(), handler.clone()).await {
+            Ok(()) => running += 1,
             Err(err) => tracing::error!(error = %err, index, "cannot start an edge thread"),
         }
     }
-    if started > 0 {
+    if running > 0 {
         return None;
     }
     match TcpListener::from_std(shared) {
@@ -297,13 +337,12 @@ where
     }
 }
 
-fn start_thread<H, S>(
+/// Starts one thread of the listener's own; returns once its runtime runs, or why it could not.
+async fn start_thread<H, S>(
     index: usize,
     shared: &std::net::TcpListener,
-    accepting: Arc<Accepting>,
+    started: Started,
     handler: H,
-    stop_seen: watch::Receiver<bool>,
-    mut drain_seen: watch::Receiver<bool>,
 ) -> std::io::Result<()>
 where
     H: Fn(SocketAddr) -> S + Clone + Send + 'static,
@@ -311,41 +350,61 @@ where
 {
     // Each thread waits on the same socket: whichever is free first takes a new connection.
     let own = shared.try_clone()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name(format!("edge-{index}"))
         .spawn(move || {
+            // Built here, not by the caller: a runtime may not be dropped within another,
+            // as it would be if this thread could not start.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+            };
+            let _ = ready.send(Ok(()));
             crate::connections::keep_on_this_thread(index + 1);
+            let Started {
+                accepting,
+                mut stops,
+                socket_open,
+                thread_alive,
+            } = started;
             runtime.block_on(async move {
                 match TcpListener::from_std(own) {
-                    Ok(tcp) => accept(tcp, accepting, handler, stop_seen).await,
+                    Ok(tcp) => accept(tcp, accepting, handler, stops.clone(), socket_open).await,
                     Err(err) => {
                         tracing::error!(error = %err, index, "an edge thread cannot accept")
                     }
                 }
-                // Its connections are tasks of this runtime: it runs until they have ended.
-                let _ = drain_seen.wait_for(|drained| *drained).await;
+                // Its connections are tasks of this runtime, cut short if still open now.
+                let _ = stops.drained.wait_for(|drained| *drained).await;
             });
+            drop(runtime);
+            drop(thread_alive);
         })?;
-    Ok(())
+    is_ready
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the edge thread ended at its start")))
 }
 
-/// Accepts connections on `tcp` and serves each as a task of the current runtime, until
-/// `stop_seen` says stop.
+/// Accepts connections on `tcp` and serves each as a task of the current runtime, until told
+/// to close; then closes the socket and lets `socket_open` go.
 async fn accept<H, S>(
     tcp: TcpListener,
     accepting: Arc<Accepting>,
     handler: H,
-    stop_seen: watch::Receiver<bool>,
+    stops: Stops,
+    socket_open: mpsc::Sender<()>,
 ) where
     H: Fn(SocketAddr) -> S,
     S: ConnectionService,
 {
-    // Its own receiver: what the loop has seen must not be what each connection's copy starts
-    // from, or a connection accepted as the stop came would never hear of it.
-    let mut stopping = stop_seen.clone();
+    let mut close = stops.close;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = tcp.accept() => match accepted {
@@ -358,7 +417,7 @@ async fn accept<H, S>(
                 }
             },
             // Not the guard `wait_for` gives, which may not be held across an await.
-            () = async { let _ = stopping.wait_for(|stopping| *stopping).await; } => break,
+            () = async { let _ = close.wait_for(|close| *close).await; } => break,
         };
         // Closed at once rather than left waiting: a client (or a load balancer) learns now that
         // this instance is full, and the connections already open keep their memory.
@@ -374,7 +433,7 @@ async fn accept<H, S>(
         let service = handler(peer);
         let accepting = accepting.clone();
         let open = Open::new(slot, accepting.limit, &accepting.metrics);
-        let mut stop = stop_seen.clone();
+        let mut stop = stops.stopping.clone();
         tokio::spawn(async move {
             let acceptor = accepting.acceptor.clone();
             serve_connection(
@@ -389,9 +448,8 @@ async fn accept<H, S>(
             drop(open);
         });
     }
-    // Closed at once, so that a client connecting now is refused instead of waiting in the
-    // kernel's queue for an accept that will never come.
     drop(tcp);
+    drop(socket_open);
 }
 
 /// One open connection's hold on its listener: one of the slots (each open connection holds

@@ -73,12 +73,17 @@ async fn edge_shutdown(threads: &str) {
     // Counted only where asked for: the tests of this binary share its threads.
     let threads: usize = threads.parse().unwrap();
     if threads > 0 {
-        assert_eq!(
-            edge_threads(),
-            threads,
-            "the edge's own threads are running"
-        );
+        until_edge_threads(threads).await;
     }
+    let edge = ("127.0.0.1", server.proxy_addr.unwrap().port());
+    // The login host's pages, through the edge (on the shared runtime, from threads of its own).
+    let discovery = reqwest::get(format!(
+        "http://{}:{}/.well-known/openid-configuration",
+        edge.0, edge.1
+    ))
+    .await
+    .unwrap();
+    assert_eq!(discovery.status(), 200);
     let upstream = EchoUpstream::start().await;
     add_route(
         &server,
@@ -86,7 +91,6 @@ async fn edge_shutdown(threads: &str) {
         json!({ "host": "slow.localhost", "upstream": upstream.url(), "app": "slow", "public_paths": ["/"] }),
     )
     .await;
-    let edge = ("127.0.0.1", server.proxy_addr.unwrap().port());
     // A kept-alive connection, idle after its first answer.
     let mut idle = TcpStream::connect(edge).await.unwrap();
     idle.write_all(b"GET / HTTP/1.1\r\nhost: slow.localhost\r\n\r\n")
@@ -141,17 +145,21 @@ async fn edge_shutdown(threads: &str) {
     if threads == 0 {
         return;
     }
-    // Their runtimes end once their connections have.
+    // Their runtimes ended with their connections, before the stop returned; the threads
+    // themselves a moment later.
+    until_edge_threads(0).await;
+}
+
+/// Waits (a second at most) for `count` threads of the edge's own: they start in the edge
+/// listener's task, and end just after their runtimes.
+async fn until_edge_threads(count: usize) {
     for _ in 0..50 {
-        if edge_threads() == 0 {
+        if edge_threads() == count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!(
-        "{} edge threads still running after the stop",
-        edge_threads()
-    );
+    panic!("{} edge threads running, not {count}", edge_threads());
 }
 
 /// Threads of this process named as the edge names its own. One test only asks for them.
