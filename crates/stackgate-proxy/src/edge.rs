@@ -111,6 +111,16 @@ static HTTP_COOKIES: CookieNames = CookieNames::new(
     "stackgate_state",
 );
 
+/// Work handed to the shared runtime, cancelled if the request that handed it over goes away
+/// (its client left, or its thread stopped), as it would be if it ran in the request itself.
+struct EndsWithRequest<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for EndsWithRequest<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The edge: routes, policies and everything a request needs, shared by every connection.
 pub struct Edge {
     pub(crate) settings: EdgeSettings,
@@ -365,8 +375,16 @@ impl Edge {
             // start (sign-off notices, app installs) and the database connections they open
             // belong to a runtime that outlives the edge's threads, and their work can move
             // between cores instead of holding up the connections of one thread.
-            return match self.shared.spawn(answered).await {
+            let mut answering = EndsWithRequest(self.shared.spawn(answered));
+            return match (&mut answering.0).await {
                 Ok(response) => response,
+                Err(err) if err.is_panic() => {
+                    tracing::error!("a request for the login host panicked");
+                    pages::status(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Something went wrong. Try again in a moment.",
+                    )
+                }
                 Err(_) => pages::status(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Stackgate is stopping. Try again in a moment.",

@@ -260,29 +260,30 @@ async fn accept_loop<H, S>(
     let accepted_here =
         here.map(|tcp| accept(tcp, accepting.clone(), handler, stops, socket_open.clone()));
     drop(socket_open);
+    // One grace for the whole stop, as the server gives the edge.
     let stopped = async {
         stop.await;
+        let deadline = tokio::time::Instant::now() + listener.grace;
         let _ = close.send(true);
-        let _ = tokio::time::timeout(listener.grace, sockets.recv()).await;
+        let _ = tokio::time::timeout_at(deadline, sockets.recv()).await;
         let _ = stopping.send(true);
+        deadline
     };
-    match accepted_here {
-        Some(accepted) => {
-            tokio::join!(accepted, stopped);
-        }
+    let deadline = match accepted_here {
+        Some(accepted) => tokio::join!(accepted, stopped).1,
         None => stopped.await,
-    }
+    };
     // Every connection holds a slot until it ends: all slots back means all connections ended.
     let all = u32::try_from(listener.max_connections).unwrap_or(u32::MAX);
-    tokio::select! {
-        _ = accepting.slots.acquire_many(all) => {}
-        () = tokio::time::sleep(listener.grace) => {
-            tracing::warn!("edge connections did not finish within the grace period");
-        }
+    if tokio::time::timeout_at(deadline, accepting.slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("edge connections did not finish within the grace period");
     }
     let _ = drained.send(true);
     // Bounded: a runtime ending waits for its blocking tasks (a DNS lookup, say).
-    if tokio::time::timeout(listener.grace, threads.recv())
+    if tokio::time::timeout_at(deadline, threads.recv())
         .await
         .is_err()
     {
@@ -354,13 +355,27 @@ where
     std::thread::Builder::new()
         .name(format!("edge-{index}"))
         .spawn(move || {
+            // Declared first, so dropped last: after the runtime, even on a panic.
+            let Started {
+                thread_alive,
+                accepting,
+                mut stops,
+                socket_open,
+            } = started;
             // Built here, not by the caller: a runtime may not be dropped within another,
             // as it would be if this thread could not start.
-            let runtime = match tokio::runtime::Builder::new_current_thread()
+            let built = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-            {
-                Ok(runtime) => runtime,
+                .and_then(|runtime| {
+                    let tcp = {
+                        let _within = runtime.enter();
+                        TcpListener::from_std(own)?
+                    };
+                    Ok((runtime, tcp))
+                });
+            let (runtime, tcp) = match built {
+                Ok(built) => built,
                 Err(err) => {
                     let _ = ready.send(Err(err));
                     return;
@@ -368,19 +383,8 @@ where
             };
             let _ = ready.send(Ok(()));
             crate::connections::keep_on_this_thread(index + 1);
-            let Started {
-                accepting,
-                mut stops,
-                socket_open,
-                thread_alive,
-            } = started;
             runtime.block_on(async move {
-                match TcpListener::from_std(own) {
-                    Ok(tcp) => accept(tcp, accepting, handler, stops.clone(), socket_open).await,
-                    Err(err) => {
-                        tracing::error!(error = %err, index, "an edge thread cannot accept")
-                    }
-                }
+                accept(tcp, accepting, handler, stops.clone(), socket_open).await;
                 // Its connections are tasks of this runtime, cut short if still open now.
                 let _ = stops.drained.wait_for(|drained| *drained).await;
             });
