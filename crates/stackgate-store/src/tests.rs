@@ -308,15 +308,12 @@ on_both_backends! {
             _ => panic!("nobody else is asking"),
         };
         // One request for `hash`, seen waiting for the lead some other request holds.
-        let waiting_behind = |hash: String| {
-            let store = store.clone();
-            async move {
-                let waiting = tokio::spawn(async move { store.session_by_secret(&hash, 600).await });
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                assert!(!waiting.is_finished(), "waits for the lead");
-                waiting
-            }
-        };
+        async fn waiting_behind(store: Store, hash: String) -> tokio::task::JoinHandle<Result<Option<crate::Session>, StoreError>> {
+            let waiting = tokio::spawn(async move { store.session_by_secret(&hash, 600).await });
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert!(!waiting.is_finished(), "waits for the lead");
+            waiting
+        }
 
         assert_eq!(at_once(secret.hash.clone()).await, (50, 1), "not cached yet: one read");
         assert_eq!(at_once(secret.hash.clone()).await, (50, 0), "then answered from memory");
@@ -347,7 +344,7 @@ on_both_backends! {
         let other = SecretToken::generate("").unwrap();
         store.create_session(&NewSession { id: Uuid::new_v4(), secret_hash: other.hash.clone(), ..new.clone() }, &entry).await.unwrap();
         let lead = lead_of(&other.hash);
-        let waiting = waiting_behind(other.hash.clone()).await;
+        let waiting = waiting_behind(store.clone(), other.hash.clone()).await;
         let before = lookups();
         drop(lead);
         assert!(waiting.await.unwrap().unwrap().is_some());
@@ -357,7 +354,7 @@ on_both_backends! {
         let session = Arc::new(store.session_by_secret(&other.hash, 600).await.unwrap().unwrap());
         store.sessions.evict_secret(&other.hash);
         let lead = lead_of(&other.hash);
-        let waiting = waiting_behind(other.hash.clone()).await;
+        let waiting = waiting_behind(store.clone(), other.hash.clone()).await;
         assert!(store.end_session(&other.hash, &entry).await.unwrap());
         lead.answer(&Some(session));
         drop(lead);
@@ -368,7 +365,7 @@ on_both_backends! {
         clock.advance(61);
         store.end_session(&secret.hash, &entry).await.unwrap();
         let lead = lead_of(&secret.hash);
-        let waiting = waiting_behind(secret.hash.clone()).await;
+        let waiting = waiting_behind(store.clone(), secret.hash.clone()).await;
         drop(lead);
         assert!(waiting.await.unwrap().unwrap().is_none());
     };
