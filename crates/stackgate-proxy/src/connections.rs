@@ -8,6 +8,12 @@
 //! pool once it has been read to the end. Between requests a connection sits in the pool,
 //! polled by no one; one that the upstream closed meanwhile is found out when it is next taken
 //! (or by the sweep), and a request it could not carry goes out on another connection.
+//!
+//! At most so many connections to one upstream are open at once (as nginx's `max_conns`, or
+//! Envoy's circuit breaker, whose default this shares). Past that, a request waits for the next
+//! connection another request gives back, oldest first, rather than opening one more: under a
+//! burst of thousands of clients the upstream then sees a steady number of connections, and
+//! the edge keeps hyper's buffers for that many, not for one per client.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -19,13 +25,16 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     pin::Pin,
     sync::{Arc, Mutex, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
-use tokio::net::TcpStream;
+use tokio::{
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore, oneshot},
+};
 
 type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>;
 
@@ -34,6 +43,8 @@ type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>;
 struct Connection {
     sender: http1::SendRequest<Body>,
     driver: Driver,
+    /// Its place among the connections its upstream may have open, given up when it closes.
+    _open: OwnedSemaphorePermit,
 }
 
 impl Connection {
@@ -79,33 +90,104 @@ pub(crate) fn on_own_thread() -> bool {
     HOME.get() != 0
 }
 
-/// Idle connections to one upstream, by home thread (see [`keep_on_this_thread`]), each
-/// with when it was last used.
-type Idle = Vec<Vec<(Connection, Instant)>>;
+/// A request's wait for a connection given back.
+type Waiter = oneshot::Sender<Connection>;
 
-/// The idle connections to each upstream.
+/// What the pool keeps for one upstream.
+struct Upstream {
+    /// Idle connections by home thread (see [`keep_on_this_thread`]), each with when it was
+    /// last used.
+    idle: Vec<Vec<(Connection, Instant)>>,
+    /// A permit for each connection that may be open at once: idle, busy or being opened.
+    open: Arc<Semaphore>,
+    /// Requests waiting for a connection, by home thread, oldest first.
+    waiting: Vec<VecDeque<Waiter>>,
+}
+
+impl Upstream {
+    fn new(max_open: usize) -> Self {
+        Upstream {
+            idle: Vec::new(),
+            open: Arc::new(Semaphore::new(max_open)),
+            waiting: Vec::new(),
+        }
+    }
+
+    /// The most recently used idle connection of `home` that is still open and ready.
+    fn take(&mut self, home: usize, idle_timeout: Duration) -> Option<Connection> {
+        let waiting = self.idle.get_mut(home)?;
+        while let Some((mut connection, since)) = waiting.pop() {
+            if since.elapsed() < idle_timeout && connection.ready_now() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// An idle connection of `home`'s (or of any, when no more may be opened), room for one
+    /// more, or a place in line.
+    fn idle_or_room(&mut self, home: usize, idle_timeout: Duration) -> Obtained {
+        if let Some(connection) = self.take(home, idle_timeout) {
+            return Obtained::Idle(connection);
+        }
+        if let Ok(room) = self.open.clone().try_acquire_owned() {
+            return Obtained::Room(room);
+        }
+        // All that may be are open: one idle on another thread serves better than a wait.
+        for other in 0..self.idle.len() {
+            if let Some(connection) = self.take(other, idle_timeout) {
+                return Obtained::Idle(connection);
+            }
+        }
+        let (waiter, handed) = oneshot::channel();
+        if self.waiting.len() <= home {
+            self.waiting.resize_with(home + 1, VecDeque::new);
+        }
+        self.waiting[home].push_back(waiter);
+        Obtained::Wait(handed, self.open.clone())
+    }
+
+    /// Whether the pool still has to remember this upstream.
+    fn in_use(&self, max_open: usize) -> bool {
+        self.open.available_permits() < max_open
+            || self.idle.iter().any(|idle| !idle.is_empty())
+            || self.waiting.iter().any(|waiting| !waiting.is_empty())
+    }
+}
+
+/// How a request gets its connection.
+enum Obtained {
+    Idle(Connection),
+    /// Room for one more: it opens it.
+    Room(OwnedSemaphorePermit),
+    /// As many as may be are open: it waits for one given back, or for room.
+    Wait(oneshot::Receiver<Connection>, Arc<Semaphore>),
+}
+
+/// The connections to each upstream.
 pub(crate) struct Pool {
     /// By the upstream's authority as text: `Authority` hashes byte by byte, lower-casing,
     /// which costs more than the rest of a lookup.
-    idle: Mutex<HashMap<String, Idle>>,
+    upstreams: Mutex<HashMap<String, Upstream>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    max_idle_per_upstream: usize,
+    max_open_per_upstream: usize,
 }
 
 impl Pool {
-    /// A pool whose idle connections are closed after `idle_timeout`, checked by a sweep that
-    /// ends with the pool. Must be called within the runtime.
+    /// A pool that has at most `max_open_per_upstream` connections open to each upstream
+    /// (at least one), and whose idle connections are closed after `idle_timeout`, checked by
+    /// a sweep that ends with the pool. Must be called within the runtime.
     pub(crate) fn new(
         connect_timeout: Duration,
         idle_timeout: Duration,
-        max_idle_per_upstream: usize,
+        max_open_per_upstream: usize,
     ) -> Arc<Self> {
         let pool = Arc::new(Pool {
-            idle: Mutex::new(HashMap::new()),
+            upstreams: Mutex::new(HashMap::new()),
             connect_timeout,
             idle_timeout,
-            max_idle_per_upstream,
+            max_open_per_upstream: max_open_per_upstream.max(1),
         });
         let swept = Arc::downgrade(&pool);
         tokio::spawn(async move {
@@ -134,12 +216,14 @@ impl Pool {
         // another thread than the one that opened it.
         let home = HOME.get();
         loop {
-            let (mut connection, reused) = match self.take(upstream, home) {
-                Some(idle) => (idle, true),
-                None => (self.connect(upstream).await?, false),
-            };
-            let mut sent = std::pin::pin!(connection.sender.try_send_request(request));
-            let mut driver = Some(connection.driver);
+            let (connection, reused) = self.obtain(upstream, home).await?;
+            let Connection {
+                mut sender,
+                driver,
+                _open: open,
+            } = connection;
+            let mut sent = std::pin::pin!(sender.try_send_request(request));
+            let mut driver = Some(driver);
             let answered = std::future::poll_fn(|cx| {
                 if let Some(open) = driver.as_mut()
                     && open.as_mut().poll(cx).is_ready()
@@ -153,8 +237,9 @@ impl Pool {
             match answered {
                 Ok(response) => {
                     let kept = driver.map(|driver| Connection {
-                        sender: connection.sender,
+                        sender,
                         driver,
+                        _open: open,
                     });
                     let (parts, body) = response.into_parts();
                     let body = Driven {
@@ -173,7 +258,68 @@ impl Pool {
         }
     }
 
-    async fn connect(&self, upstream: &Authority) -> Result<Connection, SendError> {
+    /// A connection to `upstream` for a request on `home`, and whether it carried requests
+    /// before: an idle one, or a new one, or, when as many are open as may be, the next one
+    /// given back (or a new one once another has closed), whichever comes first.
+    async fn obtain(
+        &self,
+        upstream: &Authority,
+        home: usize,
+    ) -> Result<(Connection, bool), SendError> {
+        loop {
+            let (mut handed, open) = match self.idle_or_room(upstream, home) {
+                Obtained::Idle(connection) => return Ok((connection, true)),
+                Obtained::Room(room) => return Ok((self.connect(upstream, room).await?, false)),
+                Obtained::Wait(handed, open) => (handed, open),
+            };
+            // A request that gives up (its client left, or the response timeout ended it)
+            // drops its receiver: a connection then handed to it goes to the next in line.
+            let mut given_back = tokio::select! {
+                Ok(connection) = &mut handed => connection,
+                room = open.acquire_owned() => {
+                    handed.close();
+                    match (handed.try_recv(), room) {
+                        // Handed over just as room was made: take it, and leave the room.
+                        (Ok(connection), _) => connection,
+                        (Err(_), Ok(room)) => {
+                            return Ok((self.connect(upstream, room).await?, false));
+                        }
+                        // The semaphore is never closed.
+                        (Err(_), Err(_)) => continue,
+                    }
+                }
+            };
+            // The upstream may have closed it since: then wait again.
+            if given_back.ready_now() {
+                return Ok((given_back, true));
+            }
+        }
+    }
+
+    fn idle_or_room(&self, upstream: &Authority, home: usize) -> Obtained {
+        let mut upstreams = self.lock();
+        if let Some(entry) = upstreams.get_mut(upstream.as_str()) {
+            return entry.idle_or_room(home, self.idle_timeout);
+        }
+        let mut entry = Upstream::new(self.max_open_per_upstream);
+        let obtained = entry.idle_or_room(home, self.idle_timeout);
+        upstreams.insert(upstream.as_str().to_owned(), entry);
+        obtained
+    }
+
+    /// The upstreams. A panic while they were locked (none is known) leaves them as they were
+    /// left: at worst a connection too many is closed, or a waiting request times out.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Upstream>> {
+        self.upstreams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn connect(
+        &self,
+        upstream: &Authority,
+        room: OwnedSemaphorePermit,
+    ) -> Result<Connection, SendError> {
         // `Authority` keeps IPv6 brackets, which the socket address parser expects.
         let address = match upstream.port_u16() {
             Some(_) => upstream.as_str().to_owned(),
@@ -190,62 +336,60 @@ impl Pool {
         Ok(Connection {
             sender,
             driver: Box::pin(driver),
+            _open: room,
         })
     }
 
-    /// The most recently used idle connection to `upstream` that is still open and ready.
-    fn take(&self, upstream: &Authority, home: usize) -> Option<Connection> {
-        let mut idle = self.idle.lock().ok()?;
-        let waiting = idle.get_mut(upstream.as_str())?.get_mut(home)?;
-        while let Some((mut connection, since)) = waiting.pop() {
-            if since.elapsed() < self.idle_timeout && connection.ready_now() {
-                return Some(connection);
+    /// Gives `connection`, read to the end, to the request that has waited longest for one
+    /// (one of `home`'s first, whose thread hears of its socket), or keeps it idle.
+    fn put(&self, upstream: &Authority, mut connection: Connection, home: usize) {
+        let mut upstreams = self.lock();
+        let Some(entry) = upstreams.get_mut(upstream.as_str()) else {
+            return;
+        };
+        let lines = entry.waiting.len();
+        for line in std::iter::once(home).chain((0..lines).filter(|&other| other != home)) {
+            let Some(waiting) = entry.waiting.get_mut(line) else {
+                continue;
+            };
+            while let Some(waiter) = waiting.pop_front() {
+                match waiter.send(connection) {
+                    Ok(()) => return,
+                    // That request gave up waiting.
+                    Err(back) => connection = back,
+                }
             }
         }
-        None
+        if entry.idle.len() <= home {
+            entry.idle.resize_with(home + 1, Vec::new);
+        }
+        entry.idle[home].push((connection, Instant::now()));
     }
 
-    fn put(&self, upstream: &Authority, connection: Connection, home: usize) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
-        if !idle.contains_key(upstream.as_str()) {
-            idle.insert(upstream.as_str().to_owned(), Vec::new());
-        }
-        let Some(homes) = idle.get_mut(upstream.as_str()) else {
-            return;
-        };
-        // The cap is on all homes together: threads of their own must not multiply it.
-        if homes.iter().map(Vec::len).sum::<usize>() >= self.max_idle_per_upstream {
-            return;
-        }
-        if homes.len() <= home {
-            homes.resize_with(home + 1, Vec::new);
-        }
-        homes[home].push((connection, Instant::now()));
-    }
-
-    /// Closes idle connections that waited too long or that the upstream closed.
+    /// Closes idle connections that waited too long or that the upstream closed, and forgets
+    /// requests that gave up waiting.
     fn sweep(&self) {
-        let Ok(mut idle) = self.idle.lock() else {
-            return;
-        };
-        for homes in idle.values_mut() {
-            for waiting in homes.iter_mut() {
-                waiting.retain_mut(|(connection, since)| {
+        let mut upstreams = self.lock();
+        for entry in upstreams.values_mut() {
+            for idle in entry.idle.iter_mut() {
+                idle.retain_mut(|(connection, since)| {
                     since.elapsed() < self.idle_timeout && connection.ready_now()
                 });
             }
+            for waiting in entry.waiting.iter_mut() {
+                waiting.retain(|waiter| !waiter.is_closed());
+            }
         }
-        idle.retain(|_, homes| homes.iter().any(|waiting| !waiting.is_empty()));
+        upstreams.retain(|_, entry| entry.in_use(self.max_open_per_upstream));
     }
 
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        self.idle
-            .lock()
-            .map(|idle| idle.values().flatten().map(Vec::len).sum())
-            .unwrap_or_default()
+        self.lock()
+            .values()
+            .flat_map(|entry| &entry.idle)
+            .map(Vec::len)
+            .sum()
     }
 }
 
@@ -415,6 +559,104 @@ mod tests {
             2,
             "the shared one still waits for the shared runtime"
         );
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_a_request_waits_for_the_connection_given_back() {
+        let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let first = pool.send(&authority, get("/")).await.unwrap();
+        let (second, third) = (
+            tokio::spawn({
+                let (pool, to) = (pool.clone(), authority.clone());
+                async move { hello(&pool, &to).await }
+            }),
+            tokio::spawn({
+                let (pool, to) = (pool.clone(), authority.clone());
+                async move { hello(&pool, &to).await }
+            }),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !second.is_finished() && !third.is_finished(),
+            "they wait while the one connection is busy"
+        );
+        let body = first.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        tokio::time::timeout(Duration::from_secs(5), async {
+            second.await.unwrap();
+            third.await.unwrap();
+        })
+        .await
+        .expect("each took the connection in turn");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_at_the_cap_makes_room_for_a_new_one() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let unread = pool.send(&authority, get("/")).await.unwrap();
+        let waiting = tokio::spawn({
+            let (pool, to) = (pool.clone(), authority.clone());
+            async move { hello(&pool, &to).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        // Left unread, its connection closes: not handed on, but its place is.
+        drop(unread);
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a new connection was opened")
+            .unwrap();
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_gave_up_waiting_is_passed_over() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let first = pool.send(&authority, get("/")).await.unwrap();
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(50), hello(&pool, &authority)).await;
+        assert!(gave_up.is_err(), "it waited, and gave up");
+        let next = tokio::spawn({
+            let (pool, to) = (pool.clone(), authority.clone());
+            async move { hello(&pool, &to).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first.into_body().collect().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .expect("the connection went to the request still waiting")
+            .unwrap();
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_thread_of_its_own_takes_an_idle_connection_of_another() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        hello(&pool, &authority).await;
+        let (own, to) = (pool.clone(), authority.clone());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            keep_on_this_thread(1);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let served = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), hello(&own, &to)).await
+            });
+            done.send(served.is_ok()).unwrap();
+        });
+        assert!(
+            finished.await.unwrap(),
+            "it did not wait for the shared one"
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -45,6 +45,8 @@ pub struct EdgeSettings {
     pub headers: IdentityHeaders,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
+    /// Connections open at once to one upstream; past that, requests wait for one.
+    pub upstream_max_connections: usize,
     /// Cedar default policies (from `policies/`), beside those generated from routes.
     pub default_policies: String,
     /// Routes from the config file.
@@ -183,6 +185,7 @@ impl Edge {
         let forwarder = Forwarder::new(
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
+            settings.upstream_max_connections,
         );
         let shared_scope = settings
             .cookie_domain

@@ -140,7 +140,13 @@ pub struct Hop {
 }
 
 impl Forwarder {
-    pub fn new(connect_timeout: Duration, response_timeout: Duration) -> Self {
+    /// Forwards through at most `max_connections` connections at once to each upstream
+    /// (WebSocket tunnels aside, each its own connection).
+    pub fn new(
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        max_connections: usize,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
@@ -148,7 +154,7 @@ impl Forwarder {
             .pool_max_idle_per_host(0)
             .build(connector);
         Forwarder {
-            pool: Pool::new(connect_timeout, Duration::from_secs(90), 1024),
+            pool: Pool::new(connect_timeout, Duration::from_secs(90), max_connections),
             client,
             response_timeout,
         }

@@ -68,13 +68,26 @@ impl EchoUpstream {
                 )
                 .route("/download/{bytes}", get(download))
                 // The address the request came from: the same for requests that came on one
-                // connection.
+                // connection; `/peer/MILLIS` answers after that long, to keep its connection
+                // busy meanwhile.
                 .route(
                     "/peer",
                     get(
                         |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
                             SocketAddr,
                         >| async move { peer.to_string() },
+                    ),
+                )
+                .route(
+                    "/peer/{millis}",
+                    get(
+                        |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+                            SocketAddr,
+                        >,
+                         axum::extract::Path(millis): axum::extract::Path<u64>| async move {
+                            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+                            peer.to_string()
+                        },
                     ),
                 )
                 .fallback(any(echo));

@@ -946,6 +946,13 @@ mod tests {
             (
                 &[
                     ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+                    ("STACKGATE_PROXY_UPSTREAM_MAX_CONNECTIONS", "0"),
+                ],
+                "proxy_upstream_max_connections: must be between 1 and 100000, found 0",
+            ),
+            (
+                &[
+                    ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
                     ("STACKGATE_PROXY_HEADER_USER", "bad header"),
                 ],
                 "proxy_header_user: \"bad header\" is not a header name",

@@ -56,6 +56,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "seconds an app has to start answering, 1-3600 (default 60)",
     ),
     (
+        "proxy_upstream_max_connections",
+        "most connections open at once to one app; past that, requests wait for one given back (within the response timeout), 1-100000 (default 1024)",
+    ),
+    (
         "proxy_header_read_timeout",
         "seconds a client has to send a request's headers, 1-300 (default 30)",
     ),
@@ -99,6 +103,7 @@ pub struct ProxyConfig {
     pub headers: HeaderNames,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
+    pub upstream_max_connections: usize,
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
     pub max_connections: usize,
@@ -230,6 +235,9 @@ impl ProxyConfig {
             headers,
             upstream_connect_timeout: seconds(v, "proxy_upstream_connect_timeout", 300, 5)?,
             upstream_response_timeout: seconds(v, "proxy_upstream_response_timeout", 3600, 60)?,
+            upstream_max_connections: v
+                .int("proxy_upstream_max_connections", 1, 100_000)?
+                .map_or(1024, |n| n.unsigned_abs() as usize),
             header_read_timeout: seconds(v, "proxy_header_read_timeout", 300, 30)?,
             body_idle_timeout: seconds(v, "proxy_body_idle_timeout", 3600, 60)?,
             max_connections: v

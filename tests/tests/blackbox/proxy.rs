@@ -590,6 +590,7 @@ stackgate_testkit::on_both_backends_with! {
         ("STACKGATE_PROXY_UPSTREAM_RESPONSE_TIMEOUT", "1"),
         ("STACKGATE_PROXY_MAX_HEADERS", "20"),
         ("STACKGATE_PROXY_HEADER_READ_TIMEOUT", "1"),
+        ("STACKGATE_PROXY_UPSTREAM_MAX_CONNECTIONS", "1"),
     ];
 
     slow_or_missing_apps_and_oversized_requests_get_clear_answers => |server: TestServer| async move {
@@ -625,6 +626,22 @@ stackgate_testkit::on_both_backends_with! {
             assert_eq!(peer.status(), StatusCode::OK);
             peers.insert(peer.text().await.unwrap());
         }
+        assert_eq!(peers.len(), 1, "the upstream saw requests from {peers:?}");
+        // Five at once, each keeping its upstream connection busy for 100 ms, on as many client
+        // connections, still reach it on one connection (`proxy_upstream_max_connections = 1`):
+        // each waits for the connection given back.
+        let mut at_once = tokio::task::JoinSet::new();
+        for _ in 0..5 {
+            let request = server
+                .edge_browser(&["slow.localhost"])
+                .get(server.app_url("slow.localhost", "/peer/100"));
+            at_once.spawn(async move {
+                let peer = request.send().await.unwrap();
+                assert_eq!(peer.status(), StatusCode::OK);
+                peer.text().await.unwrap()
+            });
+        }
+        let peers: std::collections::BTreeSet<String> = at_once.join_all().await.into_iter().collect();
         assert_eq!(peers.len(), 1, "the upstream saw requests from {peers:?}");
 
         // One kept-alive connection (which the edge serves holding no buffers between
