@@ -9,11 +9,12 @@
 //! polled by no one; one that the upstream closed meanwhile is found out when it is next taken
 //! (or by the sweep), and a request it could not carry goes out on another connection.
 //!
-//! At most so many connections to one upstream are open at once (as nginx's `max_conns`, or
-//! Envoy's circuit breaker, whose default this shares). Past that, a request waits for the next
-//! connection another request gives back, oldest first, rather than opening one more: under a
-//! burst of thousands of clients the upstream then sees a steady number of connections, and
-//! the edge keeps hyper's buffers for that many, not for one per client.
+//! At most so many connections to one upstream are open at once (as Envoy's circuit breaker,
+//! whose default this shares). Past that, a request waits for the next connection another
+//! request gives back, oldest first, rather than opening one more, and is refused once it has
+//! waited as long as a connection may take to open: under a burst of thousands of clients the
+//! upstream sees a steady number of connections, and the edge keeps hyper's buffers for that
+//! many, not for one per client.
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -45,6 +46,9 @@ struct Connection {
     driver: Driver,
     /// Its place among the connections its upstream may have open, given up when it closes.
     _open: OwnedSemaphorePermit,
+    /// The thread whose runtime its socket is registered with (see [`keep_on_this_thread`]):
+    /// where it waits while idle, whoever used it last.
+    home: usize,
 }
 
 impl Connection {
@@ -67,6 +71,8 @@ pub(crate) enum SendError {
     Connect(Authority, std::io::Error),
     #[error("no connection to {0} within {1:?}")]
     ConnectTimeout(Authority, Duration),
+    #[error("{0} has as many connections open as it may, all busy for {1:?}")]
+    Busy(Authority, Duration),
     #[error(transparent)]
     Http(#[from] hyper::Error),
 }
@@ -100,8 +106,9 @@ struct Upstream {
     idle: Vec<Vec<(Connection, Instant)>>,
     /// A permit for each connection that may be open at once: idle, busy or being opened.
     open: Arc<Semaphore>,
-    /// Requests waiting for a connection, by home thread, oldest first.
-    waiting: Vec<VecDeque<Waiter>>,
+    /// Requests waiting for a connection, oldest first, whatever their thread: taking turns
+    /// comes before keeping a connection on its thread.
+    waiting: VecDeque<Waiter>,
 }
 
 impl Upstream {
@@ -109,14 +116,14 @@ impl Upstream {
         Upstream {
             idle: Vec::new(),
             open: Arc::new(Semaphore::new(max_open)),
-            waiting: Vec::new(),
+            waiting: VecDeque::new(),
         }
     }
 
     /// The most recently used idle connection of `home` that is still open and ready.
     fn take(&mut self, home: usize, idle_timeout: Duration) -> Option<Connection> {
-        let waiting = self.idle.get_mut(home)?;
-        while let Some((mut connection, since)) = waiting.pop() {
+        let idle = self.idle.get_mut(home)?;
+        while let Some((mut connection, since)) = idle.pop() {
             if since.elapsed() < idle_timeout && connection.ready_now() {
                 return Some(connection);
             }
@@ -140,10 +147,7 @@ impl Upstream {
             }
         }
         let (waiter, handed) = oneshot::channel();
-        if self.waiting.len() <= home {
-            self.waiting.resize_with(home + 1, VecDeque::new);
-        }
-        self.waiting[home].push_back(waiter);
+        self.waiting.push_back(waiter);
         Obtained::Wait(handed, self.open.clone())
     }
 
@@ -151,7 +155,24 @@ impl Upstream {
     fn in_use(&self, max_open: usize) -> bool {
         self.open.available_permits() < max_open
             || self.idle.iter().any(|idle| !idle.is_empty())
-            || self.waiting.iter().any(|waiting| !waiting.is_empty())
+            || !self.waiting.is_empty()
+    }
+}
+
+/// A request's place in line. A connection handed to it as it gives up goes to the next in
+/// line, not closed with it.
+struct InLine<'a> {
+    handed: oneshot::Receiver<Connection>,
+    pool: &'a Pool,
+    upstream: &'a Authority,
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.handed.close();
+        if let Ok(connection) = self.handed.try_recv() {
+            self.pool.put(self.upstream, connection);
+        }
     }
 }
 
@@ -212,8 +233,7 @@ impl Pool {
         upstream: &Authority,
         mut request: Request<Body>,
     ) -> Result<Response<Body>, SendError> {
-        // Where the connection goes back to: the body that gives it back may be dropped on
-        // another thread than the one that opened it.
+        // Which idle connections this thread takes, and where one it opens waits when idle.
         let home = HOME.get();
         loop {
             let (connection, reused) = self.obtain(upstream, home).await?;
@@ -221,6 +241,7 @@ impl Pool {
                 mut sender,
                 driver,
                 _open: open,
+                home: opened_on,
             } = connection;
             let mut sent = std::pin::pin!(sender.try_send_request(request));
             let mut driver = Some(driver);
@@ -240,13 +261,14 @@ impl Pool {
                         sender,
                         driver,
                         _open: open,
+                        home: opened_on,
                     });
                     let (parts, body) = response.into_parts();
                     let body = Driven {
                         body,
                         ended: false,
                         connection: kept,
-                        home: Some((Arc::downgrade(self), upstream.clone(), home)),
+                        back_to: Some((Arc::downgrade(self), upstream.clone())),
                     };
                     return Ok(Response::from_parts(parts, Body::new(body)));
                 }
@@ -266,30 +288,40 @@ impl Pool {
         upstream: &Authority,
         home: usize,
     ) -> Result<(Connection, bool), SendError> {
+        let waited_since = tokio::time::Instant::now();
         loop {
-            let (mut handed, open) = match self.idle_or_room(upstream, home) {
+            let (handed, open) = match self.idle_or_room(upstream, home) {
                 Obtained::Idle(connection) => return Ok((connection, true)),
-                Obtained::Room(room) => return Ok((self.connect(upstream, room).await?, false)),
+                Obtained::Room(room) => {
+                    return Ok((self.connect(upstream, room, home).await?, false));
+                }
                 Obtained::Wait(handed, open) => (handed, open),
             };
-            // A request that gives up (its client left, or the response timeout ended it)
-            // drops its receiver: a connection then handed to it goes to the next in line.
+            let mut in_line = InLine {
+                handed,
+                pool: self,
+                upstream,
+            };
+            let limit = waited_since + self.connect_timeout;
             let mut given_back = tokio::select! {
-                Ok(connection) = &mut handed => connection,
+                Ok(connection) = &mut in_line.handed => connection,
                 room = open.acquire_owned() => {
-                    handed.close();
-                    match (handed.try_recv(), room) {
+                    in_line.handed.close();
+                    match (in_line.handed.try_recv(), room) {
                         // Handed over just as room was made: take it, and leave the room.
                         (Ok(connection), _) => connection,
                         (Err(_), Ok(room)) => {
-                            return Ok((self.connect(upstream, room).await?, false));
+                            return Ok((self.connect(upstream, room, home).await?, false));
                         }
                         // The semaphore is never closed.
                         (Err(_), Err(_)) => continue,
                     }
                 }
+                () = tokio::time::sleep_until(limit) => {
+                    return Err(SendError::Busy(upstream.clone(), self.connect_timeout));
+                }
             };
-            // The upstream may have closed it since: then wait again.
+            // The upstream may have closed it since: then line up again.
             if given_back.ready_now() {
                 return Ok((given_back, true));
             }
@@ -319,6 +351,7 @@ impl Pool {
         &self,
         upstream: &Authority,
         room: OwnedSemaphorePermit,
+        home: usize,
     ) -> Result<Connection, SendError> {
         // `Authority` keeps IPv6 brackets, which the socket address parser expects.
         let address = match upstream.port_u16() {
@@ -337,29 +370,25 @@ impl Pool {
             sender,
             driver: Box::pin(driver),
             _open: room,
+            home,
         })
     }
 
-    /// Gives `connection`, read to the end, to the request that has waited longest for one
-    /// (one of `home`'s first, whose thread hears of its socket), or keeps it idle.
-    fn put(&self, upstream: &Authority, mut connection: Connection, home: usize) {
+    /// Gives `connection`, read to the end, to the request that has waited longest for one,
+    /// or keeps it idle on its thread.
+    fn put(&self, upstream: &Authority, mut connection: Connection) {
         let mut upstreams = self.lock();
         let Some(entry) = upstreams.get_mut(upstream.as_str()) else {
             return;
         };
-        let lines = entry.waiting.len();
-        for line in std::iter::once(home).chain((0..lines).filter(|&other| other != home)) {
-            let Some(waiting) = entry.waiting.get_mut(line) else {
-                continue;
-            };
-            while let Some(waiter) = waiting.pop_front() {
-                match waiter.send(connection) {
-                    Ok(()) => return,
-                    // That request gave up waiting.
-                    Err(back) => connection = back,
-                }
+        while let Some(waiter) = entry.waiting.pop_front() {
+            match waiter.send(connection) {
+                Ok(()) => return,
+                // That request gave up waiting.
+                Err(back) => connection = back,
             }
         }
+        let home = connection.home;
         if entry.idle.len() <= home {
             entry.idle.resize_with(home + 1, Vec::new);
         }
@@ -376,9 +405,7 @@ impl Pool {
                     since.elapsed() < self.idle_timeout && connection.ready_now()
                 });
             }
-            for waiting in entry.waiting.iter_mut() {
-                waiting.retain(|waiter| !waiter.is_closed());
-            }
+            entry.waiting.retain(|waiter| !waiter.is_closed());
         }
         upstreams.retain(|_, entry| entry.in_use(self.max_open_per_upstream));
     }
@@ -401,8 +428,8 @@ struct Driven {
     /// Whether the body said it ended: a chunked one never reports `is_end_stream`.
     ended: bool,
     connection: Option<Connection>,
-    /// The pool, the upstream and the home thread the connection goes back to.
-    home: Option<(Weak<Pool>, Authority, usize)>,
+    /// The pool and the upstream the connection goes back to.
+    back_to: Option<(Weak<Pool>, Authority)>,
 }
 
 impl hyper::body::Body for Driven {
@@ -440,11 +467,11 @@ impl Drop for Driven {
         if !(self.ended || self.body.is_end_stream()) {
             return;
         }
-        if let (Some(connection), Some((pool, upstream, home))) =
-            (self.connection.take(), self.home.take())
+        if let (Some(connection), Some((pool, upstream))) =
+            (self.connection.take(), self.back_to.take())
             && let Some(pool) = pool.upgrade()
         {
-            pool.put(&upstream, connection, home);
+            pool.put(&upstream, connection);
         }
     }
 }
@@ -562,35 +589,114 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn past_the_cap_a_request_waits_for_the_connection_given_back() {
-        let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+    async fn past_the_cap_requests_wait_in_turn_for_the_connection_given_back() {
+        let (authority, accepted) = upstream(&[OK, OK, OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
         let first = pool.send(&authority, get("/")).await.unwrap();
-        let (second, third) = (
-            tokio::spawn({
-                let (pool, to) = (pool.clone(), authority.clone());
-                async move { hello(&pool, &to).await }
-            }),
-            tokio::spawn({
-                let (pool, to) = (pool.clone(), authority.clone());
-                async move { hello(&pool, &to).await }
-            }),
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for turn in 0..3 {
+            let (pool, to, served) = (pool.clone(), authority.clone(), served.clone());
+            waiting.push(tokio::spawn(async move {
+                hello(&pool, &to).await;
+                served.lock().unwrap().push(turn);
+            }));
+            // Each in line before the next.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
         assert!(
-            !second.is_finished() && !third.is_finished(),
+            waiting.iter().all(|waiter| !waiter.is_finished()),
             "they wait while the one connection is busy"
         );
         let body = first.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"hello");
         tokio::time::timeout(Duration::from_secs(5), async {
-            second.await.unwrap();
-            third.await.unwrap();
+            for waiter in waiting {
+                waiter.await.unwrap();
+            }
         })
         .await
         .expect("each took the connection in turn");
+        assert_eq!(*served.lock().unwrap(), [0, 1, 2], "oldest first");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_waits_past_the_connect_timeout_is_told_the_app_is_busy() {
+        let (authority, _) = upstream(&[OK], false).await;
+        let pool = Pool::new(Duration::from_millis(200), Duration::from_secs(60), 1);
+        let _busy = pool.send(&authority, get("/")).await.unwrap();
+        let started = std::time::Instant::now();
+        let refused = tokio::time::timeout(Duration::from_secs(5), pool.send(&authority, get("/")))
+            .await
+            .expect("refused, not left waiting")
+            .unwrap_err();
+        assert!(matches!(refused, SendError::Busy(..)), "{refused}");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_connection_handed_to_a_request_that_has_just_given_up_is_kept() {
+        let (authority, _) = upstream(&[OK], false).await;
+        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
+        let Obtained::Room(room) = pool.idle_or_room(&authority, 0) else {
+            panic!("the first request has room")
+        };
+        let connection = pool.connect(&authority, room, 0).await.unwrap();
+        let (waiter, handed) = oneshot::channel();
+        assert!(waiter.send(connection).is_ok());
+        drop(InLine {
+            handed,
+            pool: &pool,
+            upstream: &authority,
+        });
+        assert_eq!(pool.idle_count(), 1, "not closed with the request");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_keeps_count_of_connections_in_use() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_millis(300), Duration::from_secs(60), 1);
+        let busy = pool.send(&authority, get("/")).await.unwrap();
+        // Nothing idle, no one waiting: only the busy connection says the upstream is in use.
+        pool.sweep();
+        let refused = tokio::time::timeout(Duration::from_secs(5), pool.send(&authority, get("/")))
+            .await
+            .expect("refused, not left waiting")
+            .unwrap_err();
+        assert!(matches!(refused, SendError::Busy(..)), "{refused}");
+        drop(busy);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_back_goes_to_a_request_waiting_on_another_thread() {
+        let (authority, accepted) = upstream(&[OK, OK], false).await;
+        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
+        let first = pool.send(&authority, get("/")).await.unwrap();
+        let (own, to) = (pool.clone(), authority.clone());
+        let (done, finished) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            keep_on_this_thread(1);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let served = runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(3), hello(&own, &to)).await
+            });
+            done.send(served.is_ok()).unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.into_body().collect().await.unwrap();
+        assert!(finished.await.unwrap(), "it was handed the connection");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            pool.lock()[authority.as_str()].idle[0].len(),
+            1,
+            "idle again on the thread that opened it"
+        );
     }
 
     #[tokio::test]

@@ -98,6 +98,19 @@ pub fn bad_gateway() -> Response<Body> {
     )
 }
 
+/// Every connection the edge may open to the app stayed busy while the request waited.
+pub fn app_busy() -> Response<Body> {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The app is busy",
+        "The app behind this address is answering as many requests as it can take. Try again in a moment; if it lasts, tell your administrator.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
 pub fn gateway_timeout() -> Response<Body> {
     page(
         StatusCode::GATEWAY_TIMEOUT,

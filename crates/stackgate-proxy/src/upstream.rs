@@ -3,7 +3,11 @@
 //! joined end to end, and bounded waits.
 
 use crate::{
-    IdentityHeaders, body_timeout::caused_by_idle_body, connections::Pool, pages, routes::Upstream,
+    IdentityHeaders,
+    body_timeout::caused_by_idle_body,
+    connections::{Pool, SendError},
+    pages,
+    routes::Upstream,
 };
 use axum::body::Body;
 use hyper::{
@@ -194,6 +198,12 @@ impl Forwarder {
                     StatusCode::REQUEST_TIMEOUT,
                     "The request's body stopped arriving. Try again.",
                 );
+            }
+            Ok(Err(err))
+                if matches!(err.downcast_ref::<SendError>(), Some(SendError::Busy(..))) =>
+            {
+                tracing::warn!(upstream = %upstream, error = %err, "upstream at its connection limit");
+                return pages::app_busy();
             }
             Ok(Err(err)) => {
                 tracing::warn!(upstream = %upstream, error = %err, "upstream unreachable");

@@ -57,7 +57,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "proxy_upstream_max_connections",
-        "most connections open at once to one app; past that, requests wait for one given back (within the response timeout), 1-100000 (default 1024)",
+        "most connections open at once to one upstream address; past that, requests wait for one given back, and get 503 after the connect timeout, 1-100000 (default 1024)",
     ),
     (
         "proxy_header_read_timeout",

@@ -591,6 +591,7 @@ stackgate_testkit::on_both_backends_with! {
         ("STACKGATE_PROXY_MAX_HEADERS", "20"),
         ("STACKGATE_PROXY_HEADER_READ_TIMEOUT", "1"),
         ("STACKGATE_PROXY_UPSTREAM_MAX_CONNECTIONS", "1"),
+        ("STACKGATE_PROXY_UPSTREAM_CONNECT_TIMEOUT", "1"),
     ];
 
     slow_or_missing_apps_and_oversized_requests_get_clear_answers => |server: TestServer| async move {
@@ -643,6 +644,20 @@ stackgate_testkit::on_both_backends_with! {
         }
         let peers: std::collections::BTreeSet<String> = at_once.join_all().await.into_iter().collect();
         assert_eq!(peers.len(), 1, "the upstream saw requests from {peers:?}");
+        // While a download no one reads keeps that connection busy, a request that has waited
+        // the connect timeout (1 s) is told the app is busy; once it is read, or dropped, the
+        // app is served again.
+        let unread = client.get(server.app_url("slow.localhost", "/download/104857600")).send().await.unwrap();
+        assert_eq!(unread.status(), StatusCode::OK);
+        let started = std::time::Instant::now();
+        let busy = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "refused, not left to time out");
+        assert_eq!(busy.headers()["retry-after"], "5");
+        assert!(busy.text().await.unwrap().contains("The app is busy"));
+        drop(unread);
+        let served = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!(served.status(), StatusCode::OK);
 
         // One kept-alive connection (which the edge serves holding no buffers between
         // requests): requests one after another, one with a body, and two pipelined in a single
