@@ -288,7 +288,8 @@ impl Pool {
         upstream: &Authority,
         home: usize,
     ) -> Result<(Connection, bool), SendError> {
-        let waited_since = tokio::time::Instant::now();
+        // Set once it first waits: the clock is not read on the way to an idle connection.
+        let mut limit = None;
         loop {
             let (handed, open) = match self.idle_or_room(upstream, home) {
                 Obtained::Idle(connection) => return Ok((connection, true)),
@@ -302,7 +303,8 @@ impl Pool {
                 pool: self,
                 upstream,
             };
-            let limit = waited_since + self.connect_timeout;
+            let limit =
+                *limit.get_or_insert_with(|| tokio::time::Instant::now() + self.connect_timeout);
             let mut given_back = tokio::select! {
                 Ok(connection) = &mut in_line.handed => connection,
                 room = open.acquire_owned() => {
