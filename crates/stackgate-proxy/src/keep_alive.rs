@@ -61,22 +61,61 @@ pub(crate) async fn next_bytes<T: AsyncRead + Unpin>(io: &mut T) -> io::Result<O
     .await
 }
 
-/// A socket with bytes already read from it put back in front of what it reads next.
+/// How long a connection waits on its client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientTimeouts {
+    /// For the first bytes of a request, between requests: then the connection is closed.
+    pub(crate) idle: Duration,
+    /// For the client to take any of the bytes written to it (as nginx's `send_timeout`): then
+    /// the connection ends, with the answer it was reading, and the app's connection it held.
+    pub(crate) send: Duration,
+}
+
+/// A socket with bytes already read from it put back in front of what it reads next, whose
+/// writes end with an error once the client has taken nothing for the send timeout.
 pub(crate) struct Replay<T> {
     io: T,
     replay: Bytes,
     /// Set while the connection is being handed back for the next request: hyper's closing
     /// shutdown must then leave the socket open.
     turn: Option<Arc<Turn>>,
+    send_timeout: Duration,
+    /// Since when writes have waited for the client; boxed, as writes rarely wait.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T> Replay<T> {
-    pub(crate) fn new(io: T, replay: Bytes) -> Self {
+    pub(crate) fn new(io: T, replay: Bytes, send_timeout: Duration) -> Self {
         Replay {
             io,
             replay,
             turn: None,
+            send_timeout,
+            stalled: None,
         }
+    }
+
+    /// `written`, unless the client has taken nothing for the send timeout: then an error.
+    fn unless_stalled<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if written.is_ready() {
+            self.stalled = None;
+            return written;
+        }
+        let timeout = self.send_timeout;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stalled.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took nothing of the answer for the send timeout",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -102,7 +141,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.unless_stalled(cx, written)
     }
 
     fn poll_write_vectored(
@@ -110,7 +150,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.unless_stalled(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -118,7 +159,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        self.unless_stalled(cx, flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -222,14 +264,14 @@ pub(crate) trait Listening {
 }
 
 /// Serves HTTP/1 on `io` (whose first bytes, already read, are `replay`) until the client
-/// closes, stays silent for `idle`, or `stop` changes. While the listener is crowded,
+/// closes, stays silent for `timeouts.idle`, or `stop` changes. While the listener is crowded,
 /// connections are handed back after every answer instead of after a second or two of quiet.
 pub(crate) async fn serve<T, S, B>(
     mut io: T,
     mut replay: Bytes,
     builder: &http1::Builder,
     service: S,
-    idle: Duration,
+    timeouts: ClientTimeouts,
     listening: &impl Listening,
     stop: &mut watch::Receiver<bool>,
 ) -> hyper::Result<()>
@@ -245,7 +287,7 @@ where
     loop {
         if replay.is_empty() {
             let next = tokio::select! {
-                next = tokio::time::timeout(idle, next_bytes(&mut io)) => next,
+                next = tokio::time::timeout(timeouts.idle, next_bytes(&mut io)) => next,
                 _ = stop.changed() => return Ok(()),
             };
             match next {
@@ -256,9 +298,8 @@ where
         }
         let turn = Arc::new(Turn::default());
         let socket = Replay {
-            io,
-            replay,
             turn: Some(turn.clone()),
+            ..Replay::new(io, replay, timeouts.send)
         };
         let watched = Watched {
             inner: service.clone(),
@@ -390,10 +431,46 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, server) = tokio::io::duplex(64);
         client.write_all(b" world").await.unwrap();
-        let mut replay = Replay::new(server, Bytes::from_static(b"hello"));
+        let mut replay = Replay::new(
+            server,
+            Bytes::from_static(b"hello"),
+            Duration::from_secs(60),
+        );
         let mut got = [0u8; 11];
         replay.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello world");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_takes_nothing_ends_the_connection_after_the_send_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (_client, server) = tokio::io::duplex(64);
+        let mut replay = Replay::new(server, Bytes::new(), Duration::from_secs(1));
+        let started = tokio::time::Instant::now();
+        let stalled = tokio::time::timeout(Duration::from_secs(5), replay.write_all(&[b'x'; 1024]))
+            .await
+            .expect("cut off, not left waiting")
+            .unwrap_err();
+        assert_eq!(stalled.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_keeps_taking_bytes_slowly_is_never_cut() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(64);
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buffer = [0u8; 64];
+            while got < 1024 {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                got += client.read(&mut buffer).await.unwrap();
+            }
+        });
+        let mut replay = Replay::new(server, Bytes::new(), Duration::from_secs(1));
+        replay.write_all(&[b'x'; 1024]).await.unwrap();
+        replay.flush().await.unwrap();
+        reader.await.unwrap();
     }
 
     /// Answers with the request's path, and counts the hyper connections it served (each
@@ -463,7 +540,10 @@ mod tests {
                 Bytes::new(),
                 &builder,
                 service,
-                idle,
+                ClientTimeouts {
+                    idle,
+                    send: Duration::from_secs(60),
+                },
                 &*listener,
                 &mut stop_seen,
             )

@@ -69,6 +69,8 @@ struct Protocols {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
     header_read_timeout: Duration,
+    /// For a client to take bytes of an answer: the same patience as for one sending a body.
+    send_timeout: Duration,
 }
 
 impl Protocols {
@@ -89,6 +91,7 @@ impl Protocols {
             http1,
             http2,
             header_read_timeout: listener.header_read_timeout,
+            send_timeout: listener.body_idle_timeout,
         }
     }
 }
@@ -609,7 +612,10 @@ where
             first,
             &protocols.http1,
             service,
-            protocols.header_read_timeout,
+            keep_alive::ClientTimeouts {
+                idle: protocols.header_read_timeout,
+                send: protocols.send_timeout,
+            },
             open,
             stop,
         )
@@ -628,9 +634,10 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: ConnectionService,
 {
-    let conn = protocols
-        .http2
-        .serve_connection(TokioIo::new(Replay::new(io, first)), service);
+    let conn = protocols.http2.serve_connection(
+        TokioIo::new(Replay::new(io, first, protocols.send_timeout)),
+        service,
+    );
     let mut conn = Box::pin(conn);
     tokio::select! {
         done = conn.as_mut() => return done,

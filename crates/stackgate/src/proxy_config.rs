@@ -65,7 +65,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     (
         "proxy_body_idle_timeout",
-        "seconds a client may pause while sending a request body before the request ends with 408, 1-3600 (default 60)",
+        "seconds a client may pause while sending a request body before the request ends with 408, or while taking an answer before its connection is closed, 1-3600 (default 60)",
     ),
     (
         "proxy_max_connections",

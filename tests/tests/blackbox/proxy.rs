@@ -592,6 +592,7 @@ stackgate_testkit::on_both_backends_with! {
         ("STACKGATE_PROXY_HEADER_READ_TIMEOUT", "1"),
         ("STACKGATE_PROXY_UPSTREAM_MAX_CONNECTIONS", "1"),
         ("STACKGATE_PROXY_UPSTREAM_CONNECT_TIMEOUT", "1"),
+        ("STACKGATE_PROXY_BODY_IDLE_TIMEOUT", "3"),
     ];
 
     slow_or_missing_apps_and_oversized_requests_get_clear_answers => |server: TestServer| async move {
@@ -645,8 +646,8 @@ stackgate_testkit::on_both_backends_with! {
         let peers: std::collections::BTreeSet<String> = at_once.join_all().await.into_iter().collect();
         assert_eq!(peers.len(), 1, "the upstream saw requests from {peers:?}");
         // While a download no one reads keeps that connection busy, a request that has waited
-        // the connect timeout (1 s) is told the app is busy; once it is read, or dropped, the
-        // app is served again.
+        // the connect timeout (1 s) is told the app is busy; once the edge has given up on the
+        // reader (it took nothing for the send timeout, 3 s here), the app is served again.
         let unread = client.get(server.app_url("slow.localhost", "/download/104857600")).send().await.unwrap();
         assert_eq!(unread.status(), StatusCode::OK);
         let started = std::time::Instant::now();
@@ -655,9 +656,17 @@ stackgate_testkit::on_both_backends_with! {
         assert!(started.elapsed() < std::time::Duration::from_secs(3), "refused, not left to time out");
         assert_eq!(busy.headers()["retry-after"], "5");
         assert!(busy.text().await.unwrap().contains("The app is busy"));
-        drop(unread);
-        let served = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
-        assert_eq!(served.status(), StatusCode::OK);
+        let mut served = None;
+        for _ in 0..10 {
+            let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+            if next.status() == StatusCode::OK {
+                served = Some(next);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        assert!(served.is_some(), "the stalled download still holds the app's one connection");
+        assert!(unread.bytes().await.is_err(), "the stalled download was cut off");
 
         // One kept-alive connection (which the edge serves holding no buffers between
         // requests): requests one after another, one with a body, and two pipelined in a single
