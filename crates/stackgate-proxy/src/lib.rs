@@ -21,7 +21,6 @@ mod keep_alive;
 mod listener;
 mod pages;
 pub mod paths;
-mod request_head;
 pub mod routes;
 mod tls;
 mod upstream;

@@ -135,9 +135,7 @@ pub async fn serve(
     let handler = move |peer: SocketAddr| {
         let edge = edge.clone();
         service_fn(move |request: Request<Incoming>| {
-            // Here, before hyper reads the connection again: see `request_head`.
-            let request = crate::request_head::detached(request)
-                .map(|body| Body::new(IdleTimeout::new(body, body_idle)));
+            let request = request.map(|body| Body::new(IdleTimeout::new(body, body_idle)));
             handled(edge.clone(), request, peer)
         })
     };
