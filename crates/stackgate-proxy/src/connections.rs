@@ -227,16 +227,19 @@ impl Pool {
 
     /// Sends `request` (its URI in origin form, its `Host` set) to `upstream` on an idle
     /// connection, or on a new one. A request an idle connection could not carry (the
-    /// upstream had closed it) is sent again on another.
+    /// upstream had closed it) is sent again on another. A request that has to wait for a
+    /// connection waits no longer than the connect timeout, nor past `deadline` (the caller's
+    /// own, by which it is told the app is busy rather than too slow).
     pub(crate) async fn send(
         self: &Arc<Self>,
         upstream: &Authority,
         mut request: Request<Body>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Response<Body>, SendError> {
         // Which idle connections this thread takes, and where one it opens waits when idle.
         let home = HOME.get();
         loop {
-            let (connection, reused) = self.obtain(upstream, home).await?;
+            let (connection, reused) = self.obtain(upstream, home, deadline).await?;
             let Connection {
                 mut sender,
                 driver,
@@ -287,6 +290,7 @@ impl Pool {
         &self,
         upstream: &Authority,
         home: usize,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<(Connection, bool), SendError> {
         // Set once it first waits: the clock is not read on the way to an idle connection.
         let mut limit = None;
@@ -303,8 +307,14 @@ impl Pool {
                 pool: self,
                 upstream,
             };
-            let limit =
-                *limit.get_or_insert_with(|| tokio::time::Instant::now() + self.connect_timeout);
+            let (since, limit) = *limit.get_or_insert_with(|| {
+                let now = tokio::time::Instant::now();
+                let waited = now + self.connect_timeout;
+                (
+                    now,
+                    deadline.map_or(waited, |deadline| deadline.min(waited)),
+                )
+            });
             let mut given_back = tokio::select! {
                 Ok(connection) = &mut in_line.handed => connection,
                 room = open.acquire_owned() => {
@@ -319,8 +329,9 @@ impl Pool {
                         (Err(_), Err(_)) => continue,
                     }
                 }
+                // At the caller's deadline too: `timeout_at` polls what it bounds first.
                 () = tokio::time::sleep_until(limit) => {
-                    return Err(SendError::Busy(upstream.clone(), self.connect_timeout));
+                    return Err(SendError::Busy(upstream.clone(), limit - since));
                 }
             };
             // The upstream may have closed it since: then line up again.
@@ -538,7 +549,7 @@ mod tests {
 
     /// Sends a request through `pool` and reads its answer to the end: `hello`.
     async fn hello(pool: &Arc<Pool>, authority: &Authority) {
-        let response = pool.send(authority, get("/")).await.unwrap();
+        let response = pool.send(authority, get("/"), None).await.unwrap();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"hello");
     }
@@ -594,7 +605,7 @@ mod tests {
     async fn past_the_cap_requests_wait_in_turn_for_the_connection_given_back() {
         let (authority, accepted) = upstream(&[OK, OK, OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
-        let first = pool.send(&authority, get("/")).await.unwrap();
+        let first = pool.send(&authority, get("/"), None).await.unwrap();
         let served = Arc::new(Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
         for turn in 0..3 {
@@ -628,14 +639,32 @@ mod tests {
     async fn a_request_that_waits_past_the_connect_timeout_is_told_the_app_is_busy() {
         let (authority, _) = upstream(&[OK], false).await;
         let pool = Pool::new(Duration::from_millis(200), Duration::from_secs(60), 1);
-        let _busy = pool.send(&authority, get("/")).await.unwrap();
+        let _busy = pool.send(&authority, get("/"), None).await.unwrap();
         let started = std::time::Instant::now();
-        let refused = tokio::time::timeout(Duration::from_secs(5), pool.send(&authority, get("/")))
-            .await
-            .expect("refused, not left waiting")
-            .unwrap_err();
+        let refused = tokio::time::timeout(
+            Duration::from_secs(5),
+            pool.send(&authority, get("/"), None),
+        )
+        .await
+        .expect("refused, not left waiting")
+        .unwrap_err();
         assert!(matches!(refused, SendError::Busy(..)), "{refused}");
         assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_no_longer_than_its_callers_deadline() {
+        let (authority, _) = upstream(&[OK], false).await;
+        let pool = Pool::new(Duration::from_secs(30), Duration::from_secs(60), 1);
+        let _busy = pool.send(&authority, get("/"), None).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        // As the edge bounds it: the caller's timeout at the same instant comes second.
+        let refused =
+            tokio::time::timeout_at(deadline, pool.send(&authority, get("/"), Some(deadline)))
+                .await
+                .expect("told the app is busy, not timed out")
+                .unwrap_err();
+        assert!(matches!(refused, SendError::Busy(..)), "{refused}");
     }
 
     #[tokio::test]
@@ -660,13 +689,16 @@ mod tests {
     async fn the_sweep_keeps_count_of_connections_in_use() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_millis(300), Duration::from_secs(60), 1);
-        let busy = pool.send(&authority, get("/")).await.unwrap();
+        let busy = pool.send(&authority, get("/"), None).await.unwrap();
         // Nothing idle, no one waiting: only the busy connection says the upstream is in use.
         pool.sweep();
-        let refused = tokio::time::timeout(Duration::from_secs(5), pool.send(&authority, get("/")))
-            .await
-            .expect("refused, not left waiting")
-            .unwrap_err();
+        let refused = tokio::time::timeout(
+            Duration::from_secs(5),
+            pool.send(&authority, get("/"), None),
+        )
+        .await
+        .expect("refused, not left waiting")
+        .unwrap_err();
         assert!(matches!(refused, SendError::Busy(..)), "{refused}");
         drop(busy);
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -676,7 +708,7 @@ mod tests {
     async fn a_connection_given_back_goes_to_a_request_waiting_on_another_thread() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
-        let first = pool.send(&authority, get("/")).await.unwrap();
+        let first = pool.send(&authority, get("/"), None).await.unwrap();
         let (own, to) = (pool.clone(), authority.clone());
         let (done, finished) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
@@ -705,7 +737,7 @@ mod tests {
     async fn a_connection_closed_at_the_cap_makes_room_for_a_new_one() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
-        let unread = pool.send(&authority, get("/")).await.unwrap();
+        let unread = pool.send(&authority, get("/"), None).await.unwrap();
         let waiting = tokio::spawn({
             let (pool, to) = (pool.clone(), authority.clone());
             async move { hello(&pool, &to).await }
@@ -725,7 +757,7 @@ mod tests {
     async fn a_request_that_gave_up_waiting_is_passed_over() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
-        let first = pool.send(&authority, get("/")).await.unwrap();
+        let first = pool.send(&authority, get("/"), None).await.unwrap();
         let gave_up =
             tokio::time::timeout(Duration::from_millis(50), hello(&pool, &authority)).await;
         assert!(gave_up.is_err(), "it waited, and gave up");
@@ -783,7 +815,7 @@ mod tests {
     async fn an_answer_left_unread_closes_its_connection() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
-        let response = pool.send(&authority, get("/")).await.unwrap();
+        let response = pool.send(&authority, get("/"), None).await.unwrap();
         drop(response);
         assert_eq!(pool.idle_count(), 0);
         hello(&pool, &authority).await;
@@ -808,7 +840,7 @@ mod tests {
     async fn connections_are_closed_once_idle_too_long() {
         let (authority, _) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_millis(200), 8);
-        let response = pool.send(&authority, get("/")).await.unwrap();
+        let response = pool.send(&authority, get("/"), None).await.unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(pool.idle_count(), 1);
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -821,7 +853,7 @@ mod tests {
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         drop(listener);
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
-        let refused = pool.send(&authority, get("/")).await.unwrap_err();
+        let refused = pool.send(&authority, get("/"), None).await.unwrap_err();
         assert!(matches!(refused, SendError::Connect(..)), "{refused}");
     }
 }

@@ -80,8 +80,11 @@ pub(crate) struct Replay<T> {
     /// shutdown must then leave the socket open.
     turn: Option<Arc<Turn>>,
     send_timeout: Duration,
-    /// Since when writes have waited for the client; boxed, as writes rarely wait.
+    /// When the writes waiting for the client give up; boxed and made at the first wait
+    /// (most connections never wait), then set again for each.
     stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Whether writes are waiting now, and `stalled` is set for this wait.
+    waiting: bool,
 }
 
 impl<T> Replay<T> {
@@ -92,6 +95,7 @@ impl<T> Replay<T> {
             turn: None,
             send_timeout,
             stalled: None,
+            waiting: false,
         }
     }
 
@@ -102,17 +106,23 @@ impl<T> Replay<T> {
         written: Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
         if written.is_ready() {
-            self.stalled = None;
+            self.waiting = false;
             return written;
         }
-        let timeout = self.send_timeout;
-        let stalled = self
-            .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if stalled.as_mut().poll(cx).is_ready() {
+        if !self.waiting {
+            self.waiting = true;
+            let give_up = tokio::time::Instant::now() + self.send_timeout;
+            match self.stalled.as_mut() {
+                Some(stalled) => stalled.as_mut().reset(give_up),
+                None => self.stalled = Some(Box::pin(tokio::time::sleep_until(give_up))),
+            }
+        }
+        if let Some(stalled) = self.stalled.as_mut()
+            && stalled.as_mut().poll(cx).is_ready()
+        {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the client took nothing of the answer for the send timeout",
+                "no bytes of the answer went out to the client within the send timeout",
             )));
         }
         Poll::Pending

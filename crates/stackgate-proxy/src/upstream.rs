@@ -178,7 +178,8 @@ impl Forwarder {
         if let Err(status) = prepare(&mut request, upstream, hop, upgrade) {
             return pages::status(status, "The request cannot be forwarded.");
         }
-        let sent = tokio::time::timeout(self.response_timeout, async {
+        let deadline = tokio::time::Instant::now() + self.response_timeout;
+        let sent = tokio::time::timeout_at(deadline, async {
             if upgrade {
                 // Boxed: rare, and every request in flight would keep room for it.
                 let response = Box::pin(self.client.request(request)).await?;
@@ -186,7 +187,7 @@ impl Forwarder {
             } else {
                 // Boxed, as hyper's client boxes its own: a request in flight then keeps one
                 // pointer for it, and a connection between requests nothing.
-                Ok(Box::pin(self.pool.send(&upstream.authority, request)).await?)
+                Ok(Box::pin(self.pool.send(&upstream.authority, request, Some(deadline))).await?)
             }
         })
         .await;
