@@ -554,6 +554,36 @@ mod tests {
         assert_eq!(&body[..], b"hello");
     }
 
+    /// Sends `requests` requests one after another through `pool` from a new thread that is a
+    /// runtime of its own (home 1), within `limit`; tells whether they were all answered.
+    /// Awaited, not joined: the upstream runs on the test's runtime.
+    fn from_a_thread_of_its_own(
+        pool: &Arc<Pool>,
+        authority: &Authority,
+        requests: usize,
+        limit: Duration,
+    ) -> oneshot::Receiver<bool> {
+        let (own, to) = (pool.clone(), authority.clone());
+        let (done, finished) = oneshot::channel();
+        std::thread::spawn(move || {
+            keep_on_this_thread(1);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let served = runtime.block_on(async {
+                tokio::time::timeout(limit, async {
+                    for _ in 0..requests {
+                        hello(&own, &to).await;
+                    }
+                })
+                .await
+            });
+            done.send(served.is_ok()).unwrap();
+        });
+        finished
+    }
+
     #[tokio::test]
     async fn a_connection_read_to_the_end_carries_the_next_request() {
         let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
@@ -572,22 +602,11 @@ mod tests {
         let opened = || accepted.load(std::sync::atomic::Ordering::SeqCst);
         hello(&pool, &authority).await;
         assert_eq!((opened(), pool.idle_count()), (1, 1));
-        let (own, to) = (pool.clone(), authority.clone());
-        // Awaited, not joined: the upstream runs on this test's runtime.
-        let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            keep_on_this_thread(1);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                hello(&own, &to).await;
-                hello(&own, &to).await;
-            });
-            done.send(()).unwrap();
-        });
-        finished.await.unwrap();
+        assert!(
+            from_a_thread_of_its_own(&pool, &authority, 2, Duration::from_secs(5))
+                .await
+                .unwrap()
+        );
         assert_eq!(
             (opened(), pool.idle_count()),
             (2, 2),
@@ -709,19 +728,7 @@ mod tests {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
         let first = pool.send(&authority, get("/"), None).await.unwrap();
-        let (own, to) = (pool.clone(), authority.clone());
-        let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            keep_on_this_thread(1);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let served = runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(3), hello(&own, &to)).await
-            });
-            done.send(served.is_ok()).unwrap();
-        });
+        let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(100)).await;
         first.into_body().collect().await.unwrap();
         assert!(finished.await.unwrap(), "it was handed the connection");
@@ -779,19 +786,7 @@ mod tests {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
         hello(&pool, &authority).await;
-        let (own, to) = (pool.clone(), authority.clone());
-        let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            keep_on_this_thread(1);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let served = runtime.block_on(async {
-                tokio::time::timeout(Duration::from_secs(5), hello(&own, &to)).await
-            });
-            done.send(served.is_ok()).unwrap();
-        });
+        let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(5));
         assert!(
             finished.await.unwrap(),
             "it did not wait for the shared one"
