@@ -47,6 +47,8 @@ pub struct EdgeSettings {
     pub upstream_response_timeout: Duration,
     /// Connections open at once to one upstream; past that, requests wait for one.
     pub upstream_max_connections: usize,
+    /// Where requests refused at that cap are counted.
+    pub upstream_metrics: stackgate_web::UpstreamMetrics,
     /// Cedar default policies (from `policies/`), beside those generated from routes.
     pub default_policies: String,
     /// Routes from the config file.
@@ -186,6 +188,7 @@ impl Edge {
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
             settings.upstream_max_connections,
+            settings.upstream_metrics.clone(),
         );
         let shared_scope = settings
             .cookie_domain

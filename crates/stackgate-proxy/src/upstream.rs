@@ -129,6 +129,38 @@ pub struct Forwarder {
     /// WebSocket handshakes: hyper's client hands over the upgraded connection.
     client: Client<HttpConnector, Body>,
     response_timeout: Duration,
+    busy: Arc<Busy>,
+}
+
+/// Requests refused at an app's connection cap: counted each, logged once a minute at most
+/// (under pressure there may be thousands a second).
+struct Busy {
+    metrics: stackgate_web::UpstreamMetrics,
+    /// Refused since the last log line, and when that was.
+    unlogged: std::sync::Mutex<(u64, Option<tokio::time::Instant>)>,
+}
+
+impl Busy {
+    fn refused(&self, upstream: &Upstream, err: &BoxError) {
+        self.metrics.busy();
+        let mut unlogged = self
+            .unlogged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        unlogged.0 += 1;
+        if unlogged
+            .1
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
+        {
+            tracing::warn!(
+                upstream = %upstream,
+                error = %err,
+                refused = unlogged.0,
+                "app at its connection limit: answering 503 (proxy_upstream_max_connections)"
+            );
+            *unlogged = (0, Some(tokio::time::Instant::now()));
+        }
+    }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -150,6 +182,7 @@ impl Forwarder {
         connect_timeout: Duration,
         response_timeout: Duration,
         max_connections: usize,
+        metrics: stackgate_web::UpstreamMetrics,
     ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(connect_timeout));
@@ -161,6 +194,10 @@ impl Forwarder {
             pool: Pool::new(connect_timeout, Duration::from_secs(90), max_connections),
             client,
             response_timeout,
+            busy: Arc::new(Busy {
+                metrics,
+                unlogged: std::sync::Mutex::new((0, None)),
+            }),
         }
     }
 
@@ -203,7 +240,7 @@ impl Forwarder {
             Ok(Err(err))
                 if matches!(err.downcast_ref::<SendError>(), Some(SendError::Busy(..))) =>
             {
-                tracing::warn!(upstream = %upstream, error = %err, "upstream at its connection limit");
+                self.busy.refused(upstream, &err);
                 return pages::app_busy();
             }
             Ok(Err(err)) => {

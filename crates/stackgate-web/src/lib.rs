@@ -27,7 +27,7 @@ pub mod settings;
 mod state;
 pub mod throttle;
 
-pub use metrics::{ListenerMetrics, Metrics};
+pub use metrics::{ListenerMetrics, Metrics, UpstreamMetrics};
 pub use security_headers::HSTS;
 pub use state::{AppState, EdgeControl, PolicyProblemView, RouteView, WebConfig};
 

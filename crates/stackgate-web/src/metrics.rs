@@ -66,6 +66,19 @@ impl ListenerMetrics {
     }
 }
 
+/// Requests the edge refused with 503 because every connection it may open to their app stayed
+/// busy (`proxy_upstream_max_connections`). `Default` is exported by no registry.
+#[derive(Clone, Debug, Default)]
+pub struct UpstreamMetrics {
+    busy: Counter,
+}
+
+impl UpstreamMetrics {
+    pub fn busy(&self) {
+        self.busy.inc();
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -77,6 +90,7 @@ pub struct Metrics {
     edge_open: Family<ListenerLabels, Gauge>,
     edge_refused: Family<ListenerLabels, Counter>,
     edge_released: Family<ListenerLabels, Counter>,
+    edge_upstream_busy: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,6 +167,12 @@ impl Metrics {
             "Times an idle HTTP/1 connection gave its buffers back while staying open",
             edge_released.clone(),
         );
+        let edge_upstream_busy = Counter::default();
+        registry.register(
+            "edge_upstream_busy",
+            "Requests the edge answered 503: every connection proxy_upstream_max_connections allows to their app stayed busy",
+            edge_upstream_busy.clone(),
+        );
         Self {
             registry,
             requests,
@@ -164,6 +184,14 @@ impl Metrics {
             edge_open,
             edge_refused,
             edge_released,
+            edge_upstream_busy,
+        }
+    }
+
+    /// The edge's count of requests refused at an app's connection cap.
+    pub fn upstream(&self) -> UpstreamMetrics {
+        UpstreamMetrics {
+            busy: self.edge_upstream_busy.clone(),
         }
     }
 

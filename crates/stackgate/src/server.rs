@@ -466,6 +466,7 @@ async fn start_edge(
         upstream_connect_timeout: proxy.upstream_connect_timeout,
         upstream_response_timeout: proxy.upstream_response_timeout,
         upstream_max_connections: proxy.upstream_max_connections,
+        upstream_metrics: state.metrics.upstream(),
         default_policies: proxy
             .policies
             .clone()

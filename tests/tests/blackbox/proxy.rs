@@ -656,6 +656,7 @@ stackgate_testkit::on_both_backends_with! {
         assert!(started.elapsed() < std::time::Duration::from_secs(3), "refused, not left to time out");
         assert_eq!(busy.headers()["retry-after"], "5");
         assert!(busy.text().await.unwrap().contains("The app is busy"));
+        assert_eq!(server.metric("stackgate_edge_upstream_busy_total").await, Some(1.0), "counted for the admin");
         let mut served = None;
         for _ in 0..10 {
             let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
