@@ -554,6 +554,12 @@ mod tests {
         assert_eq!(&body[..], b"hello");
     }
 
+    /// `hello` on a task of its own.
+    fn spawned_hello(pool: &Arc<Pool>, authority: &Authority) -> tokio::task::JoinHandle<()> {
+        let (pool, to) = (pool.clone(), authority.clone());
+        tokio::spawn(async move { hello(&pool, &to).await })
+    }
+
     /// Sends `requests` requests one after another through `pool` from a new thread that is a
     /// runtime of its own (home 1), within `limit`; tells whether they were all answered.
     /// Awaited, not joined: the upstream runs on the test's runtime.
@@ -745,10 +751,7 @@ mod tests {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
         let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
         let unread = pool.send(&authority, get("/"), None).await.unwrap();
-        let waiting = tokio::spawn({
-            let (pool, to) = (pool.clone(), authority.clone());
-            async move { hello(&pool, &to).await }
-        });
+        let waiting = spawned_hello(&pool, &authority);
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(!waiting.is_finished());
         // Left unread, its connection closes: not handed on, but its place is.
@@ -768,10 +771,7 @@ mod tests {
         let gave_up =
             tokio::time::timeout(Duration::from_millis(50), hello(&pool, &authority)).await;
         assert!(gave_up.is_err(), "it waited, and gave up");
-        let next = tokio::spawn({
-            let (pool, to) = (pool.clone(), authority.clone());
-            async move { hello(&pool, &to).await }
-        });
+        let next = spawned_hello(&pool, &authority);
         tokio::time::sleep(Duration::from_millis(50)).await;
         first.into_body().collect().await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), next)
