@@ -238,8 +238,10 @@ impl Pool {
     ) -> Result<Response<Body>, SendError> {
         // Which idle connections this thread takes, and where one it opens waits when idle.
         let home = HOME.get();
+        // When it began to wait, and until when it may: one wait however often it is sent.
+        let mut wait = None;
         loop {
-            let (connection, reused) = self.obtain(upstream, home, deadline).await?;
+            let (connection, reused) = self.obtain(upstream, home, deadline, &mut wait).await?;
             let Connection {
                 mut sender,
                 driver,
@@ -291,9 +293,8 @@ impl Pool {
         upstream: &Authority,
         home: usize,
         deadline: Option<tokio::time::Instant>,
+        wait: &mut Option<(tokio::time::Instant, tokio::time::Instant)>,
     ) -> Result<(Connection, bool), SendError> {
-        // Set once it first waits: the clock is not read on the way to an idle connection.
-        let mut limit = None;
         loop {
             let (handed, open) = match self.idle_or_room(upstream, home) {
                 Obtained::Idle(connection) => return Ok((connection, true)),
@@ -307,13 +308,25 @@ impl Pool {
                 pool: self,
                 upstream,
             };
-            let (since, limit) = *limit.get_or_insert_with(|| {
+            // Set once it first waits: the clock is not read on the way to an idle connection.
+            let (since, limit) = *wait.get_or_insert_with(|| {
                 let now = tokio::time::Instant::now();
                 let waited = now + self.connect_timeout;
                 (
                     now,
                     deadline.map_or(waited, |deadline| deadline.min(waited)),
                 )
+            });
+            // The clock decides, not only the timer: at the caller's deadline the caller's own
+            // timer may have fired first (a work-stealing runtime fires due timers one by one),
+            // and `timeout_at` polls what it bounds first, so this branch then still wins.
+            let mut give_up = std::pin::pin!(tokio::time::sleep_until(limit));
+            let limit_reached = std::future::poll_fn(|cx| {
+                if tokio::time::Instant::now() >= limit {
+                    Poll::Ready(())
+                } else {
+                    give_up.as_mut().poll(cx)
+                }
             });
             let mut given_back = tokio::select! {
                 Ok(connection) = &mut in_line.handed => connection,
@@ -329,8 +342,7 @@ impl Pool {
                         (Err(_), Err(_)) => continue,
                     }
                 }
-                // At the caller's deadline too: `timeout_at` polls what it bounds first.
-                () = tokio::time::sleep_until(limit) => {
+                () = limit_reached => {
                     return Err(SendError::Busy(upstream.clone(), limit - since));
                 }
             };

@@ -181,7 +181,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Replay<T> {
         {
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        // Over TLS, closing writes close_notify: a client that takes nothing holds it too.
+        let shut = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.unless_stalled(cx, shut)
     }
 }
 
@@ -463,6 +465,49 @@ mod tests {
             .unwrap_err();
         assert_eq!(stalled.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    /// A socket whose close never completes, as TLS's close_notify to a client that reads
+    /// nothing more.
+    struct NeverClosed;
+
+    impl AsyncRead for NeverClosed {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for NeverClosed {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_the_client_never_takes_ends_after_the_send_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let mut replay = Replay::new(NeverClosed, Bytes::new(), Duration::from_secs(1));
+        let stalled = tokio::time::timeout(Duration::from_secs(5), replay.shutdown())
+            .await
+            .expect("cut off, not left waiting")
+            .unwrap_err();
+        assert_eq!(stalled.kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test(start_paused = true)]
