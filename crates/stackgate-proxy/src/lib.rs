@@ -19,6 +19,7 @@ mod forward_auth;
 mod identity;
 mod keep_alive;
 mod listener;
+mod log_throttle;
 mod pages;
 pub mod paths;
 pub mod routes;

@@ -6,6 +6,7 @@ use crate::{
     Edge,
     body_timeout::IdleTimeout,
     keep_alive::{self, Replay},
+    log_throttle::OncePerMinute,
     pages,
 };
 use axum::body::Body;
@@ -203,7 +204,8 @@ struct Accepting {
     slots: Arc<Semaphore>,
     limit: usize,
     metrics: ListenerMetrics,
-    refused: std::sync::Mutex<Refusals>,
+    /// Connections refused for want of a slot, for the log.
+    refused: OncePerMinute,
 }
 
 /// The steps of a listener's stop, in order, each a channel its receivers watch.
@@ -232,7 +234,7 @@ async fn accept_loop<H, S>(
         slots: Arc::new(Semaphore::new(listener.max_connections)),
         limit: listener.max_connections,
         metrics: listener.metrics.clone(),
-        refused: std::sync::Mutex::default(),
+        refused: OncePerMinute::default(),
     });
     let (close, close_seen) = watch::channel(false);
     let (stopping, stop_seen) = watch::channel(false);
@@ -430,8 +432,12 @@ async fn accept<H, S>(
         // this instance is full, and the connections already open keep their memory.
         let Ok(slot) = accepting.slots.clone().try_acquire_owned() else {
             accepting.metrics.refused();
-            if let Ok(mut refused) = accepting.refused.lock() {
-                refused.count(accepting.limit);
+            if let Some(refused) = accepting.refused.count() {
+                tracing::warn!(
+                    limit = accepting.limit,
+                    refused,
+                    "connection limit reached: closing new connections (proxy_max_connections)"
+                );
             }
             drop(stream);
             continue;
@@ -497,31 +503,6 @@ impl keep_alive::Listening for Open {
 
     fn released(&self) {
         self.metrics.released();
-    }
-}
-
-/// Connections refused for want of a slot, logged at most once a minute.
-#[derive(Default)]
-struct Refusals {
-    since_logged: u64,
-    logged_at: Option<tokio::time::Instant>,
-}
-
-impl Refusals {
-    fn count(&mut self, limit: usize) {
-        self.since_logged += 1;
-        if self
-            .logged_at
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
-        {
-            tracing::warn!(
-                limit,
-                refused = self.since_logged,
-                "connection limit reached: closing new connections (proxy_max_connections)"
-            );
-            self.since_logged = 0;
-            self.logged_at = Some(tokio::time::Instant::now());
-        }
     }
 }
 

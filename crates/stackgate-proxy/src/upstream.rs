@@ -6,6 +6,7 @@ use crate::{
     IdentityHeaders,
     body_timeout::caused_by_idle_body,
     connections::{Pool, SendError},
+    log_throttle::OncePerMinute,
     pages,
     routes::Upstream,
 };
@@ -136,29 +137,19 @@ pub struct Forwarder {
 /// (under pressure there may be thousands a second).
 struct Busy {
     metrics: stackgate_web::UpstreamMetrics,
-    /// Refused since the last log line, and when that was.
-    unlogged: std::sync::Mutex<(u64, Option<tokio::time::Instant>)>,
+    log: OncePerMinute,
 }
 
 impl Busy {
     fn refused(&self, upstream: &Upstream, err: &BoxError) {
         self.metrics.busy();
-        let mut unlogged = self
-            .unlogged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        unlogged.0 += 1;
-        if unlogged
-            .1
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
-        {
+        if let Some(refused) = self.log.count() {
             tracing::warn!(
                 upstream = %upstream,
                 error = %err,
-                refused = unlogged.0,
+                refused,
                 "app at its connection limit: answering 503 (proxy_upstream_max_connections)"
             );
-            *unlogged = (0, Some(tokio::time::Instant::now()));
         }
     }
 }
@@ -196,7 +187,7 @@ impl Forwarder {
             response_timeout,
             busy: Arc::new(Busy {
                 metrics,
-                unlogged: std::sync::Mutex::new((0, None)),
+                log: OncePerMinute::default(),
             }),
         }
     }
