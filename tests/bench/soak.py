@@ -1,23 +1,31 @@
 """The soak driver: virtual users, each a person with a browser, going round a realistic day in a
-loop against a running Stackgate: sign in through the login form, hand the session over to an
-app behind the edge proxy, sign in to an OpenID Connect app (authorize, code exchange), use it
-(userinfo, refreshes, proxied requests), then sign off, and check that nothing of the ended
-session is accepted any more. A witness keeps tokens it never uses, to check after a fault that
-everything the server acknowledged is still there and no code can be redeemed twice. An admin
-meanwhile goes round people joining and leaving: created through the admin API, signed in to
-the app behind the edge, taken out of the app's group (refused at once), deleted (signed out
-at once).
+loop against a running Stackgate: sign in through the login form (a password; a password and a
+TOTP code; or a passkey), hand the session over to an app behind the edge proxy, sign in to an
+OpenID Connect app (authorize, code exchange), use it (userinfo, refreshes, proxied requests),
+then sign off, and check that nothing of the ended session is accepted any more. A witness keeps
+tokens it never uses, to check after a fault that everything the server acknowledged is still
+there and no code can be redeemed twice. An admin meanwhile goes round people joining and
+leaving: created through the admin API, signed in to the app behind the edge, taken out of the
+app's group (refused at once), deleted (signed out at once). Another installs the demo app from
+the catalog, has someone sign in to it, uninstalls it and checks nothing of it is left.
 
-Standard library only. Threads share the GIL, so the throughput printed is the driver's floor,
-not the server's ceiling; the point is errors, latency and memory over time.
+Standard library only, and python3-cryptography for the passkeys' P-256 keys. Threads share the
+GIL, so the throughput printed is the driver's floor, not the server's ceiling; the point is
+errors, latency and memory over time.
 
   soak.py CONFIG.json
 
-CONFIG holds base, edge, app_host, client_id, client_secret, users [[name, password]...],
-admin_token, password (for the people the admin creates), seconds, out (a folder), pidfile (the server's pid, rewritten on restart) and faultfile (the
-shell writes "start END" there while it injects a fault)."""
-import base64, hashlib, http.client, json, os, random, re, secrets, sys, threading, time
+CONFIG holds base (the issuer, http://localhost:PORT), edge, app_host, client_id, client_secret,
+users [[name, password]...] (the first is the witness), passkey_users and totp_users (how many
+of the rest sign in so; they enrol first), admin_token, password (for the people the admin
+creates), apps_user ([name, password] of the person signing in to installed apps, or null for
+no installs), data_dir, seconds, out (a folder), pidfile (the server's pid, rewritten on
+restart) and faultfile (the shell writes "start END" there while it injects a fault)."""
+import base64, hashlib, hmac, http.client, json, os, random, re, secrets, sys, threading, time
 import urllib.parse
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 cfg = json.load(open(sys.argv[1]))
 BASE = urllib.parse.urlparse(cfg["base"])
@@ -68,11 +76,14 @@ class Failed(Exception):
 
 
 class Browser:
-    """Cookies per host, like a browser; one keep-alive connection per host."""
+    """Cookies per host, like a browser; one keep-alive connection per host. `source` is the
+    loopback address it connects from: the server throttles sign-ins per client address, and a
+    person's browser is not everyone's."""
 
-    def __init__(self):
+    def __init__(self, source="127.0.0.1"):
         self.jar = {}
         self.conns = {}
+        self.source = source
 
     def call(self, op, method, host, port, path, body=None, headers=None, expected=(200,), host_header=None):
         headers = dict(headers or {})
@@ -81,12 +92,13 @@ class Browser:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         if host_header:
             headers["Host"] = host_header
-        if method == "POST" and "Origin" not in headers and not host_header:
+        if method == "POST" and "Origin" not in headers and host_header == BASE.netloc:
             headers["Origin"] = cfg["base"]
         key = (host, port)
         started = time.monotonic()
         try:
-            conn = self.conns.get(key) or http.client.HTTPConnection(host, port, timeout=30)
+            conn = self.conns.get(key) or http.client.HTTPConnection(
+                host, port, timeout=30, source_address=(self.source, 0))
             self.conns[key] = conn
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
@@ -103,7 +115,18 @@ class Browser:
         return resp, data
 
     def web(self, op, method, path, body=None, headers=None, expected=(200,)):
-        return self.call(op, method, BASE.hostname, BASE.port, path, body, headers, expected)
+        # The issuer is http://localhost:PORT (WebAuthn needs a name, not an address); the
+        # server listens on 127.0.0.1, so connect there and name the host as a browser would.
+        return self.call(op, method, "127.0.0.1", BASE.port, path, body, headers, expected,
+                         host_header=BASE.netloc)
+
+    def json(self, op, path, payload, expected=(200,)):
+        resp, data = self.web(op, "POST", path, json.dumps(payload),
+                              {"Content-Type": "application/json"}, expected)
+        return resp, json.loads(data or b"{}")
+
+    def csrf(self):
+        return self.jar[BASE.netloc]["stackgate_csrf"]
 
 
 def form(fields):
@@ -118,6 +141,200 @@ def sign_in(browser, user, password):
     _, page = browser.web("login-page", "GET", "/login")
     body, headers = form({"csrf": csrf_of(page), "username": user, "password": password, "return_to": "/"})
     browser.web("login", "POST", "/login", body, headers, expected=(303,))
+
+
+def b64u(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64u(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def cbor(value):
+    """The few CBOR shapes an authenticator's answer needs (RFC 8949)."""
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for extra, size in ((24, 1), (25, 2), (26, 4)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+    if isinstance(value, int):
+        return head(0, value) if value >= 0 else head(1, -1 - value)
+    if isinstance(value, bytes):
+        return head(2, len(value)) + value
+    if isinstance(value, str):
+        return head(3, len(value.encode())) + value.encode()
+    if isinstance(value, dict):
+        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
+    raise TypeError(value)
+
+
+def totp(secret, step):
+    """The code an authenticator app shows for a 30 s step (RFC 6238: SHA-1, six digits)."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, step.to_bytes(8, "big"), hashlib.sha1).digest()
+    at = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[at:at + 4], 'big') & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+class Password:
+    """Signs in with a password alone."""
+
+    def __init__(self, user, password):
+        self.user, self.password = user, password
+
+    def browser(self):
+        return Browser()
+
+    def enrol(self):
+        pass
+
+    def sign_in(self, browser):
+        sign_in(browser, self.user, self.password)
+
+
+class Totp(Password):
+    """Password, then the code of an authenticator app. A step's code is good once, so this
+    person signs in at most once a step (30 s): their days are paced by the clock. Now and then
+    the code just used is tried again from another browser, and must be refused."""
+
+    def __init__(self, user, password, n):
+        super().__init__(user, password)
+        self.thief = f"127.0.1.{n}"
+        self.secret = None
+        self.last_step = 0
+        # A refused code is a strike on the account; five would make it wait.
+        self.replays_left = 3
+
+    def enrol(self):
+        browser = self.browser()
+        sign_in(browser, self.user, self.password)
+        _, page = browser.web("totp-enrol-page", "GET", "/account/totp")
+        self.secret = re.search(rb'id="secret">([^<]+)<', page).group(1).decode().replace(" ", "")
+        step = int(time.time()) // 30
+        body, headers = form({"csrf": browser.csrf(), "code": totp(self.secret, step), "password": self.password})
+        browser.web("totp-enrol", "POST", "/account/totp", body, headers, expected=(303,))
+        self.last_step = step
+
+    def password_step(self, browser):
+        _, page = browser.web("login-page", "GET", "/login")
+        body, headers = form({"csrf": csrf_of(page), "username": self.user, "password": self.password, "return_to": "/"})
+        resp, _ = browser.web("login", "POST", "/login", body, headers, expected=(303,))
+        if not resp.headers.get("Location", "").endswith("/login/second-factor"):
+            violation("a password alone signed in someone who has TOTP")
+            raise Failed("no second factor asked")
+
+    def sign_in(self, browser):
+        step = self.last_step + 1
+        # The server takes a code one step ahead of its clock, no further.
+        wait = (step - 1) * 30 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        code = totp(self.secret, step)
+        self.password_step(browser)
+        self.last_step = step  # spent once sent, whether or not the answer arrives
+        body, headers = form({"csrf": browser.csrf(), "code": code})
+        browser.web("login-totp", "POST", "/login/second-factor", body, headers, expected=(303,))
+        if self.replays_left and random.random() < 0.2:
+            self.replays_left -= 1
+            thief = Browser(self.thief)
+            self.password_step(thief)
+            body, headers = form({"csrf": thief.csrf(), "code": code})
+            resp, _ = thief.web("login-totp-replay", "POST", "/login/second-factor", body, headers,
+                                expected=(401, 303))
+            if resp.status == 303:
+                violation("a TOTP code signed in twice")
+
+
+class Passkey(Password):
+    """A passkey made in software: a P-256 key the server registers with "none" attestation,
+    discoverable, user verification claimed. A synced one (backup eligible and backed up) sends
+    counter 0 as platforms do; a device-bound one counts up like a security key. Now and then an
+    answer already accepted is sent to a new ceremony, and must be refused."""
+
+    def __init__(self, user, password, n, synced):
+        super().__init__(user, password)
+        # Sign-in ceremonies are limited per client address (30 a minute).
+        self.source = f"127.0.2.{n}"
+        self.synced = synced
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.credential = secrets.token_bytes(32)
+        self.flags = 0x05 | (0x18 if synced else 0)  # UP, UV; BE and BS when synced
+        self.counter = 0
+        self.handle = None
+        self.last_start = 0.0
+
+    def browser(self):
+        return Browser(self.source)
+
+    def next_counter(self):
+        if not self.synced:
+            self.counter += 1
+        return self.counter.to_bytes(4, "big")
+
+    def client_data(self, kind, challenge):
+        return json.dumps({"type": kind, "challenge": challenge, "origin": cfg["base"], "crossOrigin": False}).encode()
+
+    def enrol(self):
+        browser = self.browser()
+        sign_in(browser, self.user, self.password)
+        _, started = browser.json("passkey-enrol-start", "/account/webauthn/register/start", {
+            "csrf": browser.csrf(), "kind": "passkey", "name": "soak passkey", "password": self.password})
+        options = started["options"]["publicKey"]
+        self.handle = unb64u(options["user"]["id"])
+        public = self.key.public_key().public_numbers()
+        cose = cbor({1: 2, 3: -7, -1: 1, -2: public.x.to_bytes(32, "big"), -3: public.y.to_bytes(32, "big")})
+        authenticator = (hashlib.sha256(options["rp"]["id"].encode()).digest() + bytes([self.flags | 0x40])
+                         + self.next_counter() + bytes(16) + len(self.credential).to_bytes(2, "big")
+                         + self.credential + cose)
+        browser.json("passkey-enrol-finish", "/account/webauthn/register/finish", {
+            "ceremony": started["ceremony"],
+            "credential": {
+                "id": b64u(self.credential), "rawId": b64u(self.credential), "type": "public-key",
+                "extensions": {},
+                "response": {
+                    "attestationObject": b64u(cbor({"fmt": "none", "attStmt": {}, "authData": authenticator})),
+                    "clientDataJSON": b64u(self.client_data("webauthn.create", options["challenge"])),
+                },
+            }})
+
+    def start(self, browser):
+        wait = self.last_start + 2.5 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self.last_start = time.monotonic()
+        _, started = browser.json("passkey-start", "/login/passkey/start", {"csrf": browser.csrf()})
+        return started
+
+    def sign_in(self, browser):
+        browser.web("login-page", "GET", "/login")
+        started = self.start(browser)
+        options = started["options"]["publicKey"]
+        authenticator = (hashlib.sha256(options["rpId"].encode()).digest() + bytes([self.flags])
+                         + self.next_counter())
+        client = self.client_data("webauthn.get", options["challenge"])
+        signature = self.key.sign(authenticator + hashlib.sha256(client).digest(), ec.ECDSA(hashes.SHA256()))
+        answer = {
+            "return_to": "/",
+            "credential": {
+                "id": b64u(self.credential), "rawId": b64u(self.credential), "type": "public-key",
+                "extensions": {},
+                "response": {
+                    "authenticatorData": b64u(authenticator), "clientDataJSON": b64u(client),
+                    "signature": b64u(signature), "userHandle": b64u(self.handle),
+                },
+            }}
+        browser.json("login-passkey", "/login/passkey/finish", {"ceremony": started["ceremony"], **answer})
+        if random.random() < 0.1:
+            thief = self.browser()
+            thief.web("login-page", "GET", "/login")
+            other = self.start(thief)
+            resp, _ = thief.json("login-passkey-replay", "/login/passkey/finish",
+                                 {"ceremony": other["ceremony"], **answer}, expected=(401, 200))
+            if resp.status == 200:
+                violation("a passkey answer signed in twice")
 
 
 def edge_session(browser):
@@ -178,10 +395,10 @@ def violation(what):
     print(f"VIOLATION: {what}", file=sys.stderr, flush=True)
 
 
-def day(user, password):
+def day(person):
     """One person's day, from sign-in to sign-off; raises Failed when the server did not answer."""
-    browser = Browser()
-    sign_in(browser, user, password)
+    browser = person.browser()
+    person.sign_in(browser)
     edge_session(browser)
     code, verifier = authorize(browser)
     _, tokens = exchange(browser, code, verifier)
@@ -257,10 +474,93 @@ def admin():
         time.sleep(1)
 
 
-def virtual_user(user, password):
+def app_cycle(person):
+    """An app's life: the admin installs the demo app from the catalog (the local process
+    driver), someone signs in to it through the edge with OpenID Connect, the admin uninstalls
+    it, and nothing of it may be left: no route at the edge, no app, no client, no route in the
+    API, no process, no files."""
+    started = time.monotonic()
+    api("app-install", "POST", "/apps",
+        {"app": "demo", "user_groups": ["staff"], "admin_groups": [], "update_policy": "none"}, expected=(202,))
+    while True:
+        status, data = api("app-status", "GET", "/apps/demo", expected=(200, 404))
+        if status == 404:
+            # Stackgate restarted meanwhile and undid the install it had not finished (audited
+            # as app.install.abandoned); anything else is an install lost.
+            if not fault_active(time.time()):
+                violation("an install in progress vanished")
+            raise Failed("install abandoned")
+        view = json.loads(data)
+        if view["status"] != "installing" or time.monotonic() - started > 90:
+            break
+        time.sleep(0.2)
+    if not record("app-ready", view["status"], time.monotonic() - started, ("installed",)):
+        print(f"app install ended {view['status']}: {view.get('error')}", file=sys.stderr, flush=True)
+        try:
+            log = open(f"{cfg['data_dir']}/apps/demo/app.log").read()[-1500:]
+            print("its log ends: " + log.replace("\n", "\n  "), file=sys.stderr, flush=True)
+        except OSError:
+            pass
+        raise Failed("install")
+    host = f"demo.localhost:{EDGE}"
+    browser = person.browser()
+    person.sign_in(browser)
+    resp, _ = browser.call("app-login", "GET", "127.0.0.1", EDGE, "/login", expected=(302, 303), host_header=host)
+    asked = urllib.parse.urlparse(resp.headers["Location"])
+    resp, _ = browser.web("app-authorize", "GET", f"{asked.path}?{asked.query}", expected=(302, 303))
+    back = urllib.parse.urlparse(resp.headers["Location"])
+    browser.call("app-callback", "GET", "127.0.0.1", EDGE, f"{back.path}?{back.query}", expected=(302, 303),
+                 host_header=host)
+    _, me = browser.call("app-use", "GET", "127.0.0.1", EDGE, "/me", host_header=host)
+    if json.loads(me).get("email") != f"{person.user}@soak.example":
+        violation(f"the app was told someone else signed in: {me[:200]!r}")
+    pid = view.get("pid")
+    api("app-uninstall", "DELETE", "/apps/demo", expected=(204,))
+    resp, _ = browser.call("app-gone", "GET", "127.0.0.1", EDGE, "/me", expected=(404, 200), host_header=host)
+    if resp.status == 200:
+        violation("the edge still routed to an uninstalled app")
+    for path in ("/apps/demo", "/clients/demo"):
+        status, _ = api("app-gone", "GET", path, expected=(404, 200))
+        if status == 200:
+            violation(f"{path} is left after uninstalling")
+    _, routes = api("app-gone", "GET", "/proxy/routes")
+    if any(route.get("app") == "demo" for route in json.loads(routes)):
+        violation("a route to the demo app is left after uninstalling")
+    if pid and os.path.exists(f"/proc/{pid}"):
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        violation(f"the app's process {pid} is left after uninstalling (state {state})")
+    if os.path.exists(f"{cfg['data_dir']}/apps/demo"):
+        violation("the app's files are left after uninstalling")
+    _, page = browser.web("portal", "GET", "/")
+    body, headers = form({"csrf": csrf_of(page)})
+    browser.web("sign-off", "POST", "/logout", body, headers, expected=(200, 303))
+
+
+def installer(person):
     while time.monotonic() < DEADLINE:
         try:
-            day(user, password)
+            app_cycle(person)
+        except Failed:
+            # Whatever the cycle left (a fault in the middle): take it away before the next,
+            # once the server answers and any install in progress is over.
+            for _ in range(120):
+                try:
+                    status, _ = api("app-cleanup", "DELETE", "/apps/demo", expected=(204, 404, 409))
+                    if status != 409:
+                        break
+                except Failed:
+                    pass
+                time.sleep(0.5)
+        except Exception as e:
+            with lock:
+                outcomes[("driver", f"error-{type(e).__name__}")] = outcomes.get(("driver", f"error-{type(e).__name__}"), 0) + 1
+        time.sleep(1)
+
+
+def virtual_user(person):
+    while time.monotonic() < DEADLINE:
+        try:
+            day(person)
         except Failed:
             time.sleep(0.2)  # the server is down or refusing: try a new day
         except Exception as e:  # a malformed answer is a failure, not a crash of the driver
@@ -346,9 +646,26 @@ def percentile(values, p):
 def main():
     samples = []
     users = cfg["users"]
-    threads = [threading.Thread(target=virtual_user, args=u, daemon=True) for u in users[1:]]
+    passkeys, totps = cfg.get("passkey_users", 0), cfg.get("totp_users", 0)
+    people = []
+    for n, (user, password) in enumerate(users[1:], 1):
+        if n <= passkeys:
+            people.append(Passkey(user, password, n, synced=n % 2 == 1))
+        elif n <= passkeys + totps:
+            people.append(Totp(user, password, n))
+        else:
+            people.append(Password(user, password))
+    for person in people:
+        try:
+            person.enrol()
+        except Failed as e:
+            print(f"could not enrol {person.user}'s second factor: {e}", file=sys.stderr)
+            sys.exit(1)
+    threads = [threading.Thread(target=virtual_user, args=(person,), daemon=True) for person in people]
     threads.append(threading.Thread(target=witness, args=users[0], daemon=True))
     threads.append(threading.Thread(target=admin, daemon=True))
+    if cfg.get("apps_user"):
+        threads.append(threading.Thread(target=installer, args=(Password(*cfg["apps_user"]),), daemon=True))
     sample = threading.Thread(target=sampler, args=(samples,), daemon=True)
     started = time.monotonic()
     for t in threads + [sample]:
@@ -364,13 +681,14 @@ def main():
         for row in samples:
             f.write(",".join(str(v) for v in row) + "\n")
     total_ok = sum(v for (op, kind), v in outcomes.items() if kind == "ok")
-    print(f"{elapsed:.0f} s, {len(users) - 1} virtual users + 1 witness + 1 admin: {total_ok} requests answered as expected, {total_ok / elapsed:.0f}/s")
-    print(f"{'operation':<15}{'ok':>8}{'p50 ms':>9}{'p99 ms':>9}  other outcomes")
+    print(f"{elapsed:.0f} s, {len(users) - 1} virtual users ({passkeys} with passkeys, {totps} with TOTP) + 1 witness"
+          f" + 1 admin{' + 1 installing apps' if cfg.get('apps_user') else ''}: {total_ok} requests answered as expected, {total_ok / elapsed:.0f}/s")
+    print(f"{'operation':<21}{'ok':>8}{'p50 ms':>9}{'p99 ms':>9}  other outcomes")
     for op in sorted({op for op, _ in outcomes}):
         ok = outcomes.get((op, "ok"), 0)
         lat = latencies.get(op, [])
         other = ", ".join(f"{kind} {n}" for (o, kind), n in sorted(outcomes.items()) if o == op and kind != "ok")
-        print(f"{op:<15}{ok:>8}{percentile(lat, 50) * 1000:>9.1f}{percentile(lat, 99) * 1000:>9.1f}  {other}")
+        print(f"{op:<21}{ok:>8}{percentile(lat, 50) * 1000:>9.1f}{percentile(lat, 99) * 1000:>9.1f}  {other}")
     fault_active(time.time())  # the window as the shell left it
     for start, end in fault_windows:
         after = [(op, kind) for (op, kind) in outcomes if kind.startswith("fault-")]
@@ -395,6 +713,12 @@ def main():
     unexpected = {k: v for k, v in outcomes.items() if k[1].startswith("unexpected") or k[1].startswith("error")}
     if unexpected:
         print("unexpected outcomes: " + ", ".join(f"{op} {kind} {n}" for (op, kind), n in sorted(unexpected.items())))
+    if violations:
+        kinds = {}
+        for what in violations:
+            kind = re.sub(r"\d+", "N", what)
+            kinds[kind] = kinds.get(kind, 0) + 1
+        print("violations: " + "; ".join(f"{what} ({n})" for what, n in sorted(kinds.items())))
     if violations or unexpected or not growth_ok:
         print(f"FAILED: {len(violations)} violations, {sum(unexpected.values())} unexpected outcomes")
         sys.exit(1)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Soak and fault test: the release binary as its own process, on PostgreSQL (default) or SQLite,
-# driven by tests/bench/soak.py (sign-ins, edge hand-overs, code exchanges, refreshes, userinfo,
-# proxied requests, sign-offs with their checks), for a bounded time. Prints throughput, p50/p99
+# driven by tests/bench/soak.py (sign-ins by password, TOTP and passkey, edge hand-overs, code
+# exchanges, refreshes, userinfo, proxied requests, sign-offs with their checks, staff turnover,
+# the demo app installed, used and uninstalled), for a bounded time. Prints throughput, p50/p99
 # per operation and the server's RSS over time, and fails on any security or durability
 # violation, on a failure outside a fault window, or on RSS growing through the run.
 #   tests/bench/soak.sh [seconds] [fault] [postgres|sqlite]
+# SOAK_USERS (12) virtual users, of whom SOAK_PASSKEY_USERS (2) sign in with a passkey and
+# SOAK_TOTP_USERS (2) with TOTP; SOAK_APPS=0 leaves out the app installs.
 # fault (injected at a third of the run):
 #   none              just the load
 #   postgres-restart  PostgreSQL restarted: requests fail with 503 meanwhile and recover alone
@@ -34,6 +37,8 @@ fi
 for tool in nginx python3 curl; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing="${missing:-} $tool"
 done
+# The driver's passkeys are P-256 keys made and used by python3-cryptography.
+python3 -c 'import cryptography' 2>/dev/null || missing="${missing:-} python3-cryptography"
 if [ -n "${missing:-}" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
@@ -110,7 +115,7 @@ groups = ["staff"]
 public_paths = ["/"]
 TOML
 export STACKGATE_CONFIG=$work/stackgate.toml STACKGATE_DATA_DIR=$work/data STACKGATE_LISTEN=127.0.0.1:$web \
-  STACKGATE_ISSUER=http://127.0.0.1:$web STACKGATE_PROXY_LISTEN=127.0.0.1:$edge STACKGATE_LOG=warn \
+  STACKGATE_ISSUER=http://localhost:$web STACKGATE_PROXY_LISTEN=127.0.0.1:$edge STACKGATE_LOG=warn \
   STACKGATE_PROXY_UPSTREAM_RESPONSE_TIMEOUT=2
 if [ "$backend" = postgres ]; then
   pgserver=${STACKGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
@@ -127,6 +132,8 @@ for i in $(seq 0 "$users"); do
   "$bin" group add-member staff "soak$i" >/dev/null
   user_list="$user_list[\"soak$i\", \"$password\"],"
 done
+echo "$password" | "$bin" user add soakapps --email soakapps@soak.example --password-stdin >/dev/null
+"$bin" group add-member staff soakapps >/dev/null
 echo "$password" | "$bin" user add admin --email admin@soak.example --admin --password-stdin >/dev/null
 token=$("$bin" token create --user admin --name soak 2>/dev/null | tail -n 1)
 serve() { "$bin" serve >>"$work/serve.log" 2>&1 & echo $! >"$work/pid"; }
@@ -139,9 +146,11 @@ client=$(curl -sf -X POST "http://127.0.0.1:$web/api/v1/clients" -H "Authorizati
 secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["client_secret"])' <<<"$client")
 
 cat >"$work/soak.json" <<JSON
-{"base": "http://127.0.0.1:$web", "edge": $edge, "app_host": "soak.localhost",
+{"base": "http://localhost:$web", "edge": $edge, "app_host": "soak.localhost",
  "client_id": "soak", "client_secret": "$secret", "users": [${user_list%,}],
- "admin_token": "$token", "password": "$password",
+ "admin_token": "$token", "password": "$password", "data_dir": "$work/data",
+ "passkey_users": ${SOAK_PASSKEY_USERS:-2}, "totp_users": ${SOAK_TOTP_USERS:-2},
+ "apps_user": $([ "${SOAK_APPS:-1}" = 1 ] && echo "[\"soakapps\", \"$password\"]" || echo null),
  "seconds": $seconds, "out": "$work", "pidfile": "$work/pid", "faultfile": "$work/fault",
  "sample_every": ${SOAK_SAMPLE_EVERY:-10}}
 JSON
@@ -151,7 +160,8 @@ JSON
 stuck() {
   while [ -e "$work/pid" ] && [ ! -e "$work/done" ]; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -m 10 -H "Host: stuck.localhost:$edge" "http://127.0.0.1:$edge/" || true)
-    echo "$code" >>"$work/stuck.txt"
+    echo "$(date +%s.%N) $code" >>"$work/stuck.txt"
+    [ "$code" != 000 ] || sleep 0.2
   done
 }
 
@@ -169,6 +179,12 @@ if [ "$fault" != none ]; then
       pg_ctlcluster --skip-systemctl-redirect "$version" main restart
       ;;
     sigkill)
+      # While the demo app it runs is up (if the installer is on): its process must not outlive
+      # the install, killed Stackgate or not.
+      if [ "${SOAK_APPS:-1}" = 1 ]; then
+        for _ in $(seq 1 100); do pgrep -f "$bin demo-app" >/dev/null && break; sleep 0.05; done
+        echo "killing Stackgate with demo app processes $(echo $(pgrep -f "$bin demo-app"))"
+      fi
       kill -9 "$(cat "$work/pid")"
       wait "$(cat "$work/pid")" 2>/dev/null || true
       serve
@@ -187,14 +203,23 @@ fi
 status=0
 wait $driver || status=$?
 touch "$work/done"
+# The installer's last cycle uninstalled the demo app (or cleaned up after a failed one): no
+# process of it may be left, not even one whose Stackgate was killed.
+left=$(pgrep -f "$bin demo-app" || true)
+if [ -n "$left" ]; then
+  echo "FAILED: demo app processes left after uninstalling: $(echo $left)"; ps -o pid,ppid,etimes,args -p $(echo $left | tr ' ' ,); status=1
+fi
 wait "${stuck_pids[@]}" 2>/dev/null || true
 cat "$work/report.txt"
 sed 's/^/driver: /' "$work/driver.err" | head -20
-stuck_total=$(grep -c . "$work/stuck.txt" || true)
-stuck_504=$(grep -c '^504$' "$work/stuck.txt" || true)
+# No connection (000) counts only while a fault is on: a restarting server refuses connections.
+window=$(cat "$work/fault" 2>/dev/null || echo "0 0")
+from=${window% *} to=${window#* }
+stuck_total=$(awk -v from="$from" -v to="$to" '!($2 == "000" && $1 >= from && $1 <= to + 15)' "$work/stuck.txt" | grep -c . || true)
+stuck_504=$(awk '$2 == "504"' "$work/stuck.txt" | grep -c . || true)
 echo "upstream that never answers: $stuck_504 of $stuck_total requests ended in 504 at the 2 s timeout"
 if [ "$stuck_total" -eq 0 ] || [ "$stuck_504" -lt $((stuck_total * 9 / 10)) ]; then
-  echo "FAILED: the edge did not time out requests to the upstream that never answers"; sort "$work/stuck.txt" | uniq -c | head; status=1
+  echo "FAILED: the edge did not time out requests to the upstream that never answers"; awk '{print $2}' "$work/stuck.txt" | sort | uniq -c | head; status=1
 fi
 if [ "$backend" = sqlite ]; then
   integrity=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute("PRAGMA integrity_check").fetchone()[0])' "$work/data/stackgate.db")

@@ -341,9 +341,11 @@ impl Registry {
         self.app_dir(id).join("app.log")
     }
 
-    /// Brings what runs in line with what is stored: an install a crash interrupted is undone,
-    /// and installed process apps are started.
+    /// Brings what runs in line with what is stored: processes a killed Stackgate left running
+    /// are ended, an install a crash interrupted is undone, and installed process apps are
+    /// started.
     pub async fn reconcile(&self) -> Result<(), AppsError> {
+        process::end_orphans(&self.inner.settings.data_dir.join("apps")).await;
         let store = &self.inner.state.store;
         for app in store.installed_apps().await? {
             match app.status {
@@ -399,6 +401,7 @@ impl Registry {
                 args: deploy.args.clone(),
                 env,
                 log: self.log_file(id),
+                pid_file: self.app_dir(id).join(process::PID_FILE),
             },
             health,
         )
