@@ -44,7 +44,8 @@ if [ -n "${missing:-}" ]; then
 fi
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release -q -p stackgate
-bin=$PWD/target/release/stackgate
+# The real path: apps are started by the binary's own (resolved) path, which pgrep matches below.
+bin=$(realpath target/release/stackgate)
 
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -183,7 +184,11 @@ if [ "$fault" != none ]; then
       # the install, killed Stackgate or not.
       if [ "${SOAK_APPS:-1}" = 1 ]; then
         for _ in $(seq 1 100); do pgrep -f "$bin demo-app" >/dev/null && break; sleep 0.05; done
-        echo "killing Stackgate with demo app processes $(echo $(pgrep -f "$bin demo-app"))"
+        running=$(pgrep -f "$bin demo-app" || true)
+        if [ -z "$running" ]; then
+          echo "FAILED: no demo app process was up to be left behind by the kill"; kill_status=1
+        fi
+        echo "killing Stackgate with demo app processes $(echo $running)"
       fi
       kill -9 "$(cat "$work/pid")"
       wait "$(cat "$work/pid")" 2>/dev/null || true
@@ -200,7 +205,7 @@ if [ "$fault" != none ]; then
   printf '%s %s' "$(cat "$work/fault")" "$(date +%s.%N)" >"$work/fault"
   echo "fault $fault injected and over after $(python3 -c "a,b=open('$work/fault').read().split(); print(f'{float(b)-float(a):.1f}')") s"
 fi
-status=0
+status=${kill_status:-0}
 wait $driver || status=$?
 touch "$work/done"
 # The installer's last cycle uninstalled the demo app (or cleaned up after a failed one): no

@@ -8,6 +8,7 @@ pub mod kubernetes;
 pub mod manifest;
 #[cfg(any(test, feature = "testing"))]
 pub mod mock_cluster;
+mod pid_file;
 mod process;
 pub mod registry;
 #[cfg(test)]

@@ -345,7 +345,7 @@ impl Registry {
     /// are ended, an install a crash interrupted is undone, and installed process apps are
     /// started.
     pub async fn reconcile(&self) -> Result<(), AppsError> {
-        process::end_orphans(&self.inner.settings.data_dir.join("apps")).await;
+        crate::pid_file::end_orphans(&self.inner.settings.data_dir.join("apps")).await;
         let store = &self.inner.state.store;
         for app in store.installed_apps().await? {
             match app.status {
@@ -401,7 +401,7 @@ impl Registry {
                 args: deploy.args.clone(),
                 env,
                 log: self.log_file(id),
-                pid_file: self.app_dir(id).join(process::PID_FILE),
+                pid_file: self.app_dir(id).join(crate::pid_file::PID_FILE),
             },
             health,
         )
