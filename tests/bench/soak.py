@@ -140,7 +140,8 @@ def csrf_of(page):
 def sign_in(browser, user, password):
     _, page = browser.web("login-page", "GET", "/login")
     body, headers = form({"csrf": csrf_of(page), "username": user, "password": password, "return_to": "/"})
-    browser.web("login", "POST", "/login", body, headers, expected=(303,))
+    resp, _ = browser.web("login", "POST", "/login", body, headers, expected=(303,))
+    return resp
 
 
 def b64u(data):
@@ -219,9 +220,7 @@ class Totp(Password):
         self.last_step = step
 
     def password_step(self, browser):
-        _, page = browser.web("login-page", "GET", "/login")
-        body, headers = form({"csrf": csrf_of(page), "username": self.user, "password": self.password, "return_to": "/"})
-        resp, _ = browser.web("login", "POST", "/login", body, headers, expected=(303,))
+        resp = sign_in(browser, self.user, self.password)
         if not resp.headers.get("Location", "").endswith("/login/second-factor"):
             violation("a password alone signed in someone who has TOTP")
             raise Failed("no second factor asked")
