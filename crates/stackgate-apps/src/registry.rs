@@ -341,18 +341,46 @@ impl Registry {
         self.app_dir(id).join("app.log")
     }
 
+    /// Removes the app's output, and its directory when nothing else is in it (a directory with
+    /// the app's data in it stays).
+    fn forget_output(&self, id: &str) -> std::io::Result<()> {
+        std::fs::remove_file(self.log_file(id)).or_else(ignore_missing)?;
+        remove_dir_if_empty(&self.app_dir(id))
+    }
+
+    /// The output failed installs kept is dropped at start: nothing shows those installs any
+    /// more.
+    fn forget_failed_output(&self, installed: &std::collections::HashSet<String>) {
+        let Ok(dirs) = std::fs::read_dir(self.inner.settings.data_dir.join("apps")) else {
+            return;
+        };
+        for dir in dirs.flatten() {
+            let Ok(id) = dir.file_name().into_string() else {
+                continue;
+            };
+            if installed.contains(&id) {
+                continue;
+            }
+            if let Err(e) = self.forget_output(&id) {
+                tracing::warn!(app = %id, error = %e, "could not remove a failed install's output");
+            }
+        }
+    }
+
     /// Brings what runs in line with what is stored: processes a killed Stackgate left running
     /// are ended, an install a crash interrupted is undone, and installed process apps are
     /// started.
     pub async fn reconcile(&self) -> Result<(), AppsError> {
         crate::pid_file::end_orphans(&self.inner.settings.data_dir.join("apps")).await;
         let store = &self.inner.state.store;
-        for app in store.installed_apps().await? {
+        let apps = store.installed_apps().await?;
+        self.forget_failed_output(&apps.iter().map(|a| a.id.clone()).collect());
+        for app in apps {
             match app.status {
                 AppStatus::Installing => {
                     tracing::warn!(app = %app.id, "undoing an install that did not finish");
                     let manifest = Manifest::parse(&app.manifest).ok();
-                    self.teardown(&app.id, manifest.as_ref(), false).await;
+                    self.teardown(&app.id, manifest.as_ref(), Leave::Data).await;
                     let entry = Actor::system("reconcile")
                         .entry("app.install.abandoned", Target::System)
                         .with_detail(serde_json::json!({ "app": app.id }));
@@ -423,10 +451,11 @@ impl Registry {
         }
     }
 
-    /// Removes everything an app may have: process, route, client, env file (and with `purge`
-    /// its whole directory). Safe to run on a partial install: each part is looked up by the
-    /// app's id, and an install refuses to start when any of them belonged to something else.
-    async fn teardown(&self, id: &str, manifest: Option<&Manifest>, purge: bool) -> Vec<String> {
+    /// Removes everything an app may have: process, route, client, env file, and what of its
+    /// directory `leave` does not keep. Safe to run on a partial install: each part is looked up
+    /// by the app's id, and an install refuses to start when any of them belonged to something
+    /// else.
+    async fn teardown(&self, id: &str, manifest: Option<&Manifest>, leave: Leave) -> Vec<String> {
         let mut trouble = Vec::new();
         let state = &self.inner.state;
         let actor = Actor::system("apps");
@@ -444,7 +473,7 @@ impl Registry {
                     client_secret: None,
                 },
             );
-            if let Err(e) = kube.delete(&objects, purge).await {
+            if let Err(e) = kube.delete(&objects, leave == Leave::Nothing).await {
                 trouble.push(format!("cluster: {e}"));
             }
         }
@@ -478,20 +507,17 @@ impl Registry {
             Ok(None) => {}
             Err(e) => trouble.push(format!("client: {e}")),
         }
-        let dir = self.app_dir(id);
-        let removed = if purge {
-            std::fs::remove_dir_all(&dir)
-        } else {
-            std::fs::remove_file(self.env_file(id))
+        let removed = match leave {
+            Leave::Nothing => std::fs::remove_dir_all(self.app_dir(id)).or_else(ignore_missing),
+            Leave::Data => std::fs::remove_file(self.env_file(id))
                 .or_else(ignore_missing)
-                .and_then(|()| std::fs::remove_file(self.log_file(id)).or_else(ignore_missing))
-                .and_then(|()| std::fs::remove_dir(&dir))
+                .and_then(|()| self.forget_output(id)),
+            Leave::DataAndOutput => std::fs::remove_file(self.env_file(id))
+                .or_else(ignore_missing)
+                .and_then(|()| remove_dir_if_empty(&self.app_dir(id))),
         };
-        if let Err(e) = removed.or_else(ignore_missing) {
-            // A directory with the app's data in it stays without `purge`.
-            if e.kind() != std::io::ErrorKind::DirectoryNotEmpty {
-                trouble.push(format!("files: {e}"));
-            }
+        if let Err(e) = removed {
+            trouble.push(format!("files: {e}"));
         }
         for t in &trouble {
             tracing::error!(app = %id, problem = %t, "could not remove part of an app");
@@ -816,6 +842,10 @@ impl Registry {
                 }
                 let dir = self.app_dir(&install.id);
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                // An earlier failed install's output would read as this one's.
+                std::fs::remove_file(self.log_file(&install.id))
+                    .or_else(ignore_missing)
+                    .map_err(|e| format!("{}: {e}", self.log_file(&install.id).display()))?;
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
@@ -925,8 +955,9 @@ impl Registry {
                     }
                     if tokio::time::Instant::now() >= deadline {
                         return Err(format!(
-                            "{url} did not answer 2xx within {} s",
-                            p.ready_timeout_seconds
+                            "{url} did not answer 2xx within {} s; the app's output is in {}",
+                            p.ready_timeout_seconds,
+                            self.log_file(&install.id).display()
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1362,7 +1393,9 @@ impl Registry {
     async fn fail(&self, install: &Install, failed_index: usize, step: String, reason: String) {
         let id = &install.id;
         tracing::warn!(app = %id, step = %step, reason = %reason, "install failed; undoing it");
-        let trouble = self.teardown(id, Some(&install.manifest), false).await;
+        let trouble = self
+            .teardown(id, Some(&install.manifest), Leave::DataAndOutput)
+            .await;
         for index in 0..failed_index {
             self.set_step(id, index, "undone", None);
         }
@@ -1383,6 +1416,24 @@ impl Registry {
             view.status = "failed".into();
             view.error = Some(format!("step {step} failed: {reason}"));
         }
+    }
+}
+
+/// What of an app's directory a teardown keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    /// Uninstall with purge.
+    Nothing,
+    /// Uninstall: the data the app wrote stays, for a later install to find.
+    Data,
+    /// A failed install: the app's output stays too, so the admin can read why it failed.
+    DataAndOutput,
+}
+
+fn remove_dir_if_empty(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        other => other.or_else(ignore_missing),
     }
 }
 
@@ -1533,11 +1584,13 @@ impl AppControl for Registry {
             let failed = self.progress().remove(&id).is_some();
             self.finished().remove(&id);
             if known.is_none() {
-                return if failed {
-                    Ok(())
-                } else {
-                    Err(AppFailure::NotFound(format!("app {id}")))
-                };
+                if !failed {
+                    return Err(AppFailure::NotFound(format!("app {id}")));
+                }
+                // Dismissing a failed install drops the output it kept.
+                return self.forget_output(&id).map_err(|e| {
+                    AppFailure::Internal(format!("{}: {e}", self.log_file(&id).display()))
+                });
             }
             // The app's sessions end first, while it still runs to hear of it.
             let mut told = 0;
@@ -1558,7 +1611,8 @@ impl AppControl for Registry {
             let manifest = known
                 .as_ref()
                 .and_then(|a| Manifest::parse(&a.manifest).ok());
-            let trouble = self.teardown(&id, manifest.as_ref(), purge).await;
+            let leave = if purge { Leave::Nothing } else { Leave::Data };
+            let trouble = self.teardown(&id, manifest.as_ref(), leave).await;
             let entry = actor.entry("app.uninstall", Target::System).with_detail(
                 serde_json::json!({ "logout_tokens_delivered": told, "app": id, "purge": purge, "cleanup_problems": trouble }),
             );

@@ -354,21 +354,124 @@ async fn failing_step_leaves_nothing(backend: stackgate_testkit::Backend, step: 
         .unwrap();
     assert_eq!(states[at], "failed", "{states:?}");
     assert!(states[..at].iter().all(|s| *s == "undone"), "{states:?}");
-    nothing_left(&server, "demo", None).await;
+    assert_eq!(
+        kept_files(&server, "demo"),
+        if at >= 2 { vec!["app.log"] } else { vec![] },
+        "only the output of a process that ran is kept"
+    );
     assert!(
         audit_actions(&server, &admin)
             .await
             .iter()
             .any(|a| a == "app.install.failed")
     );
-    // After a failure the same app installs cleanly.
     let (status, body) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
     assert_eq!(
         status,
         StatusCode::NO_CONTENT,
         "forgetting a failed install: {body}"
     );
+    nothing_left(&server, "demo", None).await;
     server.stop().await;
+}
+
+/// The files left in an app's directory, sorted.
+fn kept_files(server: &TestServer, id: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(server.config.data_dir.join("apps").join(id)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn install_and_wait(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
+    let (status, body) = api(
+        server,
+        admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": id })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    installed(server, admin, id).await
+}
+
+async fn failed_install_keeps_output(backend: stackgate_testkit::Backend) {
+    let catalog = tempfile::tempdir().unwrap();
+    // Without its base URL the demo exits at start, saying which setting is missing.
+    let broken =
+        notes_manifest("1.0.0", "/healthz").replace("      DEMO_BASE_URL: ${base_url}\n", "");
+    assert!(!broken.contains("DEMO_BASE_URL"));
+    std::fs::write(catalog.path().join("notes.yaml"), broken).unwrap();
+    let catalog_dir = catalog.path().display().to_string();
+    let Some(mut server) = TestServer::start_with(
+        backend,
+        &[
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+            ("STACKGATE_APPS_CATALOG_DIR", &catalog_dir),
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let app = install_and_wait(&server, &admin, "notes").await;
+    assert_eq!(app["status"], "failed", "{app}");
+    let log = server
+        .config
+        .data_dir
+        .join("apps")
+        .join("notes")
+        .join("app.log");
+    let error = app["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("step ready failed: the process exited"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(&format!("its output is in {}", log.display())),
+        "{error}"
+    );
+    let output = std::fs::read_to_string(&log).expect("the output the error points to is there");
+    assert!(
+        output.contains("setting DEMO_BASE_URL is missing"),
+        "{output}"
+    );
+    assert_eq!(
+        kept_files(&server, "notes"),
+        ["app.log"],
+        "the env file (with the client secret) goes"
+    );
+
+    let (status, body) = api(&server, &admin, Method::DELETE, "/apps/notes", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    nothing_left(&server, "notes", None).await;
+
+    // A restart drops what failed installs kept: nothing shows them any more.
+    assert_eq!(
+        install_and_wait(&server, &admin, "notes").await["status"],
+        "failed"
+    );
+    assert!(log.exists());
+    server.restart().await;
+    nothing_left(&server, "notes", None).await;
+    server.stop().await;
+}
+
+mod a_failed_install_keeps_the_apps_output_until_it_is_dismissed {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::failed_install_keeps_output(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::failed_install_keeps_output(stackgate_testkit::Backend::Postgres).await;
+    }
 }
 
 macro_rules! each_step {
