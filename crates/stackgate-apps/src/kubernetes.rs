@@ -284,6 +284,12 @@ fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or_default()
 }
 
+/// "Kind name", as messages name an object.
+fn label_of(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    format!("{kind} {}", name_of(object))
+}
+
 fn kube_error(what: &str, err: kube::Error) -> AppsError {
     AppsError::Process(format!("{what}: {err}"))
 }
@@ -302,17 +308,23 @@ pub async fn connect(prefix: &str) -> Result<Option<KubeDriver>, AppsError> {
     Ok(Some(KubeDriver::new(client, prefix)))
 }
 
+/// How long one call to the API server may take by default. kube's own timeouts (295 s to read)
+/// would leave an install "installing", and an uninstall's request open, for minutes per object.
+pub const CALL_LIMIT: Duration = Duration::from_secs(30);
+
 /// The driver, with a client for the cluster and the prefix of the apps' namespaces.
 #[derive(Clone)]
 pub struct KubeDriver {
     client: Client,
     prefix: String,
+    call_limit: Duration,
 }
 
 impl std::fmt::Debug for KubeDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeDriver")
             .field("prefix", &self.prefix)
+            .field("call_limit", &self.call_limit)
             .finish_non_exhaustive()
     }
 }
@@ -322,7 +334,31 @@ impl KubeDriver {
         Self {
             client,
             prefix: prefix.into(),
+            call_limit: CALL_LIMIT,
         }
+    }
+
+    /// The same driver with each call to the API server bounded by `limit`.
+    #[must_use]
+    pub fn with_call_limit(mut self, limit: Duration) -> Self {
+        self.call_limit = limit;
+        self
+    }
+
+    /// Runs one call to the API server, giving up after the call limit.
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<Result<T, kube::Error>, AppsError> {
+        tokio::time::timeout(self.call_limit, call)
+            .await
+            .map_err(|_| {
+                AppsError::Process(format!(
+                    "{what}: the cluster did not answer within {} s",
+                    self.call_limit.as_secs_f64()
+                ))
+            })
     }
 
     /// The namespace of one app: `PREFIX-ID`.
@@ -350,10 +386,11 @@ impl KubeDriver {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for object in objects {
             let name = name_of(object);
-            self.api(object)?
-                .patch(name, &params, &Patch::Apply(object))
-                .await
-                .map_err(|e| kube_error(&format!("applying {} {name}", object["kind"]), e))?;
+            let what = format!("applying {}", label_of(object));
+            let api = self.api(object)?;
+            self.call(&what, api.patch(name, &params, &Patch::Apply(object)))
+                .await?
+                .map_err(|e| kube_error(&what, e))?;
         }
         Ok(())
     }
@@ -367,11 +404,12 @@ impl KubeDriver {
         use base64::Engine;
         let secret =
             json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "namespace": namespace } });
+        let what = format!("reading Secret {name}");
+        let api = self.api(&secret)?;
         let Some(live) = self
-            .api(&secret)?
-            .get_opt(name)
-            .await
-            .map_err(|e| kube_error(&format!("reading Secret {name}"), e))?
+            .call(&what, api.get_opt(name))
+            .await?
+            .map_err(|e| kube_error(&what, e))?
         else {
             return Ok(None);
         };
@@ -388,8 +426,12 @@ impl KubeDriver {
     }
 
     /// Deletes the objects (already gone is fine); claims on volumes, and the namespace that
-    /// holds them, only with `purge`.
+    /// holds them, only with `purge`. An object the cluster refuses to delete does not keep the
+    /// others; a cluster that stops answering ends the attempt. The error names what is left.
     pub async fn delete(&self, objects: &[Value], purge: bool) -> Result<(), AppsError> {
+        let mut problems = Vec::new();
+        let mut not_tried = Vec::new();
+        let mut answering = true;
         for object in objects.iter().rev() {
             if matches!(
                 object["kind"].as_str(),
@@ -399,22 +441,33 @@ impl KubeDriver {
                 continue;
             }
             let name = name_of(object);
+            let what = format!("deleting {}", label_of(object));
+            if !answering {
+                not_tried.push(label_of(object));
+                continue;
+            }
+            let api = self.api(object)?;
             match self
-                .api(object)?
-                .delete(name, &DeleteParams::default())
+                .call(&what, api.delete(name, &DeleteParams::default()))
                 .await
             {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => {
-                    return Err(kube_error(
-                        &format!("deleting {} {name}", object["kind"]),
-                        e,
-                    ));
+                Ok(Ok(_)) => {}
+                Ok(Err(kube::Error::Api(status))) if status.code == 404 => {}
+                Ok(Err(e)) => problems.push(kube_error(&what, e).to_string()),
+                Err(stalled) => {
+                    problems.push(stalled.to_string());
+                    answering = false;
                 }
             }
         }
-        Ok(())
+        if !not_tried.is_empty() {
+            problems.push(format!("not deleted: {}", not_tried.join(", ")));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(AppsError::Process(problems.join("; ")))
+        }
     }
 
     /// Whether every workload (or the Helm release) reports ready; the reason when not yet.
@@ -425,11 +478,12 @@ impl KubeDriver {
                 continue;
             }
             let name = name_of(object);
+            let what = format!("reading {kind} {name}");
+            let api = self.api(object)?;
             let Some(live) = self
-                .api(object)?
-                .get_opt(name)
-                .await
-                .map_err(|e| kube_error(&format!("reading {kind} {name}"), e))?
+                .call(&what, api.get_opt(name))
+                .await?
+                .map_err(|e| kube_error(&what, e))?
             else {
                 return Ok(Err(format!("{kind} {name} does not exist")));
             };
@@ -449,17 +503,18 @@ impl KubeDriver {
         Ok(Ok(()))
     }
 
-    /// Waits until [`KubeDriver::ready`] says so, up to `limit`.
+    /// Waits until [`KubeDriver::ready`] says so, up to `limit`. A call that fails or stalls is
+    /// tried again until then: an API server restarting during a rollout does not fail it.
     pub async fn wait_ready(&self, objects: &[Value], limit: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            match self.ready(objects).await {
+            let why = match self.ready(objects).await {
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(why)) if tokio::time::Instant::now() >= deadline => {
-                    return Err(format!("{why} after {} s", limit.as_secs()));
-                }
-                Ok(Err(_)) => {}
-                Err(e) => return Err(e.to_string()),
+                Ok(Err(why)) => why,
+                Err(e) => e.to_string(),
+            };
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!("{why} after {} s", limit.as_secs()));
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -610,6 +665,43 @@ mod tests {
         assert!(
             !rollout_complete("StatefulSet", &set("a"), Some(1)),
             "revision not rolled out"
+        );
+    }
+
+    /// An API server that stops answering for a while (a restart) does not fail a rollout that
+    /// completes within the wait; one that never answers again fails it at the limit.
+    #[tokio::test]
+    async fn a_stall_during_the_wait_for_ready_is_waited_out() {
+        let (driver, cluster) = crate::mock_cluster::MockCluster::start("apps");
+        let driver = driver.with_call_limit(Duration::from_millis(300));
+        let (m, deploy) = shipped("wekan");
+        let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+        driver.apply(&objects).await.expect("apply");
+        cluster.stall(Some("/statefulsets/"));
+        let answering = cluster.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            answering.stall(None);
+        });
+        driver
+            .wait_ready(&objects, Duration::from_secs(10))
+            .await
+            .expect("ready once the cluster answers again");
+
+        cluster.stall(Some("/statefulsets/"));
+        let started = std::time::Instant::now();
+        let error = driver
+            .wait_ready(&objects, Duration::from_secs(1))
+            .await
+            .expect_err("never ready");
+        assert!(
+            error.contains("the cluster did not answer within 0.3 s after 1 s"),
+            "{error}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -1,7 +1,7 @@
 //! A stand-in Kubernetes API server on kube's own mock service (`tower-test`), for tests: it
 //! keeps what is applied, answers reads with it (workloads ready at once, a Secret's
 //! `stringData` as base64 `data`, as the API server does), deletes, records every request, and
-//! can be told to refuse an object.
+//! can be told to refuse an object or to stop answering.
 
 use crate::kubernetes::KubeDriver;
 use http::{Method, Request, Response, StatusCode};
@@ -23,6 +23,7 @@ pub struct Seen {
 pub struct MockCluster {
     seen: Arc<Mutex<Vec<Seen>>>,
     refuse: Arc<Mutex<Option<String>>>,
+    stall: Arc<Mutex<Option<String>>>,
     /// Applied objects by path.
     objects: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
@@ -50,6 +51,8 @@ impl MockCluster {
         let cluster = MockCluster::default();
         let answering = cluster.clone();
         tokio::spawn(async move {
+            // Requests never answered, kept so that their callers wait rather than fail.
+            let mut unanswered = Vec::new();
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().clone();
                 let path = request
@@ -61,6 +64,17 @@ impl MockCluster {
                     Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
                     Err(_) => String::new(),
                 };
+                let stalled = answering
+                    .stall
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .is_some_and(|part| path.contains(part.as_str()));
+                if stalled {
+                    answering.seen().push(Seen { method, path, body });
+                    unanswered.push(send);
+                    continue;
+                }
                 let (code, reply) = answering.answer(&method, &path, &body);
                 answering.seen().push(Seen { method, path, body });
                 let response = Response::builder()
@@ -91,6 +105,15 @@ impl MockCluster {
             .refuse
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(part.to_owned());
+    }
+
+    /// Requests whose path contains `part` get no answer, as from an API server that hangs;
+    /// `None` answers everything again.
+    pub fn stall(&self, part: Option<&str>) {
+        *self
+            .stall
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = part.map(str::to_owned);
     }
 
     /// The object last applied at `path` (without the query), as the cluster keeps it.

@@ -1623,7 +1623,7 @@ impl AppControl for Registry {
             if trouble.is_empty() {
                 Ok(())
             } else {
-                Err(AppFailure::Internal(format!(
+                Err(AppFailure::Incomplete(format!(
                     "{id} is uninstalled, but some parts could not be removed: {}",
                     trouble.join("; ")
                 )))

@@ -71,6 +71,9 @@ pub enum AppFailure {
     Step { step: String, reason: String },
     #[error("{0}")]
     Internal(String),
+    /// Done, but some parts could not be removed; says which.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 /// One problem in a manifest, with its place.

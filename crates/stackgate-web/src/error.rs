@@ -42,6 +42,10 @@ pub enum ApiError {
     /// A bug or an unexpected failure; the cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
+    /// The request was carried out only in part; what is left undone is sent (and logged), for
+    /// the admin to finish by hand.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 /// A problem document (RFC 9457), with Stackgate's `field` extension naming the offending input.
@@ -69,7 +73,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Incomplete(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
+            ApiError::Incomplete(_) => "incomplete",
         }
     }
 
@@ -122,6 +127,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Internal(cause) => tracing::error!(%cause, "request failed"),
+            ApiError::Incomplete(left) => tracing::error!(%left, "request done in part"),
             ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
             _ => {}
         }

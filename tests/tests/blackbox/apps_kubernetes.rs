@@ -1,7 +1,8 @@
 //! Apps that run on Kubernetes, installed through the API with the Kubernetes driver talking to
 //! kube's own mock service: the Secret carries the client secret and nothing else does, the
 //! workloads follow, the edge routes to the in-cluster Service, and uninstalling — or an object
-//! the cluster refuses — leaves nothing behind.
+//! the cluster refuses — leaves nothing behind. An API server that stops answering fails an
+//! install, and ends an uninstall, within the call limit.
 
 use crate::{
     apps::{installed, nothing_left},
@@ -530,5 +531,98 @@ mod a_cluster_app_upgrades_and_rolls_back_through_the_driver {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         super::a_cluster_app_upgrades_and_rolls_back(stackgate_testkit::Backend::Postgres).await;
+    }
+}
+
+/// The API server stops answering: an install fails within the call limit and says so, an
+/// uninstall ends too and names what it could not delete, and nothing is left in Stackgate.
+async fn a_cluster_that_stops_answering(backend: Backend) {
+    let (kube, cluster) = MockCluster::start(PREFIX);
+    let kube = kube.with_call_limit(std::time::Duration::from_secs(1));
+    let Some(server) =
+        TestServer::start_with_cluster(backend, &[("STACKGATE_PROXY_LISTEN", "127.0.0.1:0")], kube)
+            .await
+    else {
+        return;
+    };
+    let admin = server.bootstrap_admin().await;
+    let install = || async {
+        let (status, body) = api(
+            &server,
+            &admin,
+            Method::POST,
+            "/apps",
+            Some(json!({ "app": "rocketchat" })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        installed(&server, &admin, "rocketchat").await
+    };
+
+    cluster.stall(Some("/deployments/"));
+    let started = std::time::Instant::now();
+    let app = install().await;
+    assert_eq!(app["status"], "failed", "{app}");
+    let error = app["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("step deploy failed")
+            && error.contains("the cluster did not answer within 1 s"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "failed only after {:?}",
+        started.elapsed()
+    );
+    nothing_left(&server, "rocketchat", None).await;
+    let (_, audit) = api(&server, &admin, Method::GET, "/audit?limit=500", None).await;
+    let failed = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "app.install.failed")
+        .unwrap_or_else(|| panic!("no app.install.failed in {audit}"));
+    let problems = failed["detail"]["cleanup_problems"].to_string();
+    assert!(
+        problems.contains("did not answer")
+            && problems.contains("not deleted: ")
+            && problems.contains("Secret rocketchat-stackgate-oidc"),
+        "the admin is told what stayed in the cluster: {problems}"
+    );
+    let (status, _) = api(&server, &admin, Method::DELETE, "/apps/rocketchat", None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Answering again, the same install goes through (apply is idempotent).
+    cluster.stall(None);
+    assert_eq!(install().await["status"], "installed");
+
+    cluster.stall(Some("/"));
+    let started = std::time::Instant::now();
+    let (status, body) = api(&server, &admin, Method::DELETE, "/apps/rocketchat", None).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the uninstall took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("rocketchat is uninstalled, but some parts could not be removed")
+            && message.contains("did not answer within 1 s")
+            && message.contains("not deleted: "),
+        "{message}"
+    );
+    nothing_left(&server, "rocketchat", None).await;
+    server.stop().await;
+}
+
+mod a_cluster_that_stops_answering_fails_the_install_in_bounded_time {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_cluster_that_stops_answering(stackgate_testkit::Backend::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_cluster_that_stops_answering(stackgate_testkit::Backend::Postgres).await;
     }
 }

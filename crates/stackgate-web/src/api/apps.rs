@@ -76,6 +76,7 @@ fn failure(err: AppFailure) -> Response {
             field: None,
         },
         AppFailure::Internal(cause) => ApiError::Internal(cause),
+        AppFailure::Incomplete(left) => ApiError::Incomplete(left),
     };
     api.into_response()
 }
