@@ -294,6 +294,30 @@ fn kube_error(what: &str, err: kube::Error) -> AppsError {
     AppsError::Process(format!("{what}: {err}"))
 }
 
+/// Runs one call to the API server, giving up after `limit`.
+async fn call_within<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<Result<T, kube::Error>, AppsError> {
+    tokio::time::timeout(limit, call).await.map_err(|_| {
+        AppsError::Process(format!(
+            "{what}: the cluster did not answer within {} s",
+            limit.as_secs_f64()
+        ))
+    })
+}
+
+/// An answer that says to try again later (the API server overloaded or restarting), or no
+/// answer for a broken connection, as opposed to a refusal (403 for missing RBAC, 422).
+fn is_transient(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
 /// A driver for the cluster this process runs in, or the one `KUBECONFIG` names; `None` when
 /// there is neither (apps that run on Kubernetes are then refused, saying so).
 pub async fn connect(prefix: &str) -> Result<Option<KubeDriver>, AppsError> {
@@ -310,7 +334,9 @@ pub async fn connect(prefix: &str) -> Result<Option<KubeDriver>, AppsError> {
 
 /// How long one call to the API server may take by default. kube's own timeouts (295 s to read)
 /// would leave an install "installing", and an uninstall's request open, for minutes per object.
-pub const CALL_LIMIT: Duration = Duration::from_secs(30);
+/// Under the API's 30 s request timeout with an uninstall's 5 s of sign-outs, so that an
+/// uninstall against a silent cluster answers, and above admission webhooks' 10 s default.
+pub const CALL_LIMIT: Duration = Duration::from_secs(20);
 
 /// The driver, with a client for the cluster and the prefix of the apps' namespaces.
 #[derive(Clone)]
@@ -351,14 +377,7 @@ impl KubeDriver {
         what: &str,
         call: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<Result<T, kube::Error>, AppsError> {
-        tokio::time::timeout(self.call_limit, call)
-            .await
-            .map_err(|_| {
-                AppsError::Process(format!(
-                    "{what}: the cluster did not answer within {} s",
-                    self.call_limit.as_secs_f64()
-                ))
-            })
+        call_within(self.call_limit, what, call).await
     }
 
     /// The namespace of one app: `PREFIX-ID`.
@@ -446,7 +465,13 @@ impl KubeDriver {
                 not_tried.push(label_of(object));
                 continue;
             }
-            let api = self.api(object)?;
+            let api = match self.api(object) {
+                Ok(api) => api,
+                Err(e) => {
+                    problems.push(format!("{what}: {e}"));
+                    continue;
+                }
+            };
             match self
                 .call(&what, api.delete(name, &DeleteParams::default()))
                 .await
@@ -470,8 +495,13 @@ impl KubeDriver {
         }
     }
 
-    /// Whether every workload (or the Helm release) reports ready; the reason when not yet.
-    pub async fn ready(&self, objects: &[Value]) -> Result<Result<(), String>, AppsError> {
+    /// Whether every workload (or the Helm release) reports ready; the reason when not yet. A
+    /// call not answered within `within`, or answered with "try again", counts as not ready yet.
+    async fn ready(
+        &self,
+        objects: &[Value],
+        within: Duration,
+    ) -> Result<Result<(), String>, AppsError> {
         for object in objects {
             let kind = object["kind"].as_str().unwrap_or_default();
             if !matches!(kind, "Deployment" | "StatefulSet" | "HelmRelease") {
@@ -480,11 +510,12 @@ impl KubeDriver {
             let name = name_of(object);
             let what = format!("reading {kind} {name}");
             let api = self.api(object)?;
-            let Some(live) = self
-                .call(&what, api.get_opt(name))
-                .await?
-                .map_err(|e| kube_error(&what, e))?
-            else {
+            let answer = match call_within(within, &what, api.get_opt(name)).await {
+                Err(stalled) => return Ok(Err(stalled.to_string())),
+                Ok(Err(e)) if is_transient(&e) => return Ok(Err(kube_error(&what, e).to_string())),
+                Ok(answer) => answer.map_err(|e| kube_error(&what, e))?,
+            };
+            let Some(live) = answer else {
                 return Ok(Err(format!("{kind} {name} does not exist")));
             };
             let ready = if kind == "HelmRelease" {
@@ -503,20 +534,25 @@ impl KubeDriver {
         Ok(Ok(()))
     }
 
-    /// Waits until [`KubeDriver::ready`] says so, up to `limit`. A call that fails or stalls is
-    /// tried again until then: an API server restarting during a rollout does not fail it.
+    /// Waits until every workload (or the Helm release) reports ready, up to `limit`. A call
+    /// that stalls or gets "try again" is tried again until then, so an API server restarting
+    /// during a rollout does not fail it; a refusal (403, 404 of the kind) fails at once.
     pub async fn wait_ready(&self, objects: &[Value], limit: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let why = match self.ready(objects).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            // The last call gets at least a second, and none outlasts the wait by more.
+            let within = self.call_limit.min(left.max(Duration::from_secs(1)));
+            match self.ready(objects, within).await {
                 Ok(Ok(())) => return Ok(()),
-                Ok(Err(why)) => why,
-                Err(e) => e.to_string(),
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(format!("{why} after {} s", limit.as_secs()));
+                Ok(Err(why)) if tokio::time::Instant::now() >= deadline => {
+                    return Err(format!("not ready after {} s: {why}", limit.as_secs()));
+                }
+                Ok(Err(_)) => {}
+                Err(e) => return Err(e.to_string()),
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(left.min(Duration::from_secs(2))).await;
         }
     }
 }
@@ -695,13 +731,79 @@ mod tests {
             .await
             .expect_err("never ready");
         assert!(
-            error.contains("the cluster did not answer within 0.3 s after 1 s"),
+            error.starts_with("not ready after 1 s: reading StatefulSet")
+                && error.ends_with("the cluster did not answer within 0.3 s"),
             "{error}"
         );
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    /// "Try again" (503) is waited out like silence; a refusal (403, as for missing RBAC)
+    /// fails the wait at once. A delete the cluster refuses does not keep the others.
+    #[tokio::test]
+    async fn refusals_fail_at_once_and_do_not_stop_the_other_deletes() {
+        let (driver, cluster) = crate::mock_cluster::MockCluster::start("apps");
+        let (m, deploy) = shipped("wekan");
+        let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+        driver.apply(&objects).await.expect("apply");
+        cluster.fail_with(Some((
+            "/statefulsets/",
+            http::StatusCode::SERVICE_UNAVAILABLE,
+        )));
+        let answering = cluster.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            answering.fail_with(None);
+        });
+        driver
+            .wait_ready(&objects, Duration::from_secs(10))
+            .await
+            .expect("ready once the API server is back");
+
+        cluster.fail_with(Some(("/statefulsets/", http::StatusCode::FORBIDDEN)));
+        let started = std::time::Instant::now();
+        let error = driver
+            .wait_ready(&objects, Duration::from_secs(30))
+            .await
+            .expect_err("refused");
+        assert!(error.contains("failed by the test"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let error = driver
+            .delete(&objects, false)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.starts_with("deleting StatefulSet wekan-wekan-db: ")
+                && !error.contains("not deleted"),
+            "{error}"
+        );
+        let deleted: Vec<String> = cluster
+            .requests()
+            .into_iter()
+            .filter(|s| s.method == Method::DELETE)
+            .map(|s| s.path)
+            .collect();
+        assert!(
+            deleted
+                .iter()
+                .any(|p| p.contains("/secrets/wekan-stackgate-oidc")),
+            "the Secret is deleted after the refused StatefulSet: {deleted:?}"
+        );
+        assert!(
+            cluster
+                .object("/api/v1/namespaces/apps/secrets/wekan-stackgate-oidc")
+                .is_none(),
+            "and is gone"
         );
     }
 

@@ -2,6 +2,7 @@
 //! wires its OIDC client, routes it through the edge and limits it to the groups an admin chose.
 //! A failing step undoes the steps before it, so nothing is ever left half-installed.
 
+mod app_files;
 mod catalog;
 mod checks;
 pub mod kubernetes;

@@ -1,7 +1,7 @@
 //! A stand-in Kubernetes API server on kube's own mock service (`tower-test`), for tests: it
 //! keeps what is applied, answers reads with it (workloads ready at once, a Secret's
 //! `stringData` as base64 `data`, as the API server does), deletes, records every request, and
-//! can be told to refuse an object or to stop answering.
+//! can be told to refuse an object, to fail requests with a status, or to stop answering.
 
 use crate::kubernetes::KubeDriver;
 use http::{Method, Request, Response, StatusCode};
@@ -24,6 +24,7 @@ pub struct MockCluster {
     seen: Arc<Mutex<Vec<Seen>>>,
     refuse: Arc<Mutex<Option<String>>>,
     stall: Arc<Mutex<Option<String>>>,
+    fail: Arc<Mutex<Option<(String, StatusCode)>>>,
     /// Applied objects by path.
     objects: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
@@ -75,7 +76,16 @@ impl MockCluster {
                     unanswered.push(send);
                     continue;
                 }
-                let (code, reply) = answering.answer(&method, &path, &body);
+                let failed = answering
+                    .fail
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+                    .filter(|(part, _)| path.contains(part.as_str()));
+                let (code, reply) = match failed {
+                    Some((_, code)) => status(code, "failed by the test"),
+                    None => answering.answer(&method, &path, &body),
+                };
                 answering.seen().push(Seen { method, path, body });
                 let response = Response::builder()
                     .status(code)
@@ -114,6 +124,16 @@ impl MockCluster {
             .stall
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = part.map(str::to_owned);
+    }
+
+    /// Requests whose path contains `part` are answered `code` (403 as for missing RBAC, 503 as
+    /// from an API server restarting), whatever their method; `None` stops it.
+    pub fn fail_with(&self, failing: Option<(&str, StatusCode)>) {
+        *self
+            .fail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            failing.map(|(part, code)| (part.to_owned(), code));
     }
 
     /// The object last applied at `path` (without the query), as the cluster keeps it.

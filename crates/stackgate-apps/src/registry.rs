@@ -4,6 +4,7 @@
 
 use crate::{
     AppsError, Catalog, STEPS,
+    app_files::{AppFiles, Leave},
     catalog::{Entry, UpdatePolicy, is_newer},
     manifest::{Deploy, Manifest, ProcessDeploy},
     process::{self, Launch, ProcessDriver},
@@ -71,12 +72,34 @@ struct Inner {
     state: AppState,
     settings: RegistrySettings,
     processes: ProcessDriver,
+    files: AppFiles,
     /// Installs running or failed, by app id (installed apps are read from the store).
     progress: Mutex<HashMap<String, AppView>>,
     /// The steps of installs that finished in this process, shown with the installed app.
     finished: Mutex<HashMap<String, Vec<StepView>>>,
-    /// Apps being upgraded: one change at a time per app.
-    upgrading: Mutex<std::collections::HashSet<String>>,
+    /// Apps being installed, upgraded or uninstalled, with which: one change at a time per app.
+    changing: Mutex<HashMap<String, &'static str>>,
+}
+
+impl Inner {
+    fn changing(&self) -> MutexGuard<'_, HashMap<String, &'static str>> {
+        self.changing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Held while one app is being changed; dropping it (the change done, failed, or its task
+/// ended) lets the next change in.
+struct Change {
+    inner: Arc<Inner>,
+    id: String,
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        self.inner.changing().remove(&self.id);
+    }
 }
 
 /// What the steps of one install share.
@@ -286,11 +309,12 @@ impl Registry {
         Ok(Self {
             inner: Arc::new(Inner {
                 state,
+                files: AppFiles::new(&settings.data_dir),
                 settings,
                 processes: ProcessDriver::default(),
                 progress: Mutex::default(),
                 finished: Mutex::default(),
-                upgrading: Mutex::default(),
+                changing: Mutex::default(),
             }),
         })
     }
@@ -329,52 +353,19 @@ impl Registry {
         Ok(view)
     }
 
-    fn app_dir(&self, id: &str) -> PathBuf {
-        self.inner.settings.data_dir.join("apps").join(id)
-    }
-
-    fn env_file(&self, id: &str) -> PathBuf {
-        self.app_dir(id).join("app.env")
-    }
-
-    fn log_file(&self, id: &str) -> PathBuf {
-        self.app_dir(id).join("app.log")
-    }
-
-    /// Removes the app's output, and its directory when nothing else is in it (a directory with
-    /// the app's data in it stays).
-    fn forget_output(&self, id: &str) -> std::io::Result<()> {
-        std::fs::remove_file(self.log_file(id)).or_else(ignore_missing)?;
-        remove_dir_if_empty(&self.app_dir(id))
-    }
-
-    /// The output failed installs kept is dropped at start: nothing shows those installs any
-    /// more.
-    fn forget_failed_output(&self, installed: &std::collections::HashSet<String>) {
-        let Ok(dirs) = std::fs::read_dir(self.inner.settings.data_dir.join("apps")) else {
-            return;
-        };
-        for dir in dirs.flatten() {
-            let Ok(id) = dir.file_name().into_string() else {
-                continue;
-            };
-            if installed.contains(&id) {
-                continue;
-            }
-            if let Err(e) = self.forget_output(&id) {
-                tracing::warn!(app = %id, error = %e, "could not remove a failed install's output");
-            }
-        }
+    fn files(&self) -> &AppFiles {
+        &self.inner.files
     }
 
     /// Brings what runs in line with what is stored: processes a killed Stackgate left running
     /// are ended, an install a crash interrupted is undone, and installed process apps are
     /// started.
     pub async fn reconcile(&self) -> Result<(), AppsError> {
-        crate::pid_file::end_orphans(&self.inner.settings.data_dir.join("apps")).await;
+        crate::pid_file::end_orphans(self.files().apps_dir()).await;
         let store = &self.inner.state.store;
         let apps = store.installed_apps().await?;
-        self.forget_failed_output(&apps.iter().map(|a| a.id.clone()).collect());
+        self.files()
+            .forget_failed_outputs(&apps.iter().map(|a| a.id.clone()).collect());
         for app in apps {
             match app.status {
                 AppStatus::Installing => {
@@ -404,7 +395,7 @@ impl Registry {
         if self.inner.processes.check(&app.id).is_ok() {
             return Ok(());
         }
-        let env = process::read_env_file(&self.env_file(&app.id))?;
+        let env = process::read_env_file(&self.files().env_file(&app.id))?;
         self.launch(&app.id, deploy, env)
     }
 
@@ -428,8 +419,8 @@ impl Registry {
                 program,
                 args: deploy.args.clone(),
                 env,
-                log: self.log_file(id),
-                pid_file: self.app_dir(id).join(crate::pid_file::PID_FILE),
+                log: self.files().log_file(id),
+                pid_file: self.files().pid_file(id),
             },
             health,
         )
@@ -507,16 +498,7 @@ impl Registry {
             Ok(None) => {}
             Err(e) => trouble.push(format!("client: {e}")),
         }
-        let removed = match leave {
-            Leave::Nothing => std::fs::remove_dir_all(self.app_dir(id)).or_else(ignore_missing),
-            Leave::Data => std::fs::remove_file(self.env_file(id))
-                .or_else(ignore_missing)
-                .and_then(|()| self.forget_output(id)),
-            Leave::DataAndOutput => std::fs::remove_file(self.env_file(id))
-                .or_else(ignore_missing)
-                .and_then(|()| remove_dir_if_empty(&self.app_dir(id))),
-        };
-        if let Err(e) = removed {
+        if let Err(e) = self.files().remove(id, leave) {
             trouble.push(format!("files: {e}"));
         }
         for t in &trouble {
@@ -721,7 +703,7 @@ impl Registry {
             add(
                 "secret",
                 "env-file",
-                &self.env_file(&install.id).display().to_string(),
+                &self.files().env_file(&install.id).display().to_string(),
                 "mode 0600: issuer, client id and secret".into(),
             );
         }
@@ -840,25 +822,21 @@ impl Registry {
                     vars.push((names.client_id.clone(), install.id.clone()));
                     vars.push((names.client_secret.clone(), secret.clone()));
                 }
-                let dir = self.app_dir(&install.id);
+                let dir = self.files().dir(&install.id);
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                // An earlier failed install's output would read as this one's.
-                std::fs::remove_file(self.log_file(&install.id))
-                    .or_else(ignore_missing)
-                    .map_err(|e| format!("{}: {e}", self.log_file(&install.id).display()))?;
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
                         .map_err(|e| format!("{}: {e}", dir.display()))?;
                 }
-                process::write_env_file(&self.env_file(&install.id), &vars)
+                process::write_env_file(&self.files().env_file(&install.id), &vars)
                     .map_err(|e| e.to_string())?;
                 // The secret now lives only in the file (and the store keeps its digest).
                 *secret = None;
                 Ok(format!(
                     "{} (mode 0600)",
-                    self.env_file(&install.id).display()
+                    self.files().env_file(&install.id).display()
                 ))
             }
             "deploy" => {
@@ -878,7 +856,7 @@ impl Registry {
                         return Ok(format!("{} objects applied", objects.len()));
                     }
                 };
-                let env = process::read_env_file(&self.env_file(&install.id))
+                let env = process::read_env_file(&self.files().env_file(&install.id))
                     .map_err(|e| e.to_string())?;
                 self.launch(&install.id, p, env)
                     .map_err(|e| e.to_string())?;
@@ -941,7 +919,7 @@ impl Registry {
                     if let Err(why) = self.inner.processes.check(&install.id) {
                         return Err(format!(
                             "the process {why}; its output is in {}",
-                            self.log_file(&install.id).display()
+                            self.files().log_file(&install.id).display()
                         ));
                     }
                     let answer = state
@@ -957,7 +935,7 @@ impl Registry {
                         return Err(format!(
                             "{url} did not answer 2xx within {} s; the app's output is in {}",
                             p.ready_timeout_seconds,
-                            self.log_file(&install.id).display()
+                            self.files().log_file(&install.id).display()
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1003,11 +981,20 @@ impl Registry {
         }
     }
 
-    fn upgrading(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
-        self.inner
-            .upgrading
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Claims `id` for one change (`what`: "installed", "upgraded", "uninstalled"), or says
+    /// which change holds it.
+    fn begin_change(&self, id: &str, what: &'static str) -> Result<Change, AppFailure> {
+        let mut changing = self.inner.changing();
+        if let Some(other) = changing.get(id) {
+            return Err(AppFailure::Conflict(format!(
+                "{id} is being {other}; wait until it is done"
+            )));
+        }
+        changing.insert(id.to_owned(), what);
+        Ok(Change {
+            inner: Arc::clone(&self.inner),
+            id: id.to_owned(),
+        })
     }
 
     /// Moves an installed app to another catalog version (the newest when `version` is none).
@@ -1019,14 +1006,8 @@ impl Registry {
         version: Option<&str>,
         actor: Actor,
     ) -> Result<AppView, AppFailure> {
-        if !self.upgrading().insert(id.to_owned()) {
-            return Err(AppFailure::Conflict(format!(
-                "{id} is being upgraded already"
-            )));
-        }
-        let result = self.upgrade_locked(id, version, actor).await;
-        self.upgrading().remove(id);
-        result
+        let _change = self.begin_change(id, "upgraded")?;
+        self.upgrade_locked(id, version, actor).await
     }
 
     async fn upgrade_locked(
@@ -1108,7 +1089,7 @@ impl Registry {
         // The secret stays: the store only has its digest; the app's env file or Secret has it.
         let (secret, old_env) = match &old.deploy {
             Deploy::Process(_) => {
-                let env = process::read_env_file(&self.env_file(id)).map_err(internal)?;
+                let env = process::read_env_file(&self.files().env_file(id)).map_err(internal)?;
                 let secret = old
                     .oidc
                     .as_ref()
@@ -1186,7 +1167,9 @@ impl Registry {
                 match (&old.deploy, old_env) {
                     (Deploy::Process(old_deploy), Some(old_env)) => {
                         self.inner.processes.stop(id).await;
-                        if let Err(e) = process::write_env_file(&self.env_file(id), &old_env) {
+                        if let Err(e) =
+                            process::write_env_file(&self.files().env_file(id), &old_env)
+                        {
                             trouble.push(format!("env file: {e}"));
                         }
                         if let Err(e) = self.launch(id, old_deploy, old_env) {
@@ -1347,10 +1330,14 @@ impl Registry {
         Ok(done)
     }
 
-    async fn run_install(&self, install: Install) {
+    async fn run_install(&self, install: Install, _change: Change) {
         let id = install.id.clone();
         let mut secret = None;
         let mut failure = None;
+        // An earlier failed install's output would read as this one's.
+        if let Err(e) = self.files().forget_output(&id) {
+            tracing::warn!(app = %id, error = %e, "could not remove an earlier install's output");
+        }
         for (index, name) in STEPS.iter().enumerate() {
             self.set_step(&id, index, "running", None);
             let mut result = self.step(name, &install, &mut secret).await;
@@ -1390,6 +1377,67 @@ impl Registry {
         }
     }
 
+    async fn uninstall_now(&self, id: &str, purge: bool, actor: Actor) -> Result<(), AppFailure> {
+        let _change = self.begin_change(id, "uninstalled")?;
+        let id = id.to_owned();
+        let store = &self.inner.state.store;
+        let known = store.installed_app(&id).await.map_err(store_failure)?;
+        // With no change running, a view in progress is a failed install's.
+        let failed = self.progress().contains_key(&id);
+        if known.is_none() {
+            if !failed {
+                return Err(AppFailure::NotFound(format!("app {id}")));
+            }
+            // Dismissing a failed install drops the output it kept; the view stays until it can.
+            self.files().forget_output(&id).map_err(|e| {
+                AppFailure::Incomplete(format!(
+                    "the failed install of {id} is kept: {}: {e}",
+                    self.files().log_file(&id).display()
+                ))
+            })?;
+            self.progress().remove(&id);
+            return Ok(());
+        }
+        self.progress().remove(&id);
+        self.finished().remove(&id);
+        // The app's sessions end first, while it still runs to hear of it.
+        let mut told = 0;
+        if let Some(stored) = store.get_client(&id).await.map_err(store_failure)? {
+            let sessions = store.client_sessions(&id).await.map_err(store_failure)?;
+            let entry = actor.entry("app.sign_out", Target::System);
+            let deliveries = store
+                .sign_out_of_client(&stored.client, &sessions, "app uninstalled", &entry)
+                .await
+                .map_err(store_failure)?;
+            told = stackgate_web::oidc::sign_off::deliver_and_wait(
+                &self.inner.state,
+                deliveries,
+                Duration::from_secs(5),
+            )
+            .await;
+        }
+        let manifest = known
+            .as_ref()
+            .and_then(|a| Manifest::parse(&a.manifest).ok());
+        let leave = if purge { Leave::Nothing } else { Leave::Data };
+        let trouble = self.teardown(&id, manifest.as_ref(), leave).await;
+        let entry = actor.entry("app.uninstall", Target::System).with_detail(
+            serde_json::json!({ "logout_tokens_delivered": told, "app": id, "purge": purge, "cleanup_problems": trouble }),
+        );
+        store
+            .remove_installed_app(&id, &entry)
+            .await
+            .map_err(store_failure)?;
+        if trouble.is_empty() {
+            Ok(())
+        } else {
+            Err(AppFailure::Incomplete(format!(
+                "{id} is uninstalled, but some parts could not be removed: {}",
+                trouble.join("; ")
+            )))
+        }
+    }
+
     async fn fail(&self, install: &Install, failed_index: usize, step: String, reason: String) {
         let id = &install.id;
         tracing::warn!(app = %id, step = %step, reason = %reason, "install failed; undoing it");
@@ -1414,34 +1462,15 @@ impl Registry {
         }
         if let Some(view) = self.progress().get_mut(id) {
             view.status = "failed".into();
-            view.error = Some(format!("step {step} failed: {reason}"));
+            view.error = Some(if trouble.is_empty() {
+                format!("step {step} failed: {reason}")
+            } else {
+                format!(
+                    "step {step} failed: {reason}; undoing it, some parts could not be removed: {}",
+                    trouble.join("; ")
+                )
+            });
         }
-    }
-}
-
-/// What of an app's directory a teardown keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Leave {
-    /// Uninstall with purge.
-    Nothing,
-    /// Uninstall: the data the app wrote stays, for a later install to find.
-    Data,
-    /// A failed install: the app's output stays too, so the admin can read why it failed.
-    DataAndOutput,
-}
-
-fn remove_dir_if_empty(dir: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
-        other => other.or_else(ignore_missing),
-    }
-}
-
-fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(e)
     }
 }
 
@@ -1479,6 +1508,7 @@ impl AppControl for Registry {
     ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
         Box::pin(async move {
             let (install, entry, update_policy) = self.prepare(&request, actor).await?;
+            let change = self.begin_change(&install.id, "installed")?;
             let record = NewInstall {
                 id: install.id.clone(),
                 version: install.manifest.version().to_owned(),
@@ -1518,7 +1548,7 @@ impl AppControl for Registry {
             };
             self.progress().insert(install.id.clone(), view.clone());
             let registry = self.clone();
-            tokio::spawn(async move { registry.run_install(install).await });
+            tokio::spawn(async move { registry.run_install(install, change).await });
             Ok(view)
         })
     }
@@ -1569,65 +1599,13 @@ impl AppControl for Registry {
         purge: bool,
         actor: Actor,
     ) -> BoxFuture<'_, Result<(), AppFailure>> {
+        // Its own task: a request cut off (the request timeout, a closed connection) must not
+        // stop an uninstall halfway.
+        let registry = self.clone();
         Box::pin(async move {
-            if self
-                .progress()
-                .get(&id)
-                .is_some_and(|v| v.status == "installing")
-            {
-                return Err(AppFailure::Conflict(format!(
-                    "{id} is being installed; wait until it is done"
-                )));
-            }
-            let store = &self.inner.state.store;
-            let known = store.installed_app(&id).await.map_err(store_failure)?;
-            let failed = self.progress().remove(&id).is_some();
-            self.finished().remove(&id);
-            if known.is_none() {
-                if !failed {
-                    return Err(AppFailure::NotFound(format!("app {id}")));
-                }
-                // Dismissing a failed install drops the output it kept.
-                return self.forget_output(&id).map_err(|e| {
-                    AppFailure::Internal(format!("{}: {e}", self.log_file(&id).display()))
-                });
-            }
-            // The app's sessions end first, while it still runs to hear of it.
-            let mut told = 0;
-            if let Some(stored) = store.get_client(&id).await.map_err(store_failure)? {
-                let sessions = store.client_sessions(&id).await.map_err(store_failure)?;
-                let entry = actor.entry("app.sign_out", Target::System);
-                let deliveries = store
-                    .sign_out_of_client(&stored.client, &sessions, "app uninstalled", &entry)
-                    .await
-                    .map_err(store_failure)?;
-                told = stackgate_web::oidc::sign_off::deliver_and_wait(
-                    &self.inner.state,
-                    deliveries,
-                    Duration::from_secs(5),
-                )
-                .await;
-            }
-            let manifest = known
-                .as_ref()
-                .and_then(|a| Manifest::parse(&a.manifest).ok());
-            let leave = if purge { Leave::Nothing } else { Leave::Data };
-            let trouble = self.teardown(&id, manifest.as_ref(), leave).await;
-            let entry = actor.entry("app.uninstall", Target::System).with_detail(
-                serde_json::json!({ "logout_tokens_delivered": told, "app": id, "purge": purge, "cleanup_problems": trouble }),
-            );
-            store
-                .remove_installed_app(&id, &entry)
+            tokio::spawn(async move { registry.uninstall_now(&id, purge, actor).await })
                 .await
-                .map_err(store_failure)?;
-            if trouble.is_empty() {
-                Ok(())
-            } else {
-                Err(AppFailure::Incomplete(format!(
-                    "{id} is uninstalled, but some parts could not be removed: {}",
-                    trouble.join("; ")
-                )))
-            }
+                .map_err(|e| AppFailure::Internal(format!("the uninstall stopped: {e}")))?
         })
     }
 
@@ -1637,11 +1615,23 @@ impl AppControl for Registry {
         version: Option<String>,
         actor: Actor,
     ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
-        Box::pin(async move { Registry::upgrade(self, &id, version.as_deref(), actor).await })
+        // Its own task, as an uninstall: a cut-off request must not leave an upgrade halfway,
+        // without its rollback.
+        let registry = self.clone();
+        Box::pin(async move {
+            tokio::spawn(async move { registry.upgrade(&id, version.as_deref(), actor).await })
+                .await
+                .map_err(|e| AppFailure::Internal(format!("the upgrade stopped: {e}")))?
+        })
     }
 
     fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>> {
-        Box::pin(async move { Registry::apply_updates(self).await })
+        let registry = self.clone();
+        Box::pin(async move {
+            tokio::spawn(async move { registry.apply_updates().await })
+                .await
+                .map_err(|e| AppFailure::Internal(format!("the updates stopped: {e}")))?
+        })
     }
 
     fn launcher(

@@ -1,5 +1,6 @@
-//! API errors as RFC 9457 problem documents. 5xx responses carry no internals; the cause is
-//! logged here, once.
+//! API errors as RFC 9457 problem documents. 5xx responses carry no internals (the cause is
+//! logged here, once), but for `Incomplete`: a change done in part names, for the admin, what it
+//! could not do (objects and files left, never a secret).
 
 use axum::{
     Json,

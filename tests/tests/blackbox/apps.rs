@@ -157,6 +157,10 @@ stackgate_testkit::on_both_backends_with! {
 
         let (status, started) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+        // One change at a time: an uninstall while it installs is refused, saying why.
+        let (status, busy) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{busy}");
+        assert_eq!(busy["detail"], "demo is being installed; wait until it is done");
         let app = installed(&server, &admin, "demo").await;
         assert_eq!(app["status"], "installed", "{app}");
         let base_url = app["base_url"].as_str().unwrap().to_owned();
@@ -403,8 +407,10 @@ async fn install_and_wait(server: &TestServer, admin: &AdminClient, id: &str) ->
 async fn failed_install_keeps_output(backend: stackgate_testkit::Backend) {
     let catalog = tempfile::tempdir().unwrap();
     // Without its base URL the demo exits at start, saying which setting is missing.
-    let broken =
-        notes_manifest("1.0.0", "/healthz").replace("      DEMO_BASE_URL: ${base_url}\n", "");
+    let broken = notes_manifest("1.0.0", "/healthz")
+        .replace("      DEMO_BASE_URL: ${base_url}\n", "")
+        // The exit is seen at once; the time only keeps a slow machine from failing otherwise.
+        .replace("ready_timeout_seconds: 2", "ready_timeout_seconds: 30");
     assert!(!broken.contains("DEMO_BASE_URL"));
     std::fs::write(catalog.path().join("notes.yaml"), broken).unwrap();
     let catalog_dir = catalog.path().display().to_string();
@@ -448,6 +454,18 @@ async fn failed_install_keeps_output(backend: stackgate_testkit::Backend) {
         "the env file (with the client secret) goes"
     );
 
+    // Installed again without dismissing: the output is the new attempt's alone.
+    assert_eq!(
+        install_and_wait(&server, &admin, "notes").await["status"],
+        "failed"
+    );
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        output.matches("setting DEMO_BASE_URL is missing").count(),
+        1,
+        "{output}"
+    );
+
     let (status, body) = api(&server, &admin, Method::DELETE, "/apps/notes", None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     nothing_left(&server, "notes", None).await;
@@ -489,7 +507,7 @@ macro_rules! each_step {
     )+};
 }
 
-mod a_failing_install_step_leaves_nothing_behind {
+mod a_failing_install_step_leaves_nothing_once_dismissed {
     use super::failing_step_leaves_nothing;
     each_step!(client, secret, deploy, route, ready);
 }
@@ -701,6 +719,35 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
         StatusCode::OK,
         "the old version runs again"
     );
+
+    // The same upgrade with its request cut off while it waits: it still rolls back, and the
+    // app is free for the next change.
+    let rollbacks = |actions: Vec<String>| {
+        actions
+            .iter()
+            .filter(|a| *a == "app.upgrade.failed")
+            .count()
+    };
+    let before = rollbacks(audit_actions(&server, &admin).await);
+    let cut_off = reqwest::Client::new()
+        .post(server.url("/api/v1/apps/notes/upgrade"))
+        .bearer_auth(&admin.token)
+        .json(&json!({}))
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(cut_off.is_err(), "the request is cut off: {cut_off:?}");
+    let mut rolled_back = false;
+    for _ in 0..150 {
+        if rollbacks(audit_actions(&server, &admin).await) > before {
+            rolled_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rolled_back, "the cut-off upgrade rolled back all the same");
+    assert_eq!(notes_version(&server).await, "1.0.1");
+    assert_eq!(signed_in(&server, &base_url).await, StatusCode::OK);
     std::fs::remove_file(dir.path().join("notes-1.0.2.yaml")).unwrap();
 
     // The patch policy takes 1.0.3, not 1.1.0.

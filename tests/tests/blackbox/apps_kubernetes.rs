@@ -566,8 +566,12 @@ async fn a_cluster_that_stops_answering(backend: Backend) {
     let error = app["error"].as_str().unwrap();
     assert!(
         error.starts_with("step deploy failed")
-            && error.contains("the cluster did not answer within 1 s"),
-        "{error}"
+            && error.contains("the cluster did not answer within 1 s")
+            && error.contains("some parts could not be removed")
+            && error.contains(
+                "not deleted: ConfigMap rocketchat-rocketchat, Secret rocketchat-stackgate-oidc"
+            ),
+        "the admin is told what stayed in the cluster: {error}"
     );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(20),

@@ -183,7 +183,8 @@ pub struct UninstallQuery {
 /// Uninstall an app: its OIDC client (and the tokens issued to it), secrets, workloads, route
 /// and policy. Data volumes stay unless `purge`.
 #[utoipa::path(delete, path = "/apps/{id}", tag = "apps", params(("id" = String, Path, description = "App id"), UninstallQuery),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 500, description = "Uninstalled, but some parts could not be removed: the detail names them", body = Problem)))]
 pub async fn uninstall(
     admin: Admin,
     State(state): State<AppState>,
