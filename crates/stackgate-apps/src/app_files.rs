@@ -103,7 +103,7 @@ fn remove_dir_if_empty(dir: &Path) -> std::io::Result<()> {
     }
 }
 
-pub(crate) fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
     if e.kind() == ErrorKind::NotFound {
         Ok(())
     } else {

@@ -428,6 +428,12 @@ impl Registry {
 
     /// Stops every app process (at shutdown).
     pub async fn shutdown(&self) {
+        // A change in progress (an upgrade's rollback, an uninstall) gets a few seconds to end
+        // before the processes stop, so that it does not start one again after them.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.inner.changing().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         self.inner.processes.stop_all().await;
     }
 
@@ -1377,6 +1383,59 @@ impl Registry {
         }
     }
 
+    /// Claims the app, checks the request, stores the install as begun and starts its steps in
+    /// the background; returns the view to follow it by.
+    async fn start_install(
+        &self,
+        request: InstallRequest,
+        actor: Actor,
+    ) -> Result<AppView, AppFailure> {
+        // Claimed first, so that a change in progress is what a refusal names.
+        let change = self.begin_change(&request.app, "installed")?;
+        let (install, entry, update_policy) = self.prepare(&request, actor).await?;
+        let record = NewInstall {
+            id: install.id.clone(),
+            version: install.manifest.version().to_owned(),
+            manifest: entry.source.clone(),
+            base_url: install.base_url.clone(),
+            internal_url: install.internal_url.clone(),
+            user_groups: install.user_groups.clone(),
+            admin_groups: install.admin_groups.clone(),
+            update_policy: update_policy.clone(),
+        };
+        let audit = install
+            .actor
+            .entry("app.install.start", Target::System)
+            .with_detail(serde_json::json!({ "app": install.id, "user_groups": install.user_groups, "admin_groups": install.admin_groups }));
+        // The stored row claims the id: of two concurrent installs, one gets a conflict.
+        self.inner
+            .state
+            .store
+            .begin_app_install(&record, &audit)
+            .await
+            .map_err(store_failure)?;
+        let view = AppView {
+            id: install.id.clone(),
+            name: install.manifest.name.clone(),
+            version: record.version.clone(),
+            status: "installing".into(),
+            base_url: install.base_url.clone(),
+            user_groups: install.user_groups.clone(),
+            admin_groups: install.admin_groups.clone(),
+            update_policy,
+            sign_in: sign_in_of(&install.manifest),
+            check: check_of(&install.manifest),
+            pid: None,
+            restarts: 0,
+            steps: pending_steps(),
+            error: None,
+        };
+        self.progress().insert(install.id.clone(), view.clone());
+        let registry = self.clone();
+        tokio::spawn(async move { registry.run_install(install, change).await });
+        Ok(view)
+    }
+
     async fn uninstall_now(&self, id: &str, purge: bool, actor: Actor) -> Result<(), AppFailure> {
         let _change = self.begin_change(id, "uninstalled")?;
         let id = id.to_owned();
@@ -1506,50 +1565,13 @@ impl AppControl for Registry {
         request: InstallRequest,
         actor: Actor,
     ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
+        // Its own task, as an uninstall: a cut-off request must not leave a claimed install
+        // with no task running it.
+        let registry = self.clone();
         Box::pin(async move {
-            let (install, entry, update_policy) = self.prepare(&request, actor).await?;
-            let change = self.begin_change(&install.id, "installed")?;
-            let record = NewInstall {
-                id: install.id.clone(),
-                version: install.manifest.version().to_owned(),
-                manifest: entry.source.clone(),
-                base_url: install.base_url.clone(),
-                internal_url: install.internal_url.clone(),
-                user_groups: install.user_groups.clone(),
-                admin_groups: install.admin_groups.clone(),
-                update_policy: update_policy.clone(),
-            };
-            let audit = install
-                .actor
-                .entry("app.install.start", Target::System)
-                .with_detail(serde_json::json!({ "app": install.id, "user_groups": install.user_groups, "admin_groups": install.admin_groups }));
-            // The stored row claims the id: of two concurrent installs, one gets a conflict.
-            self.inner
-                .state
-                .store
-                .begin_app_install(&record, &audit)
+            tokio::spawn(async move { registry.start_install(request, actor).await })
                 .await
-                .map_err(store_failure)?;
-            let view = AppView {
-                id: install.id.clone(),
-                name: install.manifest.name.clone(),
-                version: record.version.clone(),
-                status: "installing".into(),
-                base_url: install.base_url.clone(),
-                user_groups: install.user_groups.clone(),
-                admin_groups: install.admin_groups.clone(),
-                update_policy,
-                sign_in: sign_in_of(&install.manifest),
-                check: check_of(&install.manifest),
-                pid: None,
-                restarts: 0,
-                steps: pending_steps(),
-                error: None,
-            };
-            self.progress().insert(install.id.clone(), view.clone());
-            let registry = self.clone();
-            tokio::spawn(async move { registry.run_install(install, change).await });
-            Ok(view)
+                .map_err(|e| AppFailure::Internal(format!("the install stopped: {e}")))?
         })
     }
 
@@ -1619,16 +1641,18 @@ impl AppControl for Registry {
         // without its rollback.
         let registry = self.clone();
         Box::pin(async move {
-            tokio::spawn(async move { registry.upgrade(&id, version.as_deref(), actor).await })
-                .await
-                .map_err(|e| AppFailure::Internal(format!("the upgrade stopped: {e}")))?
+            tokio::spawn(async move {
+                Registry::upgrade(&registry, &id, version.as_deref(), actor).await
+            })
+            .await
+            .map_err(|e| AppFailure::Internal(format!("the upgrade stopped: {e}")))?
         })
     }
 
     fn apply_updates(&self) -> BoxFuture<'_, Result<Vec<UpdateView>, AppFailure>> {
         let registry = self.clone();
         Box::pin(async move {
-            tokio::spawn(async move { registry.apply_updates().await })
+            tokio::spawn(async move { Registry::apply_updates(&registry).await })
                 .await
                 .map_err(|e| AppFailure::Internal(format!("the updates stopped: {e}")))?
         })
@@ -1682,6 +1706,7 @@ impl AppControl for Registry {
         actor: Actor,
     ) -> BoxFuture<'_, Result<AppView, AppFailure>> {
         Box::pin(async move {
+            let _change = self.begin_change(&id, "given new access")?;
             let user_groups = self
                 .existing_groups("user_groups", &access.user_groups)
                 .await?;

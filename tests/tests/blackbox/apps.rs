@@ -157,10 +157,6 @@ stackgate_testkit::on_both_backends_with! {
 
         let (status, started) = api(&server, &admin, Method::POST, "/apps", Some(json!({ "app": "demo" }))).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{started}");
-        // One change at a time: an uninstall while it installs is refused, saying why.
-        let (status, busy) = api(&server, &admin, Method::DELETE, "/apps/demo", None).await;
-        assert_eq!(status, StatusCode::CONFLICT, "{busy}");
-        assert_eq!(busy["detail"], "demo is being installed; wait until it is done");
         let app = installed(&server, &admin, "demo").await;
         assert_eq!(app["status"], "installed", "{app}");
         let base_url = app["base_url"].as_str().unwrap().to_owned();
@@ -737,15 +733,51 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
         .send()
         .await;
     assert!(cut_off.is_err(), "the request is cut off: {cut_off:?}");
-    let mut rolled_back = false;
+    // One change at a time: while the upgrade waits (2 s), an uninstall or an install of the
+    // same app is refused, naming it.
+    let busy = "notes is being upgraded; wait until it is done";
+    let (status, body) = api(&server, &admin, Method::DELETE, "/apps/notes", None).await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::CONFLICT, Some(busy)),
+        "{body}"
+    );
+    let (status, body) = api(
+        &server,
+        &admin,
+        Method::POST,
+        "/apps",
+        Some(json!({ "app": "notes" })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["detail"].as_str()),
+        (StatusCode::CONFLICT, Some(busy)),
+        "{body}"
+    );
+    // The app is free again once the upgrade is over: the install is then refused for what it is.
+    let mut detail = busy.to_owned();
     for _ in 0..150 {
-        if rollbacks(audit_actions(&server, &admin).await) > before {
-            rolled_back = true;
+        let (_, body) = api(
+            &server,
+            &admin,
+            Method::POST,
+            "/apps",
+            Some(json!({ "app": "notes" })),
+        )
+        .await;
+        detail = body["detail"].as_str().unwrap_or_default().to_owned();
+        if detail != busy {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(rolled_back, "the cut-off upgrade rolled back all the same");
+    assert_eq!(detail, "notes is installed already");
+    assert_eq!(
+        rollbacks(audit_actions(&server, &admin).await),
+        before + 1,
+        "the cut-off upgrade rolled back all the same"
+    );
     assert_eq!(notes_version(&server).await, "1.0.1");
     assert_eq!(signed_in(&server, &base_url).await, StatusCode::OK);
     std::fs::remove_file(dir.path().join("notes-1.0.2.yaml")).unwrap();
