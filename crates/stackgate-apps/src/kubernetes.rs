@@ -704,6 +704,14 @@ mod tests {
         );
     }
 
+    /// Runs `then` in 1.5 s: while a wait for ready is in progress.
+    fn after_a_while(then: impl FnOnce() + Send + 'static) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            then();
+        });
+    }
+
     /// An API server that stops answering for a while (a restart) does not fail a rollout that
     /// completes within the wait; one that never answers again fails it at the limit.
     #[tokio::test]
@@ -715,10 +723,7 @@ mod tests {
         driver.apply(&objects).await.expect("apply");
         cluster.stall(Some("/statefulsets/"));
         let answering = cluster.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            answering.stall(None);
-        });
+        after_a_while(move || answering.stall(None));
         driver
             .wait_ready(&objects, Duration::from_secs(10))
             .await
@@ -755,10 +760,7 @@ mod tests {
             http::StatusCode::SERVICE_UNAVAILABLE,
         )));
         let answering = cluster.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            answering.fail_with(None);
-        });
+        after_a_while(move || answering.fail_with(None));
         driver
             .wait_ready(&objects, Duration::from_secs(10))
             .await

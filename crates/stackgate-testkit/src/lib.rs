@@ -440,6 +440,24 @@ macro_rules! on_both_backends {
     )+};
 }
 
+/// Declares `mod $name { sqlite, postgres }`, each calling `$function(backend)`: for tests that
+/// start their own server (settings, a catalog, a mock cluster of their own).
+#[macro_export]
+macro_rules! for_each_backend {
+    ($($name:ident => $function:ident;)+) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$function($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$function($crate::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
 /// Like [`on_both_backends!`], with extra `STACKGATE_*` settings for every server.
 #[macro_export]
 macro_rules! on_both_backends_with {

@@ -387,6 +387,22 @@ fn kept_files(server: &TestServer, id: &str) -> Vec<String> {
     names
 }
 
+/// A server with the edge on and its catalog in `catalog`.
+async fn start_with_catalog(
+    backend: stackgate_testkit::Backend,
+    catalog: &std::path::Path,
+) -> Option<TestServer> {
+    let catalog_dir = catalog.display().to_string();
+    TestServer::start_with(
+        backend,
+        &[
+            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
+            ("STACKGATE_APPS_CATALOG_DIR", &catalog_dir),
+        ],
+    )
+    .await
+}
+
 async fn install_and_wait(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
     let (status, body) = api(
         server,
@@ -409,16 +425,7 @@ async fn failed_install_keeps_output(backend: stackgate_testkit::Backend) {
         .replace("ready_timeout_seconds: 2", "ready_timeout_seconds: 30");
     assert!(!broken.contains("DEMO_BASE_URL"));
     std::fs::write(catalog.path().join("notes.yaml"), broken).unwrap();
-    let catalog_dir = catalog.path().display().to_string();
-    let Some(mut server) = TestServer::start_with(
-        backend,
-        &[
-            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
-            ("STACKGATE_APPS_CATALOG_DIR", &catalog_dir),
-        ],
-    )
-    .await
-    else {
+    let Some(mut server) = start_with_catalog(backend, catalog.path()).await else {
         return;
     };
     let admin = server.bootstrap_admin().await;
@@ -477,15 +484,8 @@ async fn failed_install_keeps_output(backend: stackgate_testkit::Backend) {
     server.stop().await;
 }
 
-mod a_failed_install_keeps_the_apps_output_until_it_is_dismissed {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::failed_install_keeps_output(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::failed_install_keeps_output(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    a_failed_install_keeps_the_apps_output_until_it_is_dismissed => failed_install_keeps_output;
 }
 
 macro_rules! each_step {
@@ -638,16 +638,7 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
         .unwrap();
     };
     write("1.0.0", "/healthz");
-    let catalog_dir = dir.path().display().to_string();
-    let Some(server) = TestServer::start_with(
-        backend,
-        &[
-            ("STACKGATE_PROXY_LISTEN", "127.0.0.1:0"),
-            ("STACKGATE_APPS_CATALOG_DIR", &catalog_dir),
-        ],
-    )
-    .await
-    else {
+    let Some(server) = start_with_catalog(backend, dir.path()).await else {
         return;
     };
     let admin = server.bootstrap_admin().await;
@@ -876,15 +867,8 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
     server.stop().await;
 }
 
-mod an_upgrade_rolls_back_when_the_new_version_is_not_ready {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::upgrades_and_update_policies(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::upgrades_and_update_policies(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    an_upgrade_rolls_back_when_the_new_version_is_not_ready => upgrades_and_update_policies;
 }
 
 stackgate_testkit::on_both_backends_with! {

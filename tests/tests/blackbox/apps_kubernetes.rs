@@ -289,26 +289,12 @@ async fn a_refused_object_undoes_the_install(backend: Backend) {
     server.stop().await;
 }
 
-mod a_cluster_app_installs_through_the_kubernetes_driver_and_uninstalls {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::installs_and_uninstalls(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::installs_and_uninstalls(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    a_cluster_app_installs_through_the_kubernetes_driver_and_uninstalls => installs_and_uninstalls;
 }
 
-mod an_object_the_cluster_refuses_undoes_the_install {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_refused_object_undoes_the_install(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_refused_object_undoes_the_install(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    an_object_the_cluster_refuses_undoes_the_install => a_refused_object_undoes_the_install;
 }
 
 async fn a_proxied_app_gets_its_role_header(backend: Backend) {
@@ -382,15 +368,8 @@ async fn a_proxied_app_gets_its_role_header(backend: Backend) {
     server.stop().await;
 }
 
-mod a_proxied_app_is_told_roles_in_its_header {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_proxied_app_gets_its_role_header(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_proxied_app_gets_its_role_header(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    a_proxied_app_is_told_roles_in_its_header => a_proxied_app_gets_its_role_header;
 }
 
 async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
@@ -523,15 +502,8 @@ async fn a_cluster_app_upgrades_and_rolls_back(backend: Backend) {
     server.stop().await;
 }
 
-mod a_cluster_app_upgrades_and_rolls_back_through_the_driver {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_cluster_app_upgrades_and_rolls_back(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_cluster_app_upgrades_and_rolls_back(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    a_cluster_app_upgrades_and_rolls_back_through_the_driver => a_cluster_app_upgrades_and_rolls_back;
 }
 
 /// The API server stops answering: an install fails within the call limit and says so, an
@@ -620,13 +592,6 @@ async fn a_cluster_that_stops_answering(backend: Backend) {
     server.stop().await;
 }
 
-mod a_cluster_that_stops_answering_fails_the_install_in_bounded_time {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_cluster_that_stops_answering(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_cluster_that_stops_answering(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    a_cluster_that_stops_answering_fails_the_install_in_bounded_time => a_cluster_that_stops_answering;
 }

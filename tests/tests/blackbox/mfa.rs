@@ -378,13 +378,6 @@ async fn passkey_starts_are_limited(backend: stackgate_testkit::Backend) {
     server.stop().await;
 }
 
-mod passkey_sign_ins_are_limited_per_address {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::passkey_starts_are_limited(stackgate_testkit::Backend::Sqlite).await;
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::passkey_starts_are_limited(stackgate_testkit::Backend::Postgres).await;
-    }
+stackgate_testkit::for_each_backend! {
+    passkey_sign_ins_are_limited_per_address => passkey_starts_are_limited;
 }
