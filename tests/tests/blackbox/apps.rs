@@ -403,7 +403,8 @@ async fn start_with_catalog(
     .await
 }
 
-async fn install_and_wait(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
+/// Installs catalog app `id` and waits until the install ends; returns the app's final view.
+pub(crate) async fn install_and_wait(server: &TestServer, admin: &AdminClient, id: &str) -> Value {
     let (status, body) = api(
         server,
         admin,
@@ -727,20 +728,22 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
     // One change at a time: while the upgrade waits (2 s), an uninstall or an install of the
     // same app is refused, naming it.
     let busy = "notes is being upgraded; wait until it is done";
+    let install_notes = || {
+        api(
+            &server,
+            &admin,
+            Method::POST,
+            "/apps",
+            Some(json!({ "app": "notes" })),
+        )
+    };
     let (status, body) = api(&server, &admin, Method::DELETE, "/apps/notes", None).await;
     assert_eq!(
         (status, body["detail"].as_str()),
         (StatusCode::CONFLICT, Some(busy)),
         "{body}"
     );
-    let (status, body) = api(
-        &server,
-        &admin,
-        Method::POST,
-        "/apps",
-        Some(json!({ "app": "notes" })),
-    )
-    .await;
+    let (status, body) = install_notes().await;
     assert_eq!(
         (status, body["detail"].as_str()),
         (StatusCode::CONFLICT, Some(busy)),
@@ -749,14 +752,7 @@ async fn upgrades_and_update_policies(backend: stackgate_testkit::Backend) {
     // The app is free again once the upgrade is over: the install is then refused for what it is.
     let mut detail = busy.to_owned();
     for _ in 0..150 {
-        let (_, body) = api(
-            &server,
-            &admin,
-            Method::POST,
-            "/apps",
-            Some(json!({ "app": "notes" })),
-        )
-        .await;
+        let (_, body) = install_notes().await;
         detail = body["detail"].as_str().unwrap_or_default().to_owned();
         if detail != busy {
             break;

@@ -5,7 +5,7 @@
 //! install, and ends an uninstall, within the call limit.
 
 use crate::{
-    apps::{installed, nothing_left},
+    apps::{install_and_wait, installed, nothing_left},
     proxy::api,
 };
 use reqwest::{Method, StatusCode};
@@ -518,18 +518,7 @@ async fn a_cluster_that_stops_answering(backend: Backend) {
         return;
     };
     let admin = server.bootstrap_admin().await;
-    let install = || async {
-        let (status, body) = api(
-            &server,
-            &admin,
-            Method::POST,
-            "/apps",
-            Some(json!({ "app": "rocketchat" })),
-        )
-        .await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
-        installed(&server, &admin, "rocketchat").await
-    };
+    let install = || install_and_wait(&server, &admin, "rocketchat");
 
     cluster.stall(Some("/deployments/"));
     let started = std::time::Instant::now();
