@@ -789,12 +789,7 @@ mod tests {
                 && !error.contains("not deleted"),
             "{error}"
         );
-        let deleted: Vec<String> = cluster
-            .requests()
-            .into_iter()
-            .filter(|s| s.method == Method::DELETE)
-            .map(|s| s.path)
-            .collect();
+        let deleted = cluster.paths(&Method::DELETE);
         assert!(
             deleted
                 .iter()
@@ -830,13 +825,7 @@ mod tests {
             .await
             .expect("ready");
         driver.delete(&objects, false).await.expect("delete");
-        let seen = cluster.requests();
-        let paths = |method: Method| -> Vec<String> {
-            seen.iter()
-                .filter(|s| s.method == method)
-                .map(|s| s.path.clone())
-                .collect()
-        };
+        let paths = |method: Method| cluster.paths(&method);
         let patches = paths(Method::PATCH);
         assert_eq!(patches.len(), objects.len());
         assert!(

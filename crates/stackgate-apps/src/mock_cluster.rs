@@ -149,6 +149,15 @@ impl MockCluster {
         self.seen().clone()
     }
 
+    /// The paths (with the query) of the requests made with `method`, in order.
+    pub fn paths(&self, method: &Method) -> Vec<String> {
+        self.seen()
+            .iter()
+            .filter(|s| s.method == method)
+            .map(|s| s.path.clone())
+            .collect()
+    }
+
     fn answer(&self, method: &Method, path: &str, body: &str) -> (StatusCode, Value) {
         let refused = self
             .refuse
