@@ -15,9 +15,14 @@
 //! waited as long as a connection may take to open: under a burst of thousands of clients the
 //! upstream sees a steady number of connections, and the edge keeps hyper's buffers for that
 //! many, not for one per client.
+//!
+//! An answer of known length up to [`READ_AHEAD`] bytes is read whole before it is passed on,
+//! and any other answer as far as it has already arrived: read to the end, its connection goes
+//! back to the pool at once. So a client that takes its answer slowly, or never (an HTTP/2
+//! stream whose window stays shut), holds only its own connection, not one of the upstream's.
 
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use hyper::{
     Request, Response,
     body::{Body as _, Frame, Incoming, SizeHint},
@@ -63,6 +68,10 @@ impl Connection {
         self.drive(&mut Context::from_waker(Waker::noop())) && self.sender.is_ready()
     }
 }
+
+/// How much of an answer is read before it is passed on (see the module's notes): as much as
+/// nginx buffers by default on a 64-bit machine.
+pub(crate) const READ_AHEAD: usize = 64 * 1024;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -193,22 +202,27 @@ pub(crate) struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_open_per_upstream: usize,
+    /// See [`READ_AHEAD`]; 0 passes every answer on as it comes.
+    read_ahead: usize,
 }
 
 impl Pool {
     /// A pool that has at most `max_open_per_upstream` connections open to each upstream
     /// (at least one), and whose idle connections are closed after `idle_timeout`, checked by
-    /// a sweep that ends with the pool. Must be called within the runtime.
+    /// a sweep that ends with the pool; which reads up to `read_ahead` bytes of an answer
+    /// before passing it on. Must be called within the runtime.
     pub(crate) fn new(
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_open_per_upstream: usize,
+        read_ahead: usize,
     ) -> Arc<Self> {
         let pool = Arc::new(Pool {
             upstreams: Mutex::new(HashMap::new()),
             connect_timeout,
             idle_timeout,
             max_open_per_upstream: max_open_per_upstream.max(1),
+            read_ahead,
         });
         let swept = Arc::downgrade(&pool);
         tokio::spawn(async move {
@@ -229,13 +243,14 @@ impl Pool {
     /// connection, or on a new one. A request an idle connection could not carry (the
     /// upstream had closed it) is sent again on another. A request that has to wait for a
     /// connection waits no longer than the connect timeout, nor past `deadline` (the caller's
-    /// own, by which it is told the app is busy rather than too slow).
+    /// own, by which it is told the app is busy rather than too slow, and until which it waits
+    /// for the rest of a short answer).
     pub(crate) async fn send(
         self: &Arc<Self>,
         upstream: &Authority,
         mut request: Request<Body>,
         deadline: Option<tokio::time::Instant>,
-    ) -> Result<Response<Body>, SendError> {
+    ) -> Result<Response<Answer>, SendError> {
         // Which idle connections this thread takes, and where one it opens waits when idle.
         let home = HOME.get();
         // When it began to wait, and until when it may: one wait however often it is sent.
@@ -275,7 +290,8 @@ impl Pool {
                         connection: kept,
                         back_to: Some((Arc::downgrade(self), upstream.clone())),
                     };
-                    return Ok(Response::from_parts(parts, Body::new(body)));
+                    let body = self.read_ahead(body, deadline).await;
+                    return Ok(Response::from_parts(parts, body));
                 }
                 Err(mut refused) => match refused.take_message() {
                     Some(unsent) if reused => request = unsent,
@@ -283,6 +299,77 @@ impl Pool {
                 },
             }
         }
+    }
+
+    /// Reads what it may of `body` (see [`READ_AHEAD`]): when its length is known and at most
+    /// that, all of it, waiting until `deadline` at most; otherwise what has already arrived,
+    /// until it has that much (the last frame may take it past: hyper has read it already).
+    /// Read to the end, its connection is given back before the answer is passed on.
+    async fn read_ahead(&self, mut body: Driven, deadline: Option<tokio::time::Instant>) -> Answer {
+        let mut answer = Answer {
+            first: None,
+            more: VecDeque::new(),
+            queued_bytes: 0,
+            failed: None,
+            rest: None,
+        };
+        if body.is_end_stream() {
+            // Dropped now, read to the end: the connection goes back.
+            return answer;
+        }
+        let limit = self.read_ahead as u64;
+        let whole = body
+            .size_hint()
+            .exact()
+            .is_some_and(|length| length <= limit);
+        while answer.queued_bytes < limit {
+            // What has arrived, first: no timer is set for an answer that came with its head.
+            // Twice: the first poll may only have said the body is wanted.
+            let arrived = {
+                let mut cx = Context::from_waker(Waker::noop());
+                match Pin::new(&mut body).poll_frame(&mut cx) {
+                    Poll::Pending => Pin::new(&mut body).poll_frame(&mut cx),
+                    arrived => arrived,
+                }
+            };
+            let next = match arrived {
+                Poll::Ready(frame) => Some(frame),
+                Poll::Pending if whole => {
+                    let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+                    match deadline {
+                        Some(deadline) => tokio::time::timeout_at(deadline, next).await.ok(),
+                        None => Some(next.await),
+                    }
+                }
+                Poll::Pending => None,
+            };
+            match next {
+                // The rest is passed on as it comes.
+                None => break,
+                Some(None) => return answer,
+                Some(Some(Ok(frame))) => {
+                    answer.queued_bytes +=
+                        frame.data_ref().map_or(0, |data| data.remaining() as u64);
+                    match frame.into_data() {
+                        Ok(data) if answer.first.is_none() && answer.more.is_empty() => {
+                            answer.first = Some(data);
+                        }
+                        Ok(data) => answer.more.push_back(Frame::data(data)),
+                        Err(frame) => answer.more.push_back(frame),
+                    }
+                    if body.is_end_stream() {
+                        return answer;
+                    }
+                }
+                Some(Some(Err(err))) => {
+                    // Passed on after what came before it; the connection closes with `body`.
+                    answer.failed = Some(err);
+                    return answer;
+                }
+            }
+        }
+        answer.rest = Some(Box::new(body));
+        answer
     }
 
     /// A connection to `upstream` for a request on `home`, and whether it carried requests
@@ -487,6 +574,84 @@ impl hyper::body::Body for Driven {
     }
 }
 
+/// An answer's body as it is passed on: what was read ahead, then the rest as it comes.
+pub(crate) struct Answer {
+    /// What was read ahead: the first bytes apart, as most answers are one frame. Small, as
+    /// it is moved about on every request: the rest is boxed.
+    first: Option<Bytes>,
+    more: VecDeque<Frame<Bytes>>,
+    queued_bytes: u64,
+    /// How reading ahead ended, when it did not end well.
+    failed: Option<hyper::Error>,
+    /// Still to be read from its connection.
+    rest: Option<Box<Driven>>,
+}
+
+impl Answer {
+    /// Whether the answer was read whole: its connection is no longer this request's.
+    pub(crate) fn read_whole(&self) -> bool {
+        self.rest.is_none()
+    }
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("queued_bytes", &self.queued_bytes)
+            .field("read_whole", &self.read_whole())
+            .finish_non_exhaustive()
+    }
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(frame) = this
+            .first
+            .take()
+            .map(Frame::data)
+            .or_else(|| this.more.pop_front())
+        {
+            this.queued_bytes -= frame.data_ref().map_or(0, |data| data.remaining() as u64);
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        if let Some(err) = this.failed.take() {
+            return Poll::Ready(Some(Err(err)));
+        }
+        match this.rest.as_mut() {
+            Some(rest) => Pin::new(&mut **rest).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none()
+            && self.more.is_empty()
+            && self.failed.is_none()
+            && self.rest.as_deref().is_none_or(Driven::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = match (&self.rest, &self.failed) {
+            (Some(rest), _) => rest.size_hint(),
+            (None, None) => SizeHint::with_exact(0),
+            (None, Some(_)) => SizeHint::default(),
+        };
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + self.queued_bytes);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + self.queued_bytes);
+        }
+        hint
+    }
+}
+
 impl Drop for Driven {
     fn drop(&mut self) {
         if !(self.ended || self.body.is_end_stream()) {
@@ -510,9 +675,15 @@ mod tests {
         net::TcpListener,
     };
 
-    /// An upstream that answers each request on a connection with `answers[i]`, then closes
-    /// the connection if `close` (without saying so) or keeps it open; and counts the
-    /// connections it accepted.
+    /// Where an upstream's answer pauses for 100 ms.
+    const PAUSE: char = '\u{1}';
+
+    /// No reading ahead: an answer left unread keeps its connection, as a long one does.
+    const PASSED_ON: usize = 0;
+
+    /// An upstream that answers each request on a connection with `answers[i]` (pausing at
+    /// each [`PAUSE`]), then closes the connection if `close` (without saying so) or keeps it
+    /// open; and counts the connections it accepted.
     async fn upstream(
         answers: &'static [&'static str],
         close: bool,
@@ -536,7 +707,12 @@ mod tests {
                             }
                             read.extend_from_slice(&buffer[..n]);
                         }
-                        socket.write_all(answer.as_bytes()).await.unwrap();
+                        for (i, part) in answer.split(PAUSE).enumerate() {
+                            if i > 0 {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            socket.write_all(part.as_bytes()).await.unwrap();
+                        }
                     }
                     if close {
                         // After the answer was read: the connection is idle in the pool.
@@ -605,7 +781,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_read_to_the_end_carries_the_next_request() {
         let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            READ_AHEAD,
+        );
         for _ in 0..3 {
             hello(&pool, &authority).await;
         }
@@ -616,7 +797,12 @@ mod tests {
     #[tokio::test]
     async fn a_thread_of_its_own_takes_only_the_idle_connections_it_left() {
         let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            READ_AHEAD,
+        );
         let opened = || accepted.load(std::sync::atomic::Ordering::SeqCst);
         hello(&pool, &authority).await;
         assert_eq!((opened(), pool.idle_count()), (1, 1));
@@ -641,7 +827,12 @@ mod tests {
     #[tokio::test]
     async fn past_the_cap_requests_wait_in_turn_for_the_connection_given_back() {
         let (authority, accepted) = upstream(&[OK, OK, OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let first = pool.send(&authority, get("/"), None).await.unwrap();
         let served = Arc::new(Mutex::new(Vec::new()));
         let mut waiting = Vec::new();
@@ -675,7 +866,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_waits_past_the_connect_timeout_is_told_the_app_is_busy() {
         let (authority, _) = upstream(&[OK], false).await;
-        let pool = Pool::new(Duration::from_millis(200), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_millis(200),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let _busy = pool.send(&authority, get("/"), None).await.unwrap();
         let started = std::time::Instant::now();
         let refused = tokio::time::timeout(
@@ -692,7 +888,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_waits_no_longer_than_its_callers_deadline() {
         let (authority, _) = upstream(&[OK], false).await;
-        let pool = Pool::new(Duration::from_secs(30), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let _busy = pool.send(&authority, get("/"), None).await.unwrap();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
         // As the edge bounds it: the caller's timeout at the same instant comes second.
@@ -707,7 +908,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_handed_to_a_request_that_has_just_given_up_is_kept() {
         let (authority, _) = upstream(&[OK], false).await;
-        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            1,
+            READ_AHEAD,
+        );
         let Obtained::Room(room) = pool.idle_or_room(&authority, 0) else {
             panic!("the first request has room")
         };
@@ -725,7 +931,12 @@ mod tests {
     #[tokio::test]
     async fn the_sweep_keeps_count_of_connections_in_use() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_millis(300), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_millis(300),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let busy = pool.send(&authority, get("/"), None).await.unwrap();
         // Nothing idle, no one waiting: only the busy connection says the upstream is in use.
         pool.sweep();
@@ -744,7 +955,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_given_back_goes_to_a_request_waiting_on_another_thread() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(5), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let first = pool.send(&authority, get("/"), None).await.unwrap();
         let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -761,7 +977,12 @@ mod tests {
     #[tokio::test]
     async fn a_connection_closed_at_the_cap_makes_room_for_a_new_one() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let unread = pool.send(&authority, get("/"), None).await.unwrap();
         let waiting = spawned_hello(&pool, &authority);
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -778,7 +999,12 @@ mod tests {
     #[tokio::test]
     async fn a_request_that_gave_up_waiting_is_passed_over() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            PASSED_ON,
+        );
         let first = pool.send(&authority, get("/"), None).await.unwrap();
         let gave_up =
             tokio::time::timeout(Duration::from_millis(50), hello(&pool, &authority)).await;
@@ -796,7 +1022,12 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_a_thread_of_its_own_takes_an_idle_connection_of_another() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 1);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            READ_AHEAD,
+        );
         hello(&pool, &authority).await;
         let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(5));
         assert!(
@@ -811,7 +1042,12 @@ mod tests {
         const CHUNKED: &str =
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
         let (authority, accepted) = upstream(&[CHUNKED, CHUNKED], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            READ_AHEAD,
+        );
         for _ in 0..2 {
             hello(&pool, &authority).await;
         }
@@ -821,7 +1057,12 @@ mod tests {
     #[tokio::test]
     async fn an_answer_left_unread_closes_its_connection() {
         let (authority, accepted) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            PASSED_ON,
+        );
         let response = pool.send(&authority, get("/"), None).await.unwrap();
         drop(response);
         assert_eq!(pool.idle_count(), 0);
@@ -833,7 +1074,12 @@ mod tests {
     async fn a_connection_the_upstream_closed_while_idle_is_not_used_again() {
         // One answer per connection; the upstream closes it a little later, without saying so.
         let (authority, accepted) = upstream(&[OK], true).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            READ_AHEAD,
+        );
         for _ in 0..3 {
             hello(&pool, &authority).await;
             assert_eq!(pool.idle_count(), 1);
@@ -846,7 +1092,12 @@ mod tests {
     #[tokio::test]
     async fn connections_are_closed_once_idle_too_long() {
         let (authority, _) = upstream(&[OK, OK], false).await;
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_millis(200), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_millis(200),
+            8,
+            READ_AHEAD,
+        );
         let response = pool.send(&authority, get("/"), None).await.unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(pool.idle_count(), 1);
@@ -859,8 +1110,79 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         drop(listener);
-        let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 8);
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            8,
+            READ_AHEAD,
+        );
         let refused = pool.send(&authority, get("/"), None).await.unwrap_err();
         assert!(matches!(refused, SendError::Connect(..)), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn a_short_answer_is_read_whole_and_its_connection_given_back_at_once() {
+        // The second answer's body comes 100 ms after its head.
+        const LATE_BODY: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n\u{1}hello";
+        let (authority, accepted) = upstream(&[OK, LATE_BODY, OK], false).await;
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            READ_AHEAD,
+        );
+        let unread = pool.send(&authority, get("/"), None).await.unwrap();
+        assert_eq!(pool.idle_count(), 1, "back before the answer is passed on");
+        let late = pool.send(&authority, get("/"), None).await.unwrap();
+        assert_eq!(pool.idle_count(), 1, "the late body was waited for");
+        // Not waited for: the one connection is idle while both answers are still unread.
+        hello(&pool, &authority).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+        for answer in [unread, late] {
+            assert_eq!(answer.body().size_hint().exact(), Some(5));
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"hello");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_or_unfinished_answer_is_passed_on_as_it_comes() {
+        // Longer than hyper reads at once, and than what is read ahead.
+        const LONG: usize = 1024 * 1024;
+        let long: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{}",
+                LONG,
+                "x".repeat(LONG)
+            )
+            .into_boxed_str(),
+        );
+        // Chunked, its last chunk 100 ms after the first.
+        const UNFINISHED: &str =
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n\u{1}0\r\n\r\n";
+        let answers: &'static [&'static str] = Box::leak(Box::new([long, UNFINISHED]));
+        let (authority, accepted) = upstream(answers, false).await;
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            READ_AHEAD,
+        );
+        let first = pool.send(&authority, get("/"), None).await.unwrap();
+        assert_eq!(pool.idle_count(), 0, "still this answer's");
+        let body = first.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), LONG);
+        assert_eq!(pool.idle_count(), 1, "given back once read");
+        let started = std::time::Instant::now();
+        let second = pool.send(&authority, get("/"), None).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "the head and what came with it are passed on without waiting for the rest"
+        );
+        assert_eq!(pool.idle_count(), 0);
+        let body = second.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello");
+        assert_eq!(pool.idle_count(), 1);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

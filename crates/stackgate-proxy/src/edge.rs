@@ -45,6 +45,10 @@ pub struct EdgeSettings {
     pub headers: IdentityHeaders,
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
+    /// How long a client may take nothing of an answer that is still being read from its
+    /// upstream (`proxy_body_idle_timeout`): the listener's send timeout cuts off an HTTP/1
+    /// connection that stalls, and this an HTTP/2 stream.
+    pub client_send_timeout: Duration,
     /// Connections open at once to one upstream; past that, requests wait for one.
     pub upstream_max_connections: usize,
     /// Where requests refused at that cap are counted.
@@ -187,6 +191,7 @@ impl Edge {
         let forwarder = Forwarder::new(
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
+            settings.client_send_timeout,
             settings.upstream_max_connections,
             settings.upstream_metrics.clone(),
         );

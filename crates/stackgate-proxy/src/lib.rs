@@ -23,6 +23,7 @@ mod log_throttle;
 mod pages;
 pub mod paths;
 pub mod routes;
+mod stream_watch;
 mod tls;
 mod upstream;
 

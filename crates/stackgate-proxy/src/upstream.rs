@@ -5,10 +5,11 @@
 use crate::{
     IdentityHeaders,
     body_timeout::caused_by_idle_body,
-    connections::{Pool, SendError},
+    connections::{Pool, READ_AHEAD, SendError},
     log_throttle::OncePerMinute,
     pages,
     routes::Upstream,
+    stream_watch::Watched,
 };
 use axum::body::Body;
 use hyper::{
@@ -130,6 +131,8 @@ pub struct Forwarder {
     /// WebSocket handshakes: hyper's client hands over the upgraded connection.
     client: Client<HttpConnector, Body>,
     response_timeout: Duration,
+    /// See [`crate::EdgeSettings::client_send_timeout`].
+    send_timeout: Duration,
     busy: Arc<Busy>,
 }
 
@@ -172,6 +175,7 @@ impl Forwarder {
     pub fn new(
         connect_timeout: Duration,
         response_timeout: Duration,
+        send_timeout: Duration,
         max_connections: usize,
         metrics: stackgate_web::UpstreamMetrics,
     ) -> Self {
@@ -182,9 +186,15 @@ impl Forwarder {
             .pool_max_idle_per_host(0)
             .build(connector);
         Forwarder {
-            pool: Pool::new(connect_timeout, Duration::from_secs(90), max_connections),
+            pool: Pool::new(
+                connect_timeout,
+                Duration::from_secs(90),
+                max_connections,
+                READ_AHEAD,
+            ),
             client,
             response_timeout,
+            send_timeout,
             busy: Arc::new(Busy {
                 metrics,
                 log: OncePerMinute::default(),
@@ -202,6 +212,7 @@ impl Forwarder {
         tunnel_closed: Option<TunnelClosed>,
     ) -> Response<Body> {
         let upgrade = websocket_upgrade(request.headers());
+        let over_http2 = request.version() == Version::HTTP_2;
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         if let Err(status) = prepare(&mut request, upstream, hop, upgrade) {
             return pages::status(status, "The request cannot be forwarded.");
@@ -215,7 +226,14 @@ impl Forwarder {
             } else {
                 // Boxed, as hyper's client boxes its own: a request in flight then keeps one
                 // pointer for it, and a connection between requests nothing.
-                Ok(Box::pin(self.pool.send(&upstream.authority, request, Some(deadline))).await?)
+                let sent = Box::pin(self.pool.send(&upstream.authority, request, Some(deadline)));
+                Ok(sent.await?.map(|answer| {
+                    if over_http2 && !answer.read_whole() {
+                        Body::new(Watched::new(answer, self.send_timeout))
+                    } else {
+                        Body::new(answer)
+                    }
+                }))
             }
         })
         .await;

@@ -465,6 +465,7 @@ async fn start_edge(
             .map_err(CliError::Usage)?,
         upstream_connect_timeout: proxy.upstream_connect_timeout,
         upstream_response_timeout: proxy.upstream_response_timeout,
+        client_send_timeout: proxy.body_idle_timeout,
         upstream_max_connections: proxy.upstream_max_connections,
         upstream_metrics: state.metrics.upstream(),
         default_policies: proxy

@@ -668,6 +668,38 @@ stackgate_testkit::on_both_backends_with! {
         }
         assert!(served.is_some(), "the stalled download still holds the app's one connection");
         assert!(unread.bytes().await.is_err(), "the stalled download was cut off");
+        // A short answer is read whole before it is passed on, and its connection given back:
+        // an HTTP/2 stream whose window stays shut (nothing of the answer can be sent) holds
+        // none of the app's connections.
+        let shut = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .http2_initial_stream_window_size(0)
+            .resolve("slow.localhost", server.proxy_addr.unwrap())
+            .build()
+            .unwrap();
+        let stuck = shut.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!((stuck.status(), stuck.version()), (StatusCode::OK, reqwest::Version::HTTP_2));
+        let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!(next.status(), StatusCode::OK, "the unread answer holds the app's one connection");
+        drop(stuck);
+        // A long answer is passed on as it comes, holding the connection; on a stream whose
+        // window stays shut, the edge drops it once the client has taken nothing for the send
+        // timeout, as it does an HTTP/1 reader's, and the app is served again.
+        let stuck = shut.get(server.app_url("slow.localhost", "/download/104857600")).send().await.unwrap();
+        assert_eq!(stuck.status(), StatusCode::OK);
+        let busy = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let mut served = None;
+        for _ in 0..30 {
+            let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+            if next.status() == StatusCode::OK {
+                served = Some(next);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        assert!(served.is_some(), "the shut stream still holds the app's one connection");
+        drop(stuck);
 
         // One kept-alive connection (which the edge serves holding no buffers between
         // requests): requests one after another, one with a body, and two pipelined in a single
