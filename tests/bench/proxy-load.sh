@@ -9,6 +9,7 @@
 #   tests/bench/proxy-load.sh [seconds per run]
 #   BENCH_BIN=/path/to/stackgate tests/bench/proxy-load.sh   (another build)
 #   PERF=report.txt tests/bench/proxy-load.sh                    (profile the edge's run)
+#   RATE=5000 tests/bench/proxy-load.sh   (the steady rate of the latency runs; default 2000)
 #   INSTRUCTIONS=20000 tests/bench/proxy-load.sh   (instead of the runs above: the instructions
 #       the edge and nginx's proxy each execute per request, counted by callgrind over that many
 #       requests after a warm-up; the same figure on every run of the same build, whatever else
@@ -241,6 +242,40 @@ if [ -n "${PERF:-}" ]; then
   cp "$work/perf.data" "$PERF.data"
 fi
 python3 -c "print(f'edge throughput: {100*$edge_rps/$nginx_rps:.1f}% of nginx, {100*$edge_rps/$direct_rps:.1f}% of direct')"
+
+# Latency at a steady rate that none of the three is near saturating (RATE requests/s, 2,000
+# unless set): what each hop adds to a request. The runs above go as fast as they can with all
+# processes sharing two cores, so their percentiles are mostly queueing. oha sends open loop with
+# latency correction: each request is timed from when it was due, so a stall counts in full
+# rather than being hidden by the requests not sent meanwhile (as wrk's closed loop does).
+rate=${RATE:-2000}
+oha=$(command -v oha || echo "$HOME/.cache/stackgate-bench/bin/oha")
+if [ ! -x "$oha" ]; then
+  echo "installing oha (once) into ~/.cache/stackgate-bench"
+  cargo install --locked --quiet oha --root "$HOME/.cache/stackgate-bench"
+fi
+steady() { # name, url, oha args
+  local name=$1 url=$2; shift 2
+  "$oha" -z "${seconds}s" -q "$rate" -c 32 --latency-correction --no-tui --output-format json \
+    "$@" "$url" >"$work/steady-$name.json"
+}
+steady direct "http://127.0.0.1:$up/"
+steady nginx "http://127.0.0.1:$ngx/" -H "Host: bench.localhost"
+steady edge "http://127.0.0.1:$edge/" -H "Host: bench.localhost:$edge" -H "Cookie: $cookie"
+python3 - "$work" "$rate" <<'PY'
+import json, sys
+work, rate = sys.argv[1], int(sys.argv[2])
+runs = {name: json.load(open(f"{work}/steady-{name}.json")) for name in ("direct", "nginx", "edge")}
+ms = lambda run, p: run["latencyPercentiles"][p] * 1000
+print(f"steady {rate:,} requests/s (oha, open loop, latency corrected):")
+for name, run in runs.items():
+    codes = run["statusCodeDistribution"]
+    bad = sum(n for code, n in codes.items() if code != "200") + sum(run.get("errorDistribution", {}).values())
+    added = "" if name == "direct" else (
+        f"   adds p50 {ms(run, 'p50') - ms(runs['direct'], 'p50'):+.3f}  p99 {ms(run, 'p99') - ms(runs['direct'], 'p99'):+.3f} ms")
+    print(f"  {name:7} {run['summary']['requestsPerSec']:9,.0f} req/s   p50 {ms(run, 'p50'):.3f}  p99 {ms(run, 'p99'):.3f}"
+          f"  p99.9 {ms(run, 'p99.9'):.3f} ms   not 200: {bad}{added}")
+PY
 echo "edge RSS after load: $(rss) MiB"
 # Session lookups the edge's memory could not answer (SQLite: a re-check every half second, and
 # activity recorded every minute), counted by the server since start.

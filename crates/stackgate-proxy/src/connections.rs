@@ -309,6 +309,7 @@ impl Pool {
         let mut answer = Answer {
             first: None,
             more: VecDeque::new(),
+            trailers: false,
             queued_bytes: 0,
             failed: None,
             rest: None,
@@ -335,11 +336,24 @@ impl Pool {
             let next = match arrived {
                 Poll::Ready(frame) => Some(frame),
                 Poll::Pending if whole => {
-                    let next = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
-                    match deadline {
-                        Some(deadline) => tokio::time::timeout_at(deadline, next).await.ok(),
-                        None => Some(next.await),
-                    }
+                    let mut give_up = std::pin::pin!(deadline.map(tokio::time::sleep_until));
+                    std::future::poll_fn(|cx| {
+                        if let Poll::Ready(frame) = Pin::new(&mut body).poll_frame(cx) {
+                            return Poll::Ready(Some(frame));
+                        }
+                        let Some((deadline, timer)) = deadline.zip(give_up.as_mut().as_pin_mut())
+                        else {
+                            return Poll::Pending;
+                        };
+                        // The clock decides, as in `obtain`: the caller's own timeout at the same
+                        // instant may fire first, and then this gives up rather than the caller
+                        // throwing away an answer whose head has come.
+                        if tokio::time::Instant::now() >= deadline {
+                            return Poll::Ready(None);
+                        }
+                        timer.poll(cx).map(|()| None)
+                    })
+                    .await
                 }
                 Poll::Pending => None,
             };
@@ -355,7 +369,10 @@ impl Pool {
                             answer.first = Some(data);
                         }
                         Ok(data) => answer.more.push_back(Frame::data(data)),
-                        Err(frame) => answer.more.push_back(frame),
+                        Err(trailers) => {
+                            answer.trailers = true;
+                            answer.more.push_back(trailers);
+                        }
                     }
                     if body.is_end_stream() {
                         return answer;
@@ -580,6 +597,9 @@ pub(crate) struct Answer {
     /// it is moved about on every request: the rest is boxed.
     first: Option<Bytes>,
     more: VecDeque<Frame<Bytes>>,
+    /// Whether trailers were read ahead: then no exact length is told, so that an HTTP/1
+    /// client gets the answer chunked, with them.
+    trailers: bool,
     queued_bytes: u64,
     /// How reading ahead ended, when it did not end well.
     failed: Option<hyper::Error>,
@@ -640,8 +660,8 @@ impl hyper::body::Body for Answer {
     fn size_hint(&self) -> SizeHint {
         let rest = match (&self.rest, &self.failed) {
             (Some(rest), _) => rest.size_hint(),
-            (None, None) => SizeHint::with_exact(0),
-            (None, Some(_)) => SizeHint::default(),
+            (None, None) if !self.trailers => SizeHint::with_exact(0),
+            (None, _) => SizeHint::default(),
         };
         let mut hint = SizeHint::new();
         hint.set_lower(rest.lower() + self.queued_bytes);
@@ -675,7 +695,7 @@ mod tests {
         net::TcpListener,
     };
 
-    /// Where an upstream's answer pauses for 100 ms.
+    /// Where an upstream's answer pauses for 500 ms.
     const PAUSE: char = '\u{1}';
 
     /// No reading ahead: an answer left unread keeps its connection, as a long one does.
@@ -709,7 +729,7 @@ mod tests {
                         }
                         for (i, part) in answer.split(PAUSE).enumerate() {
                             if i > 0 {
-                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                tokio::time::sleep(Duration::from_millis(500)).await;
                             }
                             socket.write_all(part.as_bytes()).await.unwrap();
                         }
@@ -1122,7 +1142,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_answer_is_read_whole_and_its_connection_given_back_at_once() {
-        // The second answer's body comes 100 ms after its head.
+        // The second answer's body comes 500 ms after its head.
         const LATE_BODY: &str = "HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n\u{1}hello";
         let (authority, accepted) = upstream(&[OK, LATE_BODY, OK], false).await;
         let pool = Pool::new(
@@ -1157,7 +1177,7 @@ mod tests {
             )
             .into_boxed_str(),
         );
-        // Chunked, its last chunk 100 ms after the first.
+        // Chunked, its last chunk 500 ms after the first.
         const UNFINISHED: &str =
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n\u{1}0\r\n\r\n";
         let answers: &'static [&'static str] = Box::leak(Box::new([long, UNFINISHED]));
@@ -1176,7 +1196,7 @@ mod tests {
         let started = std::time::Instant::now();
         let second = pool.send(&authority, get("/"), None).await.unwrap();
         assert!(
-            started.elapsed() < Duration::from_millis(100),
+            started.elapsed() < Duration::from_millis(400),
             "the head and what came with it are passed on without waiting for the rest"
         );
         assert_eq!(pool.idle_count(), 0);
@@ -1184,5 +1204,23 @@ mod tests {
         assert_eq!(&body[..], b"hello");
         assert_eq!(pool.idle_count(), 1);
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn trailers_read_ahead_are_passed_on_and_no_length_is_told() {
+        const WITH_TRAILERS: &str = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: x-sum\r\n\r\n5\r\nhello\r\n0\r\nx-sum: 1\r\n\r\n";
+        let (authority, _) = upstream(&[WITH_TRAILERS], false).await;
+        let pool = Pool::new(
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            1,
+            READ_AHEAD,
+        );
+        let answer = pool.send(&authority, get("/"), None).await.unwrap();
+        assert_eq!(pool.idle_count(), 1, "read whole");
+        assert_eq!(answer.body().size_hint().exact(), None);
+        let collected = answer.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["x-sum"], "1");
+        assert_eq!(&collected.to_bytes()[..], b"hello");
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! Over HTTP/1 the send timeout cuts off a client that takes nothing of an answer: the
 //! connection's writes stall. Over HTTP/2 a client can keep one stream's window shut while its
-//! connection stays busy with others, and hyper then never asks for more of that answer, so an
+//! connection stays busy with others, and hyper then asks for no more of that answer, so an
 //! answer still being read from its upstream would keep the upstream's connection for as long
 //! as the client liked. Such an answer is watched: once its client has taken nothing of it for
-//! the send timeout (between one and two periods of it), it is dropped, which closes its
-//! upstream connection. The stream itself stays open until the client ends it or its
-//! connection (hyper asks a stream's body for nothing while the stream has no window); should
-//! the client open the window again, the stream ends in an error.
+//! the send timeout (between one and two periods of it) while the answer had more ready, it is
+//! dropped, which closes its upstream connection and ends the stream in an error. An upstream
+//! that is slow to send more (a long poll, a quiet event stream) is not the client's doing, and
+//! is waited for as over HTTP/1. Frames are passed on in slices of at most [`SLICE`] bytes, so
+//! that each one asked for stands for a bounded amount of progress: a slow reader that keeps
+//! taking is never cut.
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
@@ -24,16 +26,25 @@ use std::{
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The most passed on at once: one HTTP/2 frame's worth by default.
+const SLICE: usize = 16 * 1024;
+
 /// `B`, dropped once its client has taken nothing of it for a while.
 pub(crate) struct Watched<B> {
     shared: Arc<Shared<B>>,
+    /// Of a frame larger than [`SLICE`], what is left to pass on.
+    rest: Bytes,
+    watch: tokio::task::AbortHandle,
 }
 
 struct Shared<B> {
     /// `None` once given up on.
     body: Mutex<Option<B>>,
-    /// Whether the client took a frame since the watch last looked.
+    /// Whether the client took a slice since the watch last looked.
     taken: AtomicBool,
+    /// Whether the answer had nothing more when last asked: the upstream's turn, not the
+    /// client's.
+    upstream_turn: AtomicBool,
 }
 
 impl<B> Shared<B> {
@@ -44,27 +55,30 @@ impl<B> Shared<B> {
 }
 
 impl<B: Send + 'static> Watched<B> {
-    /// Watches `body`, giving up on it once a whole `patience` has passed with nothing taken.
-    /// Must be called within the runtime.
+    /// Watches `body`, giving up on it once a whole `patience` (at least a second) has passed
+    /// with nothing taken while it had more. Must be called within the runtime.
     pub(crate) fn new(body: B, patience: Duration) -> Self {
+        let patience = patience.max(Duration::from_secs(1));
         let shared = Arc::new(Shared {
             body: Mutex::new(Some(body)),
             taken: AtomicBool::new(false),
+            upstream_turn: AtomicBool::new(false),
         });
         let watched = Arc::downgrade(&shared);
-        tokio::spawn(async move {
+        let watch = tokio::spawn(async move {
             let start = tokio::time::Instant::now() + patience;
             let mut every = tokio::time::interval_at(start, patience);
             loop {
                 every.tick().await;
-                // Gone: the answer was passed on whole, or the stream ended otherwise.
                 let Some(shared) = watched.upgrade() else {
                     return;
                 };
-                if !shared.taken.swap(false, Ordering::Relaxed) {
+                let taken = shared.taken.swap(false, Ordering::Relaxed);
+                if !taken && !shared.upstream_turn.load(Ordering::Relaxed) {
                     let given_up = shared.lock().take();
                     if given_up.is_some() {
-                        tracing::info!(
+                        // At debug: any client can cause it, as often as it likes.
+                        tracing::debug!(
                             waited = ?patience,
                             "an HTTP/2 client took nothing of an answer: dropping it"
                         );
@@ -72,8 +86,30 @@ impl<B: Send + 'static> Watched<B> {
                     return;
                 }
             }
-        });
-        Watched { shared }
+        })
+        .abort_handle();
+        Watched {
+            shared,
+            rest: Bytes::new(),
+            watch,
+        }
+    }
+}
+
+impl<B> Drop for Watched<B> {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+impl<B> Watched<B> {
+    /// The next slice of `data`, keeping the rest for the next poll.
+    fn slice(&mut self, mut data: Bytes) -> Frame<Bytes> {
+        if data.len() > SLICE {
+            self.rest = data.split_off(SLICE);
+        }
+        self.shared.taken.store(true, Ordering::Relaxed);
+        Frame::data(data)
     }
 }
 
@@ -86,31 +122,52 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut body = self.shared.lock();
-        let Some(inner) = body.as_mut() else {
-            return Poll::Ready(Some(Err(
-                "the client took nothing of the answer for the send timeout".into(),
-            )));
-        };
-        let frame = Pin::new(inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(_))) = frame {
-            self.shared.taken.store(true, Ordering::Relaxed);
+        let this = &mut *self;
+        if !this.rest.is_empty() {
+            let rest = std::mem::take(&mut this.rest);
+            return Poll::Ready(Some(Ok(this.slice(rest))));
         }
-        frame.map_err(Into::into)
+        let polled = {
+            let mut body = this.shared.lock();
+            let Some(inner) = body.as_mut() else {
+                return Poll::Ready(Some(Err(
+                    "the client took nothing of the answer for the send timeout".into(),
+                )));
+            };
+            Pin::new(inner).poll_frame(cx)
+        };
+        this.shared
+            .upstream_turn
+            .store(polled.is_pending(), Ordering::Relaxed);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(this.slice(data)))),
+                Err(trailers) => Poll::Ready(Some(Ok(trailers))),
+            },
+            other => other.map_err(Into::into),
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.shared.lock().as_ref().is_some_and(B::is_end_stream)
+        self.rest.is_empty() && self.shared.lock().as_ref().is_some_and(B::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.shared
+        let inner = self
+            .shared
             .lock()
             .as_ref()
-            .map_or_else(SizeHint::default, B::size_hint)
+            .map_or_else(SizeHint::default, B::size_hint);
+        let rest = self.rest.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
     }
 }
 
@@ -138,6 +195,56 @@ mod tests {
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
             Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
         }
+    }
+
+    /// An upstream that has nothing more to send yet.
+    struct Silent(Arc<AtomicBool>);
+
+    impl Drop for Silent {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Body for Silent {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upstream_slow_to_send_more_is_waited_for() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let mut watched = Watched::new(Silent(dropped.clone()), Duration::from_secs(10));
+        let waited = tokio::time::timeout(Duration::from_secs(35), watched.frame()).await;
+        assert!(waited.is_err(), "nothing came");
+        assert!(
+            !dropped.load(Ordering::SeqCst),
+            "the client was not the one waiting"
+        );
+    }
+
+    #[tokio::test]
+    async fn long_frames_are_passed_on_in_slices() {
+        let long = Bytes::from(vec![7u8; 3 * SLICE + 5]);
+        let mut watched = Watched::new(
+            http_body_util::Full::new(long.clone()),
+            Duration::from_secs(10),
+        );
+        assert_eq!(watched.size_hint().exact(), Some(long.len() as u64));
+        let mut slices = Vec::new();
+        while let Some(frame) = watched.frame().await {
+            slices.push(frame.unwrap().into_data().unwrap());
+        }
+        let sizes: Vec<usize> = slices.iter().map(Bytes::len).collect();
+        assert_eq!(sizes, [SLICE, SLICE, SLICE, 5]);
+        assert_eq!(slices.concat(), long);
     }
 
     #[tokio::test(start_paused = true)]
