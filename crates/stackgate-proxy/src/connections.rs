@@ -597,8 +597,8 @@ pub(crate) struct Answer {
     /// it is moved about on every request: the rest is boxed.
     first: Option<Bytes>,
     more: VecDeque<Frame<Bytes>>,
-    /// Whether trailers were read ahead: then no exact length is told, so that an HTTP/1
-    /// client gets the answer chunked, with them.
+    /// Whether trailers were read ahead: then no exact length is told, as the upstream told
+    /// none. (The edge drops the `Trailer` header, so HTTP/1 clients get none; HTTP/2 ones do.)
     trailers: bool,
     queued_bytes: u64,
     /// How reading ahead ended, when it did not end well.

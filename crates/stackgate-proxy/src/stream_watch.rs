@@ -6,20 +6,20 @@
 //! answer still being read from its upstream would keep the upstream's connection for as long
 //! as the client liked. Such an answer is watched: once its client has taken nothing of it for
 //! the send timeout (between one and two periods of it) while the answer had more ready, it is
-//! dropped, which closes its upstream connection and ends the stream in an error. An upstream
-//! that is slow to send more (a long poll, a quiet event stream) is not the client's doing, and
-//! is waited for as over HTTP/1. Frames are passed on in slices of at most [`SLICE`] bytes, so
-//! that each one asked for stands for a bounded amount of progress: a slow reader that keeps
-//! taking is never cut.
+//! dropped, which closes its upstream connection. The stream itself stays open until the client
+//! ends it or its connection, and ends in an error should the client open its window again
+//! (hyper asks a stream's body for nothing while the stream has no window). An upstream that is
+//! slow to send more (a long poll, a quiet event stream) is not the client's doing, and is
+//! waited for as over HTTP/1: that hyper asks the body for more before it waits for window
+//! (hyper 1.12, the version this requires) is what tells the two apart. Frames are passed on in
+//! slices of at most [`SLICE`] bytes, so that each one asked for stands for a bounded amount of
+//! progress: a reader that takes a slice per period is never cut.
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use std::{
     pin::Pin,
-    sync::{
-        Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     task::{Context, Poll},
     time::Duration,
 };
@@ -31,27 +31,26 @@ const SLICE: usize = 16 * 1024;
 
 /// `B`, dropped once its client has taken nothing of it for a while.
 pub(crate) struct Watched<B> {
-    shared: Arc<Shared<B>>,
-    /// Of a frame larger than [`SLICE`], what is left to pass on.
-    rest: Bytes,
+    state: Arc<Mutex<State<B>>>,
     watch: tokio::task::AbortHandle,
 }
 
-struct Shared<B> {
+/// What the body and its watch share, changed only together.
+struct State<B> {
     /// `None` once given up on.
-    body: Mutex<Option<B>>,
+    body: Option<B>,
+    /// Of a frame larger than [`SLICE`], what is left to pass on (dropped with the body).
+    rest: Bytes,
     /// Whether the client took a slice since the watch last looked.
-    taken: AtomicBool,
+    taken: bool,
     /// Whether the answer had nothing more when last asked: the upstream's turn, not the
     /// client's.
-    upstream_turn: AtomicBool,
+    upstream_turn: bool,
 }
 
-impl<B> Shared<B> {
-    /// The body. A panic while it was held (none is known) leaves it as it was.
-    fn lock(&self) -> MutexGuard<'_, Option<B>> {
-        self.body.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The shared state. A panic while it was held (none is known) leaves it as it was.
+fn lock<B>(state: &Mutex<State<B>>) -> MutexGuard<'_, State<B>> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<B: Send + 'static> Watched<B> {
@@ -59,40 +58,44 @@ impl<B: Send + 'static> Watched<B> {
     /// with nothing taken while it had more. Must be called within the runtime.
     pub(crate) fn new(body: B, patience: Duration) -> Self {
         let patience = patience.max(Duration::from_secs(1));
-        let shared = Arc::new(Shared {
-            body: Mutex::new(Some(body)),
-            taken: AtomicBool::new(false),
-            upstream_turn: AtomicBool::new(false),
-        });
-        let watched = Arc::downgrade(&shared);
+        let state = Arc::new(Mutex::new(State {
+            body: Some(body),
+            rest: Bytes::new(),
+            taken: false,
+            upstream_turn: false,
+        }));
+        let watched = Arc::downgrade(&state);
         let watch = tokio::spawn(async move {
             let start = tokio::time::Instant::now() + patience;
             let mut every = tokio::time::interval_at(start, patience);
+            // A late tick must not make the next one come early: each is a whole period.
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
-                let Some(shared) = watched.upgrade() else {
+                let Some(state) = watched.upgrade() else {
                     return;
                 };
-                let taken = shared.taken.swap(false, Ordering::Relaxed);
-                if !taken && !shared.upstream_turn.load(Ordering::Relaxed) {
-                    let given_up = shared.lock().take();
-                    if given_up.is_some() {
-                        // At debug: any client can cause it, as often as it likes.
-                        tracing::debug!(
-                            waited = ?patience,
-                            "an HTTP/2 client took nothing of an answer: dropping it"
-                        );
+                let given_up = {
+                    let mut state = lock(&state);
+                    let taken = std::mem::take(&mut state.taken);
+                    if taken || state.upstream_turn {
+                        continue;
                     }
-                    return;
+                    (state.body.take(), std::mem::take(&mut state.rest))
+                };
+                // Dropped outside the lock: dropping the body closes its upstream connection.
+                if given_up.0.is_some() {
+                    // At debug: any client can cause it, as often as it likes.
+                    tracing::debug!(
+                        waited = ?patience,
+                        "an HTTP/2 client took nothing of an answer: dropping it"
+                    );
                 }
+                return;
             }
         })
         .abort_handle();
-        Watched {
-            shared,
-            rest: Bytes::new(),
-            watch,
-        }
+        Watched { state, watch }
     }
 }
 
@@ -102,15 +105,13 @@ impl<B> Drop for Watched<B> {
     }
 }
 
-impl<B> Watched<B> {
-    /// The next slice of `data`, keeping the rest for the next poll.
-    fn slice(&mut self, mut data: Bytes) -> Frame<Bytes> {
-        if data.len() > SLICE {
-            self.rest = data.split_off(SLICE);
-        }
-        self.shared.taken.store(true, Ordering::Relaxed);
-        Frame::data(data)
+/// The next slice of `data`, keeping the rest in `state` for the next poll.
+fn slice<B>(state: &mut State<B>, mut data: Bytes) -> Frame<Bytes> {
+    if data.len() > SLICE {
+        state.rest = data.split_off(SLICE);
     }
+    state.taken = true;
+    Frame::data(data)
 }
 
 impl<B> Body for Watched<B>
@@ -122,29 +123,25 @@ where
     type Error = BoxError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if !this.rest.is_empty() {
-            let rest = std::mem::take(&mut this.rest);
-            return Poll::Ready(Some(Ok(this.slice(rest))));
+        let mut state = lock(&self.state);
+        let state = &mut *state;
+        if !state.rest.is_empty() {
+            let rest = std::mem::take(&mut state.rest);
+            return Poll::Ready(Some(Ok(slice(state, rest))));
         }
-        let polled = {
-            let mut body = this.shared.lock();
-            let Some(inner) = body.as_mut() else {
-                return Poll::Ready(Some(Err(
-                    "the client took nothing of the answer for the send timeout".into(),
-                )));
-            };
-            Pin::new(inner).poll_frame(cx)
+        let Some(inner) = state.body.as_mut() else {
+            return Poll::Ready(Some(Err(
+                "the client took nothing of the answer for the send timeout".into(),
+            )));
         };
-        this.shared
-            .upstream_turn
-            .store(polled.is_pending(), Ordering::Relaxed);
+        let polled = Pin::new(inner).poll_frame(cx);
+        state.upstream_turn = polled.is_pending();
         match polled {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => Poll::Ready(Some(Ok(this.slice(data)))),
+                Ok(data) => Poll::Ready(Some(Ok(slice(state, data)))),
                 Err(trailers) => Poll::Ready(Some(Ok(trailers))),
             },
             other => other.map_err(Into::into),
@@ -152,16 +149,17 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.shared.lock().as_ref().is_some_and(B::is_end_stream)
+        let state = lock(&self.state);
+        state.rest.is_empty() && state.body.as_ref().is_some_and(B::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        let inner = self
-            .shared
-            .lock()
+        let state = lock(&self.state);
+        let inner = state
+            .body
             .as_ref()
             .map_or_else(SizeHint::default, B::size_hint);
-        let rest = self.rest.len() as u64;
+        let rest = state.rest.len() as u64;
         let mut hint = SizeHint::new();
         hint.set_lower(inner.lower() + rest);
         if let Some(upper) = inner.upper() {
@@ -175,6 +173,7 @@ where
 mod tests {
     use super::*;
     use http_body_util::BodyExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// An answer that always has more, and says when it is dropped.
     struct Endless(Arc<AtomicBool>);
