@@ -175,16 +175,20 @@ mod tests {
     use http_body_util::BodyExt;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// An answer that always has more, and says when it is dropped.
-    struct Endless(Arc<AtomicBool>);
+    /// An upstream's answer that always has more ready, or never any yet; says when it is
+    /// dropped.
+    struct Upstream {
+        ready: bool,
+        dropped: Arc<AtomicBool>,
+    }
 
-    impl Drop for Endless {
+    impl Drop for Upstream {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
+            self.dropped.store(true, Ordering::SeqCst);
         }
     }
 
-    impl Body for Endless {
+    impl Body for Upstream {
         type Data = Bytes;
         type Error = std::convert::Infallible;
 
@@ -192,35 +196,24 @@ mod tests {
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
-        }
-    }
-
-    /// An upstream that has nothing more to send yet.
-    struct Silent(Arc<AtomicBool>);
-
-    impl Drop for Silent {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl Body for Silent {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Pending
+            if self.ready {
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+            } else {
+                Poll::Pending
+            }
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_upstream_slow_to_send_more_is_waited_for() {
         let dropped = Arc::new(AtomicBool::new(false));
-        let mut watched = Watched::new(Silent(dropped.clone()), Duration::from_secs(10));
+        let mut watched = Watched::new(
+            Upstream {
+                ready: false,
+                dropped: dropped.clone(),
+            },
+            Duration::from_secs(10),
+        );
         let waited = tokio::time::timeout(Duration::from_secs(35), watched.frame()).await;
         assert!(waited.is_err(), "nothing came");
         assert!(
@@ -249,7 +242,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_answer_its_client_stops_taking_is_dropped_after_a_whole_period() {
         let dropped = Arc::new(AtomicBool::new(false));
-        let mut watched = Watched::new(Endless(dropped.clone()), Duration::from_secs(10));
+        let mut watched = Watched::new(
+            Upstream {
+                ready: true,
+                dropped: dropped.clone(),
+            },
+            Duration::from_secs(10),
+        );
         // Taken now and then, less than a period apart: kept.
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(6)).await;

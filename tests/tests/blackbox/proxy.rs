@@ -650,23 +650,25 @@ stackgate_testkit::on_both_backends_with! {
         // reader (it took nothing for the send timeout, 3 s here), the app is served again.
         let unread = client.get(server.app_url("slow.localhost", "/download/104857600")).send().await.unwrap();
         assert_eq!(unread.status(), StatusCode::OK);
+        // A request from a new client, and whether one is answered within so many tries.
+        let fresh = || async { server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap() };
+        let served_again = |tries: usize| async move {
+            for _ in 0..tries {
+                if fresh().await.status() == StatusCode::OK {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            false
+        };
         let started = std::time::Instant::now();
-        let busy = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
+        let busy = fresh().await;
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(started.elapsed() < std::time::Duration::from_secs(3), "refused, not left to time out");
         assert_eq!(busy.headers()["retry-after"], "5");
         assert!(busy.text().await.unwrap().contains("The app is busy"));
         assert_eq!(server.metric("stackgate_edge_upstream_busy_total").await, Some(1.0), "counted for the admin");
-        let mut served = None;
-        for _ in 0..10 {
-            let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
-            if next.status() == StatusCode::OK {
-                served = Some(next);
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-        assert!(served.is_some(), "the stalled download still holds the app's one connection");
+        assert!(served_again(10).await, "the stalled download still holds the app's one connection");
         assert!(unread.bytes().await.is_err(), "the stalled download was cut off");
         // A short answer is read whole before it is passed on, and its connection given back:
         // an HTTP/2 stream whose window stays shut (nothing of the answer can be sent) holds
@@ -679,26 +681,15 @@ stackgate_testkit::on_both_backends_with! {
             .unwrap();
         let stuck = shut.get(server.app_url("slow.localhost", "/")).send().await.unwrap();
         assert_eq!((stuck.status(), stuck.version()), (StatusCode::OK, reqwest::Version::HTTP_2));
-        let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
-        assert_eq!(next.status(), StatusCode::OK, "the unread answer holds the app's one connection");
+        assert_eq!(fresh().await.status(), StatusCode::OK, "the unread answer holds the app's one connection");
         drop(stuck);
         // A long answer is passed on as it comes, holding the connection; on a stream whose
         // window stays shut, the edge drops it once the client has taken nothing for the send
         // timeout, as it does an HTTP/1 reader's, and the app is served again.
         let stuck = shut.get(server.app_url("slow.localhost", "/download/104857600")).send().await.unwrap();
         assert_eq!(stuck.status(), StatusCode::OK);
-        let busy = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
-        assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let mut served = None;
-        for _ in 0..30 {
-            let next = server.edge_browser(&["slow.localhost"]).get(server.app_url("slow.localhost", "/")).send().await.unwrap();
-            if next.status() == StatusCode::OK {
-                served = Some(next);
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-        assert!(served.is_some(), "the shut stream still holds the app's one connection");
+        assert_eq!(fresh().await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(served_again(30).await, "the shut stream still holds the app's one connection");
         drop(stuck);
 
         // One kept-alive connection (which the edge serves holding no buffers between
