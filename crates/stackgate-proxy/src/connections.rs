@@ -663,13 +663,18 @@ impl hyper::body::Body for Answer {
             (None, None) if !self.trailers => SizeHint::with_exact(0),
             (None, _) => SizeHint::default(),
         };
-        let mut hint = SizeHint::new();
-        hint.set_lower(rest.lower() + self.queued_bytes);
-        if let Some(upper) = rest.upper() {
-            hint.set_upper(upper + self.queued_bytes);
-        }
-        hint
+        held_before(rest, self.queued_bytes)
     }
+}
+
+/// The size of a body that passes on `held` bytes of its own before one whose size is `rest`.
+pub(crate) fn held_before(rest: SizeHint, held: u64) -> SizeHint {
+    let mut hint = SizeHint::new();
+    hint.set_lower(rest.lower() + held);
+    if let Some(upper) = rest.upper() {
+        hint.set_upper(upper + held);
+    }
+    hint
 }
 
 impl Drop for Driven {

@@ -15,6 +15,7 @@
 //! slices of at most [`SLICE`] bytes, so that each one asked for stands for a bounded amount of
 //! progress: a reader that takes a slice per period is never cut.
 
+use crate::connections::held_before;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use std::{
@@ -159,13 +160,7 @@ where
             .body
             .as_ref()
             .map_or_else(SizeHint::default, B::size_hint);
-        let rest = state.rest.len() as u64;
-        let mut hint = SizeHint::new();
-        hint.set_lower(inner.lower() + rest);
-        if let Some(upper) = inner.upper() {
-            hint.set_upper(upper + rest);
-        }
-        hint
+        held_before(inner, state.rest.len() as u64)
     }
 }
 
@@ -204,16 +199,19 @@ mod tests {
         }
     }
 
+    /// An [`Upstream`] watched with a patience of 10 s, and whether it was dropped.
+    fn watched(ready: bool) -> (Watched<Upstream>, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let upstream = Upstream {
+            ready,
+            dropped: dropped.clone(),
+        };
+        (Watched::new(upstream, Duration::from_secs(10)), dropped)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_upstream_slow_to_send_more_is_waited_for() {
-        let dropped = Arc::new(AtomicBool::new(false));
-        let mut watched = Watched::new(
-            Upstream {
-                ready: false,
-                dropped: dropped.clone(),
-            },
-            Duration::from_secs(10),
-        );
+        let (mut watched, dropped) = watched(false);
         let waited = tokio::time::timeout(Duration::from_secs(35), watched.frame()).await;
         assert!(waited.is_err(), "nothing came");
         assert!(
@@ -241,14 +239,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_its_client_stops_taking_is_dropped_after_a_whole_period() {
-        let dropped = Arc::new(AtomicBool::new(false));
-        let mut watched = Watched::new(
-            Upstream {
-                ready: true,
-                dropped: dropped.clone(),
-            },
-            Duration::from_secs(10),
-        );
+        let (mut watched, dropped) = watched(true);
         // Taken now and then, less than a period apart: kept.
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_secs(6)).await;
