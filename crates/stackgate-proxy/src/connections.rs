@@ -226,7 +226,9 @@ impl Pool {
         });
         let swept = Arc::downgrade(&pool);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(idle_timeout.max(Duration::from_secs(1)) / 2);
+            let period = idle_timeout.max(Duration::from_secs(1)) / 2;
+            // A new pool has nothing to sweep: the first sweep is one period on.
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
@@ -773,17 +775,27 @@ mod tests {
         tokio::spawn(async move { hello(&pool, &to).await })
     }
 
+    /// A thread that is a runtime of its own, as the edge's are.
+    struct OwnThread {
+        /// Whether all its requests were answered in time.
+        finished: oneshot::Receiver<bool>,
+        /// Until dropped, the thread keeps its runtime, and the connections it opened with it
+        /// stay usable: an edge thread outlives the pool.
+        _keep: std::sync::mpsc::Sender<()>,
+    }
+
     /// Sends `requests` requests one after another through `pool` from a new thread that is a
-    /// runtime of its own (home 1), within `limit`; tells whether they were all answered.
-    /// Awaited, not joined: the upstream runs on the test's runtime.
+    /// runtime of its own (home 1), within `limit`. Awaited, not joined: the upstream runs on
+    /// the test's runtime.
     fn from_a_thread_of_its_own(
         pool: &Arc<Pool>,
         authority: &Authority,
         requests: usize,
         limit: Duration,
-    ) -> oneshot::Receiver<bool> {
+    ) -> OwnThread {
         let (own, to) = (pool.clone(), authority.clone());
         let (done, finished) = oneshot::channel();
+        let (keep, kept) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             keep_on_this_thread(1);
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -799,8 +811,13 @@ mod tests {
                 .await
             });
             done.send(served.is_ok()).unwrap();
+            // Returns once the test drops its end.
+            let _ = kept.recv();
         });
-        finished
+        OwnThread {
+            finished,
+            _keep: keep,
+        }
     }
 
     #[tokio::test]
@@ -831,11 +848,8 @@ mod tests {
         let opened = || accepted.load(std::sync::atomic::Ordering::SeqCst);
         hello(&pool, &authority).await;
         assert_eq!((opened(), pool.idle_count()), (1, 1));
-        assert!(
-            from_a_thread_of_its_own(&pool, &authority, 2, Duration::from_secs(5))
-                .await
-                .unwrap()
-        );
+        let thread = from_a_thread_of_its_own(&pool, &authority, 2, Duration::from_secs(5));
+        assert!(thread.finished.await.unwrap());
         assert_eq!(
             (opened(), pool.idle_count()),
             (2, 2),
@@ -987,10 +1001,13 @@ mod tests {
             PASSED_ON,
         );
         let first = pool.send(&authority, get("/"), None).await.unwrap();
-        let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(3));
+        let thread = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(100)).await;
         first.into_body().collect().await.unwrap();
-        assert!(finished.await.unwrap(), "it was handed the connection");
+        assert!(
+            thread.finished.await.unwrap(),
+            "it was handed the connection"
+        );
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(
             pool.lock()[authority.as_str()].idle[0].len(),
@@ -1054,9 +1071,9 @@ mod tests {
             READ_AHEAD,
         );
         hello(&pool, &authority).await;
-        let finished = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(5));
+        let thread = from_a_thread_of_its_own(&pool, &authority, 1, Duration::from_secs(5));
         assert!(
-            finished.await.unwrap(),
+            thread.finished.await.unwrap(),
             "it did not wait for the shared one"
         );
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
