@@ -5,7 +5,9 @@
 #   nginx    wrk → nginx proxy_pass (pooled upstream connections) → upstream
 #   edge     wrk → Stackgate edge (session cookie checked in memory, Cedar policy, identity
 #            headers and signed assertion added) → upstream
-# Then 10,000 concurrent connections held open against the edge, with its RSS sampled.
+# Each run also reports the proxy's and the upstream's CPU per request and how much of the
+# cores stayed idle. Then 10,000 concurrent connections held open against the edge, with its RSS
+# sampled.
 #   tests/bench/proxy-load.sh [seconds per run]
 #   BENCH_BIN=/path/to/stackgate tests/bench/proxy-load.sh   (another build)
 #   PERF=report.txt tests/bench/proxy-load.sh                    (profile the edge's run)
@@ -210,12 +212,18 @@ cpu() {
   echo "$total"
 }
 ticks=$(getconf CLK_TCK)
+# Idle and all CPU time of the machine so far, in ticks: how much of the two cores a run left
+# unused (a proxy that adds waits rather than work leaves cores idle).
+machine() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 run() { # name, url, pid of the proxy measured (or -), extra wrk args
   local name=$1 url=$2 pid=$3; shift 3
-  local before=0
+  local before=0 upstream_before machine_before
   [ "$pid" = - ] || before=$(cpu "$pid")
+  upstream_before=$(cpu "$upstream_pid"); machine_before=$(machine)
   wrk -t$threads -c$connections -d${seconds}s --latency "$@" "$url" >"$work/$name.txt" 2>&1
-  local rps p50 p99 requests per_request=""
+  local rps p50 p99 requests per_request="" upstream_cpu idle
+  upstream_cpu=$(cpu "$upstream_pid")
+  idle=$(machine | { read -r i a; read -r bi ba <<<"$machine_before"; python3 -c "print(f'{100*($i-$bi)/max(1,$a-$ba):.0f}')"; })
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$work/$name.txt")
@@ -223,6 +231,9 @@ run() { # name, url, pid of the proxy measured (or -), extra wrk args
   if [ "$pid" != - ]; then
     per_request=$(python3 -c "print(f'   CPU {1e6*($(cpu "$pid")-$before)/$ticks/$requests:.1f} µs/request')")
   fi
+  # What the upstream spent per request (bigger requests cost it more to parse), and the idle
+  # share of both cores over the run.
+  per_request+=$(python3 -c "print(f'   upstream {1e6*($upstream_cpu-$upstream_before)/$ticks/$requests:.1f} µs/request   idle $idle%')")
   printf '%-8s %10s req/s   p50 %8s   p99 %8s%s\n' "$name" "$rps" "$p50" "$p99" "$per_request"
   eval "${name}_rps=$rps"
 }
