@@ -3,11 +3,11 @@
 use crate::{
     ProxyError,
     access::{AccessPolicy, Decision},
-    identity::{Assertions, IdentityHeaders, add_identity},
+    identity::{Assertions, IdentityHeaders, Told, add_identity},
     pages,
     paths::{BadPath, canonical_path},
     routes::{Route, RouteTable, normalise_host},
-    upstream::{Forwarder, Hop, TunnelClosed, sanitise_request, websocket_upgrade},
+    upstream::{Forwarder, Hop, Peer, TunnelClosed, sanitise_request, websocket_upgrade},
 };
 use axum::{body::Body, extract::ConnectInfo};
 use hyper::{
@@ -18,7 +18,6 @@ use stackgate_identity::{Clock, SecretToken, hash_secret};
 use stackgate_store::{Session, SessionChange, Store};
 use stackgate_web::oidc::keyring::Keyring;
 use std::{
-    net::SocketAddr,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -361,17 +360,17 @@ impl Edge {
     }
 
     /// Serves one request from a client at `peer`.
-    pub async fn handle(
+    pub(crate) async fn handle(
         self: Arc<Self>,
         request: Request<Body>,
-        peer: SocketAddr,
+        peer: Peer,
     ) -> Response<Body> {
         let Some((host, host_as_sent)) = request_host(&request) else {
             return pages::status(StatusCode::BAD_REQUEST, "The request names no host.");
         };
         if host == self.issuer_host {
             let mut request = request;
-            request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(ConnectInfo(peer.addr));
             let web = self.web.clone();
             let answered = async move {
                 match web.oneshot(request).await {
@@ -420,7 +419,7 @@ impl Edge {
     async fn app_request(
         self: Arc<Self>,
         request: Request<Body>,
-        peer: SocketAddr,
+        peer: Peer,
         host: String,
         host_as_sent: String,
     ) -> Response<Body> {
@@ -487,13 +486,8 @@ impl Edge {
         match verdict {
             Verdict::Public => {}
             Verdict::Allowed(session) => {
-                let assertion = self.assertion(&session, &route.app);
-                add_identity(
-                    &mut parts.headers,
-                    &self.settings.headers,
-                    &session,
-                    assertion,
-                );
+                let told = self.told(&session, &route.app);
+                add_identity(&mut parts.headers, &self.settings.headers, told);
                 if let Some((name, value)) = route.role_for(&session.user.username, &session.groups)
                     && let (Ok(name), Ok(value)) = (
                         hyper::header::HeaderName::from_bytes(name.as_bytes()),
@@ -523,7 +517,7 @@ impl Edge {
             }
         }
         let hop = Hop {
-            client_ip: peer.ip(),
+            client_ip: peer.address,
             proto: self.scheme(),
             host: host_as_sent,
         };
@@ -535,9 +529,9 @@ impl Edge {
             .await
     }
 
-    /// A signed statement of who `session` is, for `app`.
-    pub(crate) fn assertion(&self, session: &Session, app: &str) -> Option<HeaderValue> {
-        self.assertions.assertion(
+    /// What to tell `app` about `session`: its identity headers and a signed statement of who it is.
+    pub(crate) fn told(&self, session: &Session, app: &str) -> Told {
+        self.assertions.told(
             &self.keyring,
             &self.settings.issuer,
             session,

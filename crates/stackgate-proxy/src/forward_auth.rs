@@ -112,13 +112,8 @@ pub(crate) async fn answer(edge: &Edge, headers: &HeaderMap) -> Response<Body> {
         Verdict::Public => ok(),
         Verdict::Allowed(session) => {
             let mut response = ok();
-            let assertion = edge.assertion(&session, &route.app);
-            add_identity(
-                response.headers_mut(),
-                &edge.settings.headers,
-                &session,
-                assertion,
-            );
+            let told = edge.told(&session, &route.app);
+            add_identity(response.headers_mut(), &edge.settings.headers, told);
             response
         }
         Verdict::SignIn(sign_in) => {

@@ -61,11 +61,34 @@ struct AssertionClaims<'a> {
     groups: &'a [String],
 }
 
+/// What the edge tells an app about a session, as header values ready to be sent: shared
+/// from the cache, not copied and checked again on each request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Told {
+    /// `None` where the text cannot be a header value (it is then left out, not mangled).
+    user: Option<HeaderValue>,
+    email: Option<HeaderValue>,
+    groups: Option<HeaderValue>,
+    /// `None` when it could not be signed.
+    pub assertion: Option<HeaderValue>,
+}
+
+impl Told {
+    fn of(session: &Session, assertion: Option<HeaderValue>) -> Self {
+        let value = |text: &str| HeaderValue::from_str(text).ok();
+        Told {
+            user: value(&session.user.username),
+            email: session.user.email.as_deref().and_then(value),
+            groups: value(&session.groups.join(",")),
+            assertion,
+        }
+    }
+}
+
 struct CachedAssertion {
     user: Uuid,
     app: String,
-    /// Ready to be sent: a header value is shared, not copied and checked again.
-    token: HeaderValue,
+    told: Told,
     exp: i64,
     /// What the token says, to notice a changed user.
     username: String,
@@ -83,7 +106,8 @@ impl CachedAssertion {
     }
 }
 
-/// Signs assertions, reusing each for half its life: signing costs far more than a lookup.
+/// Signs assertions, reusing each for half its life (signing costs far more than a lookup),
+/// with the identity headers' values.
 #[derive(Default)]
 pub struct Assertions {
     /// By session: one entry per app the session reached.
@@ -91,20 +115,21 @@ pub struct Assertions {
 }
 
 impl Assertions {
-    pub fn assertion(
+    /// What to tell `app` about `session`.
+    pub fn told(
         &self,
         keyring: &Keyring,
         issuer: &str,
         session: &Session,
         app: &str,
         now: i64,
-    ) -> Option<HeaderValue> {
+    ) -> Told {
         if let Ok(cache) = self.cache.lock()
             && let Some(hit) = cache
                 .get(&session.id)
                 .and_then(|apps| apps.iter().find(|c| c.still_true(session, app, now)))
         {
-            return Some(hit.token.clone());
+            return hit.told.clone();
         }
         let claims = AssertionClaims {
             iss: issuer,
@@ -125,11 +150,14 @@ impl Assertions {
             Ok(token) => token,
             Err(err) => {
                 tracing::error!(error = %err, "cannot sign an identity assertion");
-                return None;
+                return Told::of(session, None);
             }
         };
         // A compact JWT is base64url and dots: always a valid header value.
-        let token = HeaderValue::from_str(&token).ok()?;
+        let Ok(token) = HeaderValue::from_str(&token) else {
+            return Told::of(session, None);
+        };
+        let told = Told::of(session, Some(token));
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= MAX_CACHED {
                 cache.retain(|_, apps| apps.iter().any(|c| c.exp - now >= REUSE_WHILE));
@@ -142,14 +170,14 @@ impl Assertions {
             apps.push(CachedAssertion {
                 user: session.user.id,
                 app: app.to_owned(),
-                token: token.clone(),
+                told: told.clone(),
                 exp: now + ASSERTION_LIFETIME,
                 username: session.user.username.clone(),
                 email: session.user.email.clone(),
                 groups: session.groups.clone(),
             });
         }
-        Some(token)
+        told
     }
 }
 
@@ -186,25 +214,17 @@ impl Assertions {
     }
 }
 
-/// Adds the identity headers for `session` (after `sanitise_request` dropped any sent).
-pub fn add_identity(
-    headers: &mut HeaderMap,
-    names: &IdentityHeaders,
-    session: &Session,
-    assertion: Option<HeaderValue>,
-) {
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_str(value) {
+/// Adds the identity headers (after `sanitise_request` dropped any sent).
+pub fn add_identity(headers: &mut HeaderMap, names: &IdentityHeaders, told: Told) {
+    for (name, value) in [
+        (&names.user, told.user),
+        (&names.email, told.email),
+        (&names.groups, told.groups),
+        (&names.assertion, told.assertion),
+    ] {
+        if let Some(value) = value {
             headers.insert(name.clone(), value);
         }
-    };
-    put(&names.user, &session.user.username);
-    if let Some(email) = &session.user.email {
-        put(&names.email, email);
-    }
-    put(&names.groups, &session.groups.join(","));
-    if let Some(assertion) = assertion {
-        headers.insert(names.assertion.clone(), assertion);
     }
 }
 
@@ -229,17 +249,21 @@ mod tests {
         let ana = session("ana", &["staff"]);
         let bo = session("bo", &["staff"]);
         let first = assertions
-            .assertion(&keyring, issuer, &ana, "wiki", 1000)
+            .told(&keyring, issuer, &ana, "wiki", 1000)
+            .assertion
             .unwrap();
         let again = assertions
-            .assertion(&keyring, issuer, &ana, "wiki", 1010)
+            .told(&keyring, issuer, &ana, "wiki", 1010)
+            .assertion
             .unwrap();
         assert_eq!(first, again, "reused while it has long enough left");
         assertions
-            .assertion(&keyring, issuer, &ana, "board", 1010)
+            .told(&keyring, issuer, &ana, "board", 1010)
+            .assertion
             .unwrap();
         assertions
-            .assertion(&keyring, issuer, &bo, "wiki", 1040)
+            .told(&keyring, issuer, &bo, "wiki", 1040)
+            .assertion
             .unwrap();
         assert_eq!(assertions.cached_sessions(), 2);
         // Ana's session ends: hers go at once.
@@ -251,9 +275,48 @@ mod tests {
         assertions.sweep(1040 + ASSERTION_LIFETIME - REUSE_WHILE + 1);
         assert_eq!(assertions.cached_sessions(), 0);
         assertions
-            .assertion(&keyring, issuer, &bo, "wiki", 2000)
+            .told(&keyring, issuer, &bo, "wiki", 2000)
+            .assertion
             .unwrap();
         assertions.forget(SessionChange::User(bo.user.id));
         assert_eq!(assertions.cached_sessions(), 0);
+    }
+
+    #[tokio::test]
+    async fn identity_headers_follow_a_changed_user_and_leave_out_what_cannot_be_sent() {
+        let db = TestDatabase::create(Backend::Sqlite)
+            .await
+            .unwrap()
+            .unwrap();
+        let store = db.store_now().await.unwrap();
+        let master = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
+        let keyring = Keyring::open(store, master).await.unwrap();
+        let assertions = Assertions::default();
+        let names = IdentityHeaders::default();
+        let sent = |session: &Session| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-app", HeaderValue::from_static("kept"));
+            let told =
+                assertions.told(&keyring, "https://login.example.org", session, "wiki", 1000);
+            add_identity(&mut headers, &names, told);
+            headers
+        };
+        let mut ana = session("ana", &["staff"]);
+        let before = sent(&ana);
+        assert_eq!(before[&names.user], "ana");
+        assert_eq!(before[&names.email], "ana@example.org");
+        assert_eq!(before[&names.groups], "staff");
+        assert!(before.contains_key(&names.assertion));
+        assert_eq!(before["x-app"], "kept");
+        // Same session, moved into another group: the cached values are not reused.
+        ana.groups.push("editors".into());
+        let after = sent(&ana);
+        assert_eq!(after[&names.groups], "staff,editors");
+        assert_ne!(after[&names.assertion], before[&names.assertion]);
+        // A value no header can carry is left out, not mangled; the rest still go.
+        ana.user.email = Some("ana\n@example.org".into());
+        let odd = sent(&ana);
+        assert!(!odd.contains_key(&names.email));
+        assert_eq!(odd[&names.user], "ana");
     }
 }

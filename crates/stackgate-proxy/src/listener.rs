@@ -8,6 +8,7 @@ use crate::{
     keep_alive::{self, Replay},
     log_throttle::OncePerMinute,
     pages,
+    upstream::Peer,
 };
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
@@ -135,9 +136,10 @@ pub async fn serve(
     let body_idle = listener.body_idle_timeout;
     let handler = move |peer: SocketAddr| {
         let edge = edge.clone();
+        let peer = Peer::new(peer);
         service_fn(move |request: Request<Incoming>| {
             let request = request.map(|body| Body::new(IdleTimeout::new(body, body_idle)));
-            handled(edge.clone(), request, peer)
+            handled(edge.clone(), request, peer.clone())
         })
     };
     accept_loop(tcp, listener, handler, stop).await;
@@ -150,7 +152,7 @@ pub async fn serve(
 fn handled(
     edge: Arc<Edge>,
     request: Request<Body>,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send {
     let handling = Box::pin(edge.handle(request, peer));
     async move { Ok(handling.await) }
@@ -632,7 +634,7 @@ mod tests {
     /// Returns the size of the future `f` makes, without making one.
     fn future_size<F, Fut>(_: &F) -> usize
     where
-        F: FnOnce(Arc<Edge>, Request<Body>, SocketAddr) -> Fut,
+        F: FnOnce(Arc<Edge>, Request<Body>, Peer) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }

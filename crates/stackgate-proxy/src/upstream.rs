@@ -20,7 +20,7 @@ use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo},
 };
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[HeaderName] = &[
@@ -159,10 +159,31 @@ impl Busy {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The client's end of a connection, with its address as the edge tells upstreams: written
+/// once for the connection, not for every request it carries (formatting an address is about
+/// 2% of the instructions of a proxied request).
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) addr: SocketAddr,
+    /// For `X-Forwarded-For` and `X-Real-IP`; `None` only if it were no valid header value,
+    /// which an IP address always is.
+    pub(crate) address: Option<HeaderValue>,
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            address: HeaderValue::try_from(addr.ip().to_string()).ok(),
+        }
+    }
+}
+
 /// What the edge knows about the hop it received.
 #[derive(Debug, Clone)]
 pub struct Hop {
-    pub client_ip: IpAddr,
+    /// The client's address (see [`Peer`]).
+    pub client_ip: Option<HeaderValue>,
     /// `https` or `http`.
     pub proto: &'static str,
     /// The host the client asked for, as it sent it (with port).
@@ -361,8 +382,7 @@ fn prepare<B>(
     headers.insert(X_FORWARDED_HOST.clone(), host);
     // The edge is the first hop anyone can trust: what the client claims is replaced.
     headers.remove(&FORWARDED);
-    let client_ip =
-        HeaderValue::from_str(&hop.client_ip.to_string()).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let client_ip = hop.client_ip.clone().ok_or(StatusCode::BAD_REQUEST)?;
     headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
     headers.insert(X_REAL_IP.clone(), client_ip);
     headers.insert(
