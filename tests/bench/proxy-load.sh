@@ -212,8 +212,9 @@ cpu() {
   echo "$total"
 }
 ticks=$(getconf CLK_TCK)
-# Idle and all CPU time of the machine so far, in ticks: how much of the two cores a run left
-# unused (a proxy that adds waits rather than work leaves cores idle).
+# Idle and all CPU time of the machine so far, in ticks: how much of its cores a run left
+# unused (a proxy that adds waits rather than work leaves cores idle; anything else running on
+# the machine counts as busy).
 machine() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 run() { # name, url, pid of the proxy measured (or -), extra wrk args
   local name=$1 url=$2 pid=$3; shift 3
@@ -227,7 +228,9 @@ run() { # name, url, pid of the proxy measured (or -), extra wrk args
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/$name.txt")
   p50=$(awk '$1=="50%" {print $2}' "$work/$name.txt")
   p99=$(awk '$1=="99%" {print $2}' "$work/$name.txt")
+  # A run that got no answer at all reports none: counted as one, so the figures stay finite.
   requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
+  [ "${requests:-0}" -gt 0 ] || requests=1
   if [ "$pid" != - ]; then
     per_request=$(python3 -c "print(f'   CPU {1e6*($(cpu "$pid")-$before)/$ticks/$requests:.1f} µs/request')")
   fi

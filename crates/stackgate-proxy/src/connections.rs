@@ -779,8 +779,9 @@ mod tests {
     struct OwnThread {
         /// Whether all its requests were answered in time.
         finished: oneshot::Receiver<bool>,
-        /// Until dropped, the thread keeps its runtime, and the connections it opened with it
-        /// stay usable: an edge thread outlives the pool.
+        /// Until dropped, the thread keeps its runtime (parked), so the connections it opened
+        /// with it are not torn down while the test counts them, as an edge thread's stay
+        /// until the edge stops.
         _keep: std::sync::mpsc::Sender<()>,
     }
 

@@ -90,7 +90,7 @@ struct CachedAssertion {
     app: String,
     told: Told,
     exp: i64,
-    /// What the token says, to notice a changed user.
+    /// What the token and the header values say, to notice a changed user.
     username: String,
     email: Option<String>,
     groups: Vec<String>,
@@ -235,15 +235,20 @@ mod tests {
     use stackgate_oidc::MasterKey;
     use stackgate_store::{Backend, testing::TestDatabase};
 
-    #[tokio::test]
-    async fn assertions_are_reused_then_forgotten_with_their_session_or_age() {
+    /// A keyring on a database of its own (kept while the keyring is used).
+    async fn keyring() -> (TestDatabase, Keyring) {
         let db = TestDatabase::create(Backend::Sqlite)
             .await
             .unwrap()
             .unwrap();
         let store = db.store_now().await.unwrap();
         let master = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
-        let keyring = Keyring::open(store, master).await.unwrap();
+        (db, Keyring::open(store, master).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn assertions_are_reused_then_forgotten_with_their_session_or_age() {
+        let (_db, keyring) = keyring().await;
         let assertions = Assertions::default();
         let issuer = "https://login.example.org";
         let ana = session("ana", &["staff"]);
@@ -284,13 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn identity_headers_follow_a_changed_user_and_leave_out_what_cannot_be_sent() {
-        let db = TestDatabase::create(Backend::Sqlite)
-            .await
-            .unwrap()
-            .unwrap();
-        let store = db.store_now().await.unwrap();
-        let master = MasterKey::from_base64(&MasterKey::generate().unwrap()).unwrap();
-        let keyring = Keyring::open(store, master).await.unwrap();
+        let (_db, keyring) = keyring().await;
         let assertions = Assertions::default();
         let names = IdentityHeaders::default();
         let sent = |session: &Session| {
@@ -308,15 +307,19 @@ mod tests {
         assert_eq!(before[&names.groups], "staff");
         assert!(before.contains_key(&names.assertion));
         assert_eq!(before["x-app"], "kept");
-        // Same session, moved into another group: the cached values are not reused.
+        // Asked again, the cached values go out: the same headers, the same assertion.
+        assert_eq!(sent(&ana), before);
+        // Same session, moved into another group, then renamed: nothing cached is reused.
         ana.groups.push("editors".into());
-        let after = sent(&ana);
-        assert_eq!(after[&names.groups], "staff,editors");
-        assert_ne!(after[&names.assertion], before[&names.assertion]);
+        assert_eq!(sent(&ana)[&names.groups], "staff,editors");
+        ana.user.username = "ana.b".into();
+        let renamed = sent(&ana);
+        assert_eq!(renamed[&names.user], "ana.b");
+        assert_eq!(renamed[&names.groups], "staff,editors");
         // A value no header can carry is left out, not mangled; the rest still go.
         ana.user.email = Some("ana\n@example.org".into());
         let odd = sent(&ana);
         assert!(!odd.contains_key(&names.email));
-        assert_eq!(odd[&names.user], "ana");
+        assert_eq!(odd[&names.user], "ana.b");
     }
 }

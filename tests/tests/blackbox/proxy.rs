@@ -374,6 +374,24 @@ forbid (principal, action, resource == App::"wiki")
         let answer = raw("wiki.localhost", "/health", "x_forwarded_user: root\r\nx-real-ip: 10.9.9.9\r\nx-original-url: /admin\r\n").await;
         assert!(!answer.contains("x_forwarded_user") && !answer.contains("10.9.9.9") && !answer.contains("/admin"), "{answer}");
         assert!(answer.contains("\"x-real-ip\":\"127.0.0.1\""), "{answer}");
+        // The address the app is told is each connection's own, for every request it carries
+        // (the edge writes it once per connection): two requests on one connection from
+        // 127.0.0.2, then one from 127.0.0.3.
+        for (from, requests) in [("127.0.0.2", 2), ("127.0.0.3", 1)] {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+            let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+            let ask = |last: bool| format!("GET /health HTTP/1.1\r\nhost: wiki.localhost\r\n{}\r\n", if last { "connection: close\r\n" } else { "" });
+            for turn in 1..=requests {
+                stream.write_all(ask(turn == requests).as_bytes()).await.unwrap();
+            }
+            let mut answers = String::new();
+            stream.read_to_string(&mut answers).await.unwrap();
+            for header in ["x-forwarded-for", "x-real-ip"] {
+                assert_eq!(answers.matches(&format!("\"{header}\":\"{from}\"")).count(), requests, "{answers}");
+            }
+        }
         // A host routed under a prefix still takes the sign-in hand-over.
         let answer = raw("tools.localhost", "/.stackgate/callback?code=x", "").await;
         assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("expired"), "{answer}");
