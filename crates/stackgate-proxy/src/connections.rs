@@ -33,10 +33,7 @@ use hyper_util::rt::TokioIo;
 use std::{
     collections::{HashMap, VecDeque},
     pin::Pin,
-    sync::{
-        Arc, Mutex, Weak,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, Weak},
     task::{Context, Poll, Waker},
     time::{Duration, Instant},
 };
@@ -75,41 +72,6 @@ impl Connection {
 /// How much of an answer is read before it is passed on (see the module's notes): as much as
 /// nginx buffers by default on a 64-bit machine.
 pub(crate) const READ_AHEAD: usize = 64 * 1024;
-
-/// At most this many bytes of answers read ahead are held at once, for every upstream together
-/// (room for 1,024 answers read ahead whole). Past it an answer is passed on as it comes,
-/// holding its upstream connection meanwhile, which the connection cap bounds: clients that
-/// never take their answers (HTTP/2 streams whose window stays shut, up to 200 to a connection)
-/// cannot make the edge hold more than this.
-pub(crate) const READ_AHEAD_BUDGET: u64 = 64 * 1024 * 1024;
-
-/// Bytes of answers read ahead and not yet passed on, counted against the budget.
-#[derive(Debug, Default)]
-struct Held(AtomicU64);
-
-impl Held {
-    /// Takes room for `bytes` if it fits under `budget`.
-    fn take(&self, bytes: u64, budget: u64) -> bool {
-        self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
-                held.checked_add(bytes).filter(|&total| total <= budget)
-            })
-            .is_ok()
-    }
-
-    /// Keeps `kept` bytes of the room `taken` (more, when the last frame read went past it).
-    fn settle(&self, taken: u64, kept: u64) {
-        if kept >= taken {
-            self.0.fetch_add(kept - taken, Ordering::Relaxed);
-        } else {
-            self.give_back(taken - kept);
-        }
-    }
-
-    fn give_back(&self, bytes: u64) {
-        self.0.fetch_sub(bytes, Ordering::Relaxed);
-    }
-}
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -242,9 +204,6 @@ pub(crate) struct Pool {
     max_open_per_upstream: usize,
     /// See [`READ_AHEAD`]; 0 passes every answer on as it comes.
     read_ahead: usize,
-    /// What answers read ahead hold, and how much they may (see [`READ_AHEAD_BUDGET`]).
-    held: Arc<Held>,
-    read_ahead_budget: u64,
 }
 
 impl Pool {
@@ -258,31 +217,12 @@ impl Pool {
         max_open_per_upstream: usize,
         read_ahead: usize,
     ) -> Arc<Self> {
-        Self::with_budget(
-            connect_timeout,
-            idle_timeout,
-            max_open_per_upstream,
-            read_ahead,
-            READ_AHEAD_BUDGET,
-        )
-    }
-
-    /// Like [`Pool::new`], with answers read ahead holding at most `read_ahead_budget` bytes.
-    fn with_budget(
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_open_per_upstream: usize,
-        read_ahead: usize,
-        read_ahead_budget: u64,
-    ) -> Arc<Self> {
         let pool = Arc::new(Pool {
             upstreams: Mutex::new(HashMap::new()),
             connect_timeout,
             idle_timeout,
             max_open_per_upstream: max_open_per_upstream.max(1),
             read_ahead,
-            held: Arc::default(),
-            read_ahead_budget,
         });
         let swept = Arc::downgrade(&pool);
         tokio::spawn(async move {
@@ -366,15 +306,13 @@ impl Pool {
     /// Reads what it may of `body` (see [`READ_AHEAD`]): when its length is known and at most
     /// that, all of it, waiting until `deadline` at most; otherwise what has already arrived,
     /// until it has that much (the last frame may take it past: hyper has read it already).
-    /// Read to the end, its connection is given back before the answer is passed on. With no
-    /// room left in the budget, nothing is read ahead.
-    async fn read_ahead(&self, body: Driven, deadline: Option<tokio::time::Instant>) -> Answer {
+    /// Read to the end, its connection is given back before the answer is passed on.
+    async fn read_ahead(&self, mut body: Driven, deadline: Option<tokio::time::Instant>) -> Answer {
         let mut answer = Answer {
             first: None,
             more: VecDeque::new(),
             trailers: false,
             queued_bytes: 0,
-            held: None,
             failed: None,
             rest: None,
         };
@@ -382,31 +320,6 @@ impl Pool {
             // Dropped now, read to the end: the connection goes back.
             return answer;
         }
-        let limit = self.read_ahead as u64;
-        if !self.held.take(limit, self.read_ahead_budget) {
-            answer.rest = Some(Box::new(body));
-            return answer;
-        }
-        answer.rest = self
-            .read_into(&mut answer, body, deadline)
-            .await
-            .map(Box::new);
-        self.held.settle(limit, answer.queued_bytes);
-        if answer.queued_bytes > 0 {
-            answer.held = Some(self.held.clone());
-        }
-        answer
-    }
-
-    /// The reading of [`Pool::read_ahead`], into `answer`; what is left of `body` to be passed
-    /// on as it comes, if anything (dropped here once read to the end, its connection goes
-    /// back at once).
-    async fn read_into(
-        &self,
-        answer: &mut Answer,
-        mut body: Driven,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Option<Driven> {
         let limit = self.read_ahead as u64;
         let whole = body
             .size_hint()
@@ -449,15 +362,11 @@ impl Pool {
             match next {
                 // The rest is passed on as it comes.
                 None => break,
-                Some(None) => return None,
+                Some(None) => return answer,
                 Some(Some(Ok(frame))) => {
                     answer.queued_bytes +=
                         frame.data_ref().map_or(0, |data| data.remaining() as u64);
-                    // Copied out of the connection's read buffer: a slice of it would keep the
-                    // whole buffer (8 KiB or more) while the answer waits for its client, more
-                    // than the budget counts, and the connection, back in the pool, would have
-                    // to allocate another.
-                    match frame.into_data().map(|data| Bytes::copy_from_slice(&data)) {
+                    match frame.into_data() {
                         Ok(data) if answer.first.is_none() && answer.more.is_empty() => {
                             answer.first = Some(data);
                         }
@@ -468,17 +377,18 @@ impl Pool {
                         }
                     }
                     if body.is_end_stream() {
-                        return None;
+                        return answer;
                     }
                 }
                 Some(Some(Err(err))) => {
                     // Passed on after what came before it; the connection closes with `body`.
                     answer.failed = Some(err);
-                    return None;
+                    return answer;
                 }
             }
         }
-        Some(body)
+        answer.rest = Some(Box::new(body));
+        answer
     }
 
     /// A connection to `upstream` for a request on `home`, and whether it carried requests
@@ -693,8 +603,6 @@ pub(crate) struct Answer {
     /// none. (The edge drops the `Trailer` header, so HTTP/1 clients get none; HTTP/2 ones do.)
     trailers: bool,
     queued_bytes: u64,
-    /// The budget `queued_bytes` are counted against, given back as they are passed on.
-    held: Option<Arc<Held>>,
     /// How reading ahead ended, when it did not end well.
     failed: Option<hyper::Error>,
     /// Still to be read from its connection.
@@ -732,11 +640,7 @@ impl hyper::body::Body for Answer {
             .map(Frame::data)
             .or_else(|| this.more.pop_front())
         {
-            let bytes = frame.data_ref().map_or(0, |data| data.remaining() as u64);
-            this.queued_bytes -= bytes;
-            if let Some(held) = &this.held {
-                held.give_back(bytes);
-            }
+            this.queued_bytes -= frame.data_ref().map_or(0, |data| data.remaining() as u64);
             return Poll::Ready(Some(Ok(frame)));
         }
         if let Some(err) = this.failed.take() {
@@ -762,14 +666,6 @@ impl hyper::body::Body for Answer {
             (None, _) => SizeHint::default(),
         };
         held_before(rest, self.queued_bytes)
-    }
-}
-
-impl Drop for Answer {
-    fn drop(&mut self) {
-        if let Some(held) = &self.held {
-            held.give_back(self.queued_bytes);
-        }
     }
 }
 
@@ -1349,48 +1245,5 @@ mod tests {
         let collected = answer.into_body().collect().await.unwrap();
         assert_eq!(collected.trailers().unwrap()["x-sum"], "1");
         assert_eq!(&collected.to_bytes()[..], b"hello");
-    }
-
-    #[tokio::test]
-    async fn answers_read_ahead_hold_no_more_than_the_budget() {
-        let (authority, accepted) = upstream(&[OK, OK, OK], false).await;
-        // Room for one answer read ahead at a time.
-        let pool = Pool::with_budget(
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            8,
-            READ_AHEAD,
-            READ_AHEAD as u64,
-        );
-        let held = || pool.held.0.load(Ordering::Relaxed);
-        let first = pool.send(&authority, get("/"), None).await.unwrap();
-        assert!(first.body().read_whole());
-        assert_eq!(
-            (held(), pool.idle_count()),
-            (5, 1),
-            "read whole: its 5 bytes held, its connection back"
-        );
-        let second = pool.send(&authority, get("/"), None).await.unwrap();
-        assert!(
-            !second.body().read_whole(),
-            "no room: passed on as it comes"
-        );
-        assert_eq!(
-            (held(), pool.idle_count()),
-            (5, 0),
-            "it holds its connection instead"
-        );
-        let body = first.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello");
-        assert_eq!(held(), 0, "given back as it is passed on");
-        let body = second.into_body().collect().await.unwrap().to_bytes();
-        assert_eq!(&body[..], b"hello");
-        assert_eq!(pool.idle_count(), 1);
-        let third = pool.send(&authority, get("/"), None).await.unwrap();
-        assert!(third.body().read_whole(), "room again");
-        assert_eq!(held(), 5);
-        drop(third);
-        assert_eq!(held(), 0, "given back when dropped unread");
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
