@@ -212,6 +212,8 @@ cpu() {
   echo "$total"
 }
 ticks=$(getconf CLK_TCK)
+# Microseconds of CPU per request, from CPU ticks before and after a run of so many requests.
+per_request_us() { python3 -c "print(f'{1e6*($2-$1)/$ticks/$3:.1f}')"; }
 # Idle and all CPU time of the machine so far, in ticks: how much of its cores a run left
 # unused (a proxy that adds waits rather than work leaves cores idle; anything else running on
 # the machine counts as busy).
@@ -232,11 +234,11 @@ run() { # name, url, pid of the proxy measured (or -), extra wrk args
   requests=$(awk '/requests in/ {print $1}' "$work/$name.txt")
   [ "${requests:-0}" -gt 0 ] || requests=1
   if [ "$pid" != - ]; then
-    per_request=$(python3 -c "print(f'   CPU {1e6*($(cpu "$pid")-$before)/$ticks/$requests:.1f} µs/request')")
+    per_request="   CPU $(per_request_us "$before" "$(cpu "$pid")" "$requests") µs/request"
   fi
   # What the upstream spent per request (bigger requests cost it more to parse), and the idle
-  # share of both cores over the run.
-  per_request+=$(python3 -c "print(f'   upstream {1e6*($upstream_cpu-$upstream_before)/$ticks/$requests:.1f} µs/request   idle $idle%')")
+  # share of the cores over the run.
+  per_request+="   upstream $(per_request_us "$upstream_before" "$upstream_cpu" "$requests") µs/request   idle $idle%"
   printf '%-8s %10s req/s   p50 %8s   p99 %8s%s\n' "$name" "$rps" "$p50" "$p99" "$per_request"
   eval "${name}_rps=$rps"
 }

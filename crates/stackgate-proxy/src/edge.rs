@@ -529,7 +529,8 @@ impl Edge {
             .await
     }
 
-    /// What to tell `app` about `session`: its identity headers and a signed statement of who it is.
+    /// What to tell `app` about `session`: its identity headers and a signed statement of who
+    /// it is.
     pub(crate) fn told(&self, session: &Session, app: &str) -> Told {
         self.assertions.told(
             &self.keyring,

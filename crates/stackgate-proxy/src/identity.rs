@@ -70,7 +70,7 @@ pub struct Told {
     email: Option<HeaderValue>,
     groups: Option<HeaderValue>,
     /// `None` when it could not be signed.
-    pub assertion: Option<HeaderValue>,
+    assertion: Option<HeaderValue>,
 }
 
 impl Told {
