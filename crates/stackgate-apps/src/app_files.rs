@@ -1,6 +1,7 @@
 //! Where a process app's files live (`<data_dir>/apps/<id>/`) and what becomes of them: the env
-//! file with its OIDC settings (client secret included), its output, its pid record, and whatever
-//! the app itself writes there (its data, kept unless an uninstall purges it).
+//! file with its OIDC settings (client secret included), its output and its pid record, which are
+//! Stackgate's; and the app's own folder `data/`, its working directory and home, where it keeps
+//! what it writes (kept unless an uninstall purges it, or it is empty).
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
@@ -17,6 +18,9 @@ pub(crate) enum Leave {
     DataAndOutput,
 }
 
+/// The app's own folder in its directory.
+pub(crate) const DATA: &str = "data";
+
 #[derive(Debug, Clone)]
 pub(crate) struct AppFiles {
     apps_dir: PathBuf,
@@ -24,6 +28,9 @@ pub(crate) struct AppFiles {
 
 impl AppFiles {
     pub(crate) fn new(data_dir: &Path) -> Self {
+        // Absolute: an app's folder is its working directory and its HOME, and is checked
+        // for being reachable from `/`.
+        let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
         Self {
             apps_dir: data_dir.join("apps"),
         }
@@ -35,6 +42,10 @@ impl AppFiles {
 
     pub(crate) fn dir(&self, id: &str) -> PathBuf {
         self.apps_dir.join(id)
+    }
+
+    pub(crate) fn data_dir(&self, id: &str) -> PathBuf {
+        self.dir(id).join(DATA)
     }
 
     pub(crate) fn env_file(&self, id: &str) -> PathBuf {
@@ -59,14 +70,17 @@ impl AppFiles {
             }
             Leave::DataAndOutput => {
                 remove_file(&self.env_file(id))?;
+                remove_dir_if_empty(&self.data_dir(id))?;
                 remove_dir_if_empty(&self.dir(id))
             }
         }
     }
 
-    /// Removes the app's output, and its directory when nothing else is in it.
+    /// Removes the app's output, and its data folder and directory when nothing else is in
+    /// them.
     pub(crate) fn forget_output(&self, id: &str) -> std::io::Result<()> {
         remove_file(&self.log_file(id))?;
+        remove_dir_if_empty(&self.data_dir(id))?;
         remove_dir_if_empty(&self.dir(id))
     }
 
@@ -120,11 +134,12 @@ mod tests {
         let root = tempfile::tempdir().expect("temp dir");
         let files = AppFiles::new(root.path());
         let app = |id: &str, data: bool| {
-            std::fs::create_dir_all(files.dir(id)).expect("dir");
+            // As a launch leaves it: the app's own folder is there, empty or not.
+            std::fs::create_dir_all(files.data_dir(id)).expect("dir");
             std::fs::write(files.env_file(id), "SECRET=x").expect("env");
             std::fs::write(files.log_file(id), "out").expect("log");
             if data {
-                std::fs::write(files.dir(id).join("notes.db"), "data").expect("data");
+                std::fs::write(files.data_dir(id).join("notes.db"), "data").expect("data");
             }
         };
         let names = |id: &str| -> Vec<String> {
@@ -143,10 +158,11 @@ mod tests {
         files
             .remove("failed", Leave::DataAndOutput)
             .expect("remove");
-        assert_eq!(names("failed"), ["app.log"]);
+        assert_eq!(names("failed"), ["app.log"], "an empty data folder goes");
         app("uninstalled", true);
         files.remove("uninstalled", Leave::Data).expect("remove");
-        assert_eq!(names("uninstalled"), ["notes.db"]);
+        assert_eq!(names("uninstalled"), [DATA]);
+        assert!(files.data_dir("uninstalled").join("notes.db").exists());
         app("purged", true);
         files.remove("purged", Leave::Nothing).expect("remove");
         assert!(!files.dir("purged").exists());
@@ -165,10 +181,10 @@ mod tests {
             !files.dir("failed").exists(),
             "a failed install's output goes at start"
         );
-        assert_eq!(names("uninstalled"), ["notes.db"], "data stays");
+        assert_eq!(names("uninstalled"), [DATA], "data stays");
         assert_eq!(
             names("running"),
-            ["app.env", "app.log"],
+            ["app.env", "app.log", DATA],
             "an installed app's files stay"
         );
         assert!(

@@ -149,11 +149,18 @@ pub fn render(m: &Manifest, deploy: &KubernetesDeploy, input: &RenderInput<'_>) 
             "template": {
                 "metadata": { "labels": pod_labels },
                 "spec": {
+                    // An app has no business with the Kubernetes API: no token to steal.
+                    "automountServiceAccountToken": false,
+                    // What Docker gives every container, where Kubernetes gives none by default.
+                    "securityContext": { "seccompProfile": { "type": "RuntimeDefault" } },
                     "containers": [{
                         "name": w.name,
                         "image": w.image,
                         "ports": [{ "containerPort": w.port, "name": "http" }],
                         "envFrom": env_from,
+                        // No more rights through set-user-id programs; an image that starts as
+                        // root and drops to its own user (Apache) still may.
+                        "securityContext": { "allowPrivilegeEscalation": false },
                         "readinessProbe": {
                             "httpGet": { "path": w.health_path.value, "port": w.port },
                             "periodSeconds": 5,
@@ -654,6 +661,30 @@ mod tests {
             env_from[1]["secretRef"]["name"],
             "rocketchat-stackgate-oidc"
         );
+        // Every workload is hardened as far as any image allows.
+        for id in ["rocketchat", "wordpress", "wekan"] {
+            let (m, deploy) = shipped(id);
+            let objects = render(&m, &deploy, &input(Some("sgs_the_secret")));
+            let pods: Vec<_> = objects
+                .iter()
+                .filter(|o| o["kind"] == "Deployment" || o["kind"] == "StatefulSet")
+                .map(|o| &o["spec"]["template"]["spec"])
+                .collect();
+            assert!(!pods.is_empty(), "{id}");
+            for pod in pods {
+                assert_eq!(pod["automountServiceAccountToken"], false, "{id}");
+                assert_eq!(
+                    pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                    "{id}"
+                );
+                for container in pod["containers"].as_array().expect("containers") {
+                    assert_eq!(
+                        container["securityContext"]["allowPrivilegeEscalation"], false,
+                        "{id}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! A failing step undoes the steps before it, so nothing is ever left half-installed.
 
 mod app_files;
+pub mod app_users;
 mod catalog;
 mod checks;
 pub mod kubernetes;

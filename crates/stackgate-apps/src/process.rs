@@ -1,8 +1,9 @@
 //! The process driver: apps as local processes on this machine, for a single server and for
 //! development. Each app's settings (with its client secret) live in an env file only its owner
-//! can read; the process gets those and nothing of Stackgate's own environment.
+//! can read; the process gets those and nothing of Stackgate's own environment. It runs in its
+//! data folder, as a user of its own when Stackgate runs as root (see [`crate::app_users`]).
 
-use crate::{AppsError, pid_file};
+use crate::{AppsError, app_users::AppUser, pid_file};
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -22,6 +23,10 @@ pub struct Launch {
     pub log: PathBuf,
     /// Where its process is recorded while it runs (see [`pid_file`]).
     pub pid_file: PathBuf,
+    /// Its working directory: its data folder.
+    pub dir: PathBuf,
+    /// Who it runs as; `None`: Stackgate's own user.
+    pub user: Option<AppUser>,
 }
 
 /// One supervised process.
@@ -70,20 +75,28 @@ fn backoff(failures: u32) -> Duration {
 }
 
 fn spawn(launch: &Launch) -> Result<Child, AppsError> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&launch.log)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let log = options.open(&launch.log)?;
+    // An app's output may hold what it was told; an older log may have been made 0644.
+    #[cfg(unix)]
+    log.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let mut command = Command::new(&launch.program);
+    command.args(&launch.args).env_clear().envs(
+        PASSED_THROUGH
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
+    );
+    if let Some(user) = launch.user {
+        // Stackgate's home is not the app's to write in. With a uid set, the child also drops
+        // every supplementary group before it changes user (std does `setgroups(0)` as root).
+        command.uid(user.uid).gid(user.gid).env("HOME", &launch.dir);
+    }
     command
-        .args(&launch.args)
-        .env_clear()
-        .envs(
-            PASSED_THROUGH
-                .iter()
-                .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))),
-        )
         .envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(&launch.dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -94,10 +107,38 @@ fn spawn(launch: &Launch) -> Result<Child, AppsError> {
     #[cfg(unix)]
     command.process_group(0);
     let child = command.spawn().map_err(|e| {
-        AppsError::Process(format!("cannot start {}: {e}", launch.program.display()))
+        let who = launch
+            .user
+            .map(|u| {
+                format!(
+                    " as uid {} (the program and every folder above it must let that user in)",
+                    u.uid
+                )
+            })
+            .unwrap_or_default();
+        AppsError::Process(format!(
+            "cannot start {}{who}: {e}",
+            launch.program.display()
+        ))
     })?;
     if let Some(pid) = child.id() {
         pid_file::record(&launch.pid_file, pid);
+        // std ignores a refused `setgroups` (as in a user namespace that denies it): then the
+        // app would keep root's groups. The process has exec'd by now, with what it will keep.
+        #[cfg(target_os = "linux")]
+        if launch.user.is_some()
+            && let Some(groups) = crate::app_users::supplementary_groups(pid)
+            && !groups.is_empty()
+        {
+            let mut child = child;
+            kill(&mut child);
+            pid_file::forget(&launch.pid_file);
+            return Err(AppsError::Process(format!(
+                "{} kept Stackgate's groups {groups:?}: this system did not let them be dropped; \
+                 set apps_uids = \"off\" or run Stackgate where setgroups is allowed",
+                launch.program.display()
+            )));
+        }
     }
     Ok(child)
 }
@@ -411,6 +452,8 @@ mod tests {
             env: vec![("GIVEN".into(), "yes".into())],
             log: out.clone(),
             pid_file: dir.path().join(pid_file::PID_FILE),
+            dir: dir.path().to_owned(),
+            user: None,
         };
         driver.start("t", &launch, None).expect("start");
         for _ in 0..100 {

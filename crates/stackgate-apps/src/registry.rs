@@ -5,6 +5,7 @@
 use crate::{
     AppsError, Catalog, STEPS,
     app_files::{AppFiles, Leave},
+    app_users::AppUsers,
     catalog::{Entry, UpdatePolicy, is_newer},
     manifest::{Deploy, Manifest, ProcessDeploy},
     process::{self, Launch, ProcessDriver},
@@ -22,6 +23,7 @@ use stackgate_web::{
 };
 use std::{
     collections::HashMap,
+    ops::RangeInclusive,
     path::PathBuf,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
@@ -54,6 +56,9 @@ pub struct RegistrySettings {
     /// Makes the named install step fail after it ran, to prove the rollback (a test hook, for
     /// Stackgate's tests and app developers' CI; `apps_test_fail_step`).
     pub fail_step: Option<String>,
+    /// The user ids process apps are given one each of, when Stackgate runs as root
+    /// (`apps_uids`); `None`: they run as Stackgate's own user.
+    pub app_uids: Option<RangeInclusive<u32>>,
 }
 
 /// The app registry, shared by the API and the background tasks.
@@ -73,6 +78,7 @@ struct Inner {
     settings: RegistrySettings,
     processes: ProcessDriver,
     files: AppFiles,
+    users: AppUsers,
     /// Installs running or failed, by app id (installed apps are read from the store).
     progress: Mutex<HashMap<String, AppView>>,
     /// The steps of installs that finished in this process, shown with the installed app.
@@ -306,10 +312,14 @@ impl Registry {
     pub fn new(state: AppState, settings: RegistrySettings) -> Result<Self, AppsError> {
         // A catalog that does not load stops the start, with the file and line to fix.
         Catalog::load(settings.catalog_dir.as_deref())?;
+        let files = AppFiles::new(&settings.data_dir);
+        let users = AppUsers::new(settings.app_uids.clone());
+        users.open_data_dir(&settings.data_dir, &files)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 state,
-                files: AppFiles::new(&settings.data_dir),
+                files,
+                users,
                 settings,
                 processes: ProcessDriver::default(),
                 progress: Mutex::default(),
@@ -413,6 +423,7 @@ impl Registry {
             .iter()
             .find(|(k, _)| *k == deploy.port_env)
             .map(|(_, port)| format!("http://127.0.0.1:{port}{}", deploy.health_path.value));
+        let user = self.inner.users.prepare(self.files(), id)?;
         self.inner.processes.start(
             id,
             &Launch {
@@ -421,6 +432,8 @@ impl Registry {
                 env,
                 log: self.files().log_file(id),
                 pid_file: self.files().pid_file(id),
+                dir: self.files().data_dir(id),
+                user,
             },
             health,
         )
@@ -833,7 +846,9 @@ impl Registry {
                 #[cfg(unix)]
                 {
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    // An upgrade's app is still running and reaching its data folder through it.
+                    let mode = self.inner.users.app_dir_mode();
+                    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
                         .map_err(|e| format!("{}: {e}", dir.display()))?;
                 }
                 process::write_env_file(&self.files().env_file(&install.id), &vars)

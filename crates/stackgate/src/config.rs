@@ -143,6 +143,10 @@ pub const KEYS: &[(&str, &str)] = &[
         "seconds between applying installed apps' update policies, 60-604800 (default 3600)",
     ),
     (
+        "apps_uids",
+        "user ids FIRST-LAST that process apps get one each of, with the group of the same number, when Stackgate runs as root; off runs them as Stackgate's own user (default 60578-61183, ids systemd leaves unused)",
+    ),
+    (
         "apps_test_fail_step",
         "a test hook: makes this app install step fail (client, secret, deploy, route or ready), to prove nothing is left behind (default none)",
     ),
@@ -162,6 +166,13 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// `FIRST-LAST`: never root's id, and below 2^31, which some tools read as negative.
+fn uid_range(text: &str) -> Option<std::ops::RangeInclusive<u32>> {
+    let (first, last) = text.split_once('-')?;
+    let (first, last): (u32, u32) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    (1 <= first && first <= last && last < 1 << 31).then_some(first..=last)
+}
 
 pub(crate) fn err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
@@ -210,6 +221,8 @@ pub struct Config {
     pub apps_catalog_dir: Option<PathBuf>,
     pub apps_kubernetes_namespace_prefix: String,
     pub apps_update_interval: u64,
+    /// `None`: process apps run as Stackgate's own user.
+    pub apps_uids: Option<std::ops::RangeInclusive<u32>>,
     pub apps_test_fail_step: Option<String>,
 }
 
@@ -602,6 +615,18 @@ impl Config {
                 .int("apps_update_interval", 60, 604_800)?
                 .unwrap_or(3600)
                 .unsigned_abs(),
+            apps_uids: match v.text("apps_uids")? {
+                None => Some(stackgate_apps::app_users::DEFAULT_APP_UIDS),
+                Some(text) if text == "off" => None,
+                Some(text) => Some(uid_range(&text).ok_or_else(|| {
+                    err(
+                        "apps_uids",
+                        format!(
+                            "{text:?} is not FIRST-LAST with 1 <= FIRST <= LAST < 2147483648, or off"
+                        ),
+                    )
+                })?),
+            },
             apps_test_fail_step: match v.text("apps_test_fail_step")? {
                 Some(step) if stackgate_apps::STEPS.contains(&step.as_str()) => Some(step),
                 Some(step) => {
@@ -710,6 +735,10 @@ impl Config {
                 "apps_kubernetes_namespace_prefix = {:?}",
                 self.apps_kubernetes_namespace_prefix
             ),
+            match &self.apps_uids {
+                Some(range) => format!("apps_uids = \"{}-{}\"", range.start(), range.end()),
+                None => "apps_uids = \"off\"".to_owned(),
+            },
             format!(
                 "apps_test_fail_step = {:?}",
                 self.apps_test_fail_step.as_deref().unwrap_or("(none)")
@@ -834,6 +863,11 @@ mod tests {
             "sqlite://./stackgate-data/stackgate.db"
         );
         assert_eq!(config.argon2, Argon2Params::OWASP_MINIMUM);
+        assert_eq!(config.apps_uids, Some(60_578..=61_183));
+        let off = Config::load(None, env(&[("STACKGATE_APPS_UIDS", "off")])).unwrap();
+        assert_eq!(off.apps_uids, None);
+        let own = Config::load(None, env(&[("STACKGATE_APPS_UIDS", "70000-70009")])).unwrap();
+        assert_eq!(own.apps_uids, Some(70_000..=70_009));
     }
 
     #[test]
@@ -927,6 +961,22 @@ mod tests {
             (
                 &[("STACKGATE_SESSION_IDLE_TIMEOUT", "60")],
                 "session_idle_timeout: must be between 300",
+            ),
+            (
+                &[("STACKGATE_APPS_UIDS", "0-100")],
+                "apps_uids: \"0-100\" is not FIRST-LAST with 1 <= FIRST",
+            ),
+            (
+                &[("STACKGATE_APPS_UIDS", "200-100")],
+                "apps_uids: \"200-100\" is not FIRST-LAST",
+            ),
+            (
+                &[("STACKGATE_APPS_UIDS", "100-4294967295")],
+                "apps_uids: \"100-4294967295\" is not FIRST-LAST",
+            ),
+            (
+                &[("STACKGATE_APPS_UIDS", "on")],
+                "apps_uids: \"on\" is not FIRST-LAST",
             ),
             (
                 &[("STACKGATE_LSITEN", "127.0.0.1:1")],

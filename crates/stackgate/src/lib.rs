@@ -41,6 +41,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 .then(|| (key, v.to_string_lossy().into_owned()))
         }),
     )?;
+    // What Stackgate creates (its database, key files, app folders, logs) is its own alone, as
+    // PostgreSQL does. Apps get a folder of their own (see stackgate_apps::app_users) and need
+    // nothing of Stackgate's to be readable.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     logging::init(&config, cli.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -390,9 +390,10 @@ async fn start_registry(
         programs_dir,
         catalog_dir: config.apps_catalog_dir.clone(),
         fail_step: config.apps_test_fail_step.clone(),
+        app_uids: config.apps_uids.clone(),
     };
     let registry = Registry::new(state.clone(), settings)
-        .map_err(|e| CliError::Runtime(format!("app catalog: {e}")))?;
+        .map_err(|e| CliError::Runtime(format!("apps: {e}")))?;
     let _ = state.apps.set(Arc::new(registry.clone()));
     registry
         .reconcile()

@@ -180,6 +180,35 @@ stackgate_testkit::on_both_backends_with! {
         assert!(env.contains("OIDC_CLIENT_SECRET=sgs_"), "the secret is delivered");
         assert!(env.contains(&format!("DEMO_BASE_URL={base_url}")));
 
+        // Run by root (as CI is), Stackgate gives the app a user of its own, with no other
+        // group, recorded as the owner of its data folder, which is its working directory.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let pid = app["pid"].as_u64().expect("a pid");
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let field = |name: &str| -> Vec<u32> {
+                let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap();
+                line.split_whitespace().map(|id| id.parse().unwrap()).collect()
+            };
+            let (uids, gids, groups) = (field("Uid:"), field("Gid:"), field("Groups:"));
+            let uid = uids[0];
+            assert!(uids.iter().all(|u| *u == uid), "{uids:?}");
+            let data = server.config.data_dir.join("apps/demo/data");
+            assert_eq!(std::fs::canonicalize(format!("/proc/{pid}/cwd")).unwrap(), std::fs::canonicalize(&data).unwrap());
+            if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+                assert!(stackgate_apps::app_users::DEFAULT_APP_UIDS.contains(&uid), "{uids:?}");
+                assert!(gids.iter().all(|g| *g == uid), "{gids:?}");
+                assert!(groups.is_empty(), "supplementary groups left: {groups:?}");
+                assert_eq!(std::fs::metadata(&data).unwrap().uid(), uid);
+                assert_eq!(std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, 0o700);
+                let data_dir = std::fs::metadata(&server.config.data_dir).unwrap();
+                assert_eq!(data_dir.permissions().mode() & 0o777, 0o711);
+            } else {
+                assert_eq!(uid, std::fs::metadata("/proc/self").unwrap().uid());
+            }
+        }
+
         // Sign in to the demo through Stackgate, through the edge.
         let browser = server.edge_browser(&["demo.localhost"]);
         let home = browser.get(format!("{base_url}/")).send().await.unwrap();
