@@ -189,6 +189,39 @@ impl AppUsers {
         Ok(Some(user))
     }
 
+    /// Ends every process still running as `id`'s user once its own are stopped: a daemon that
+    /// left the app's process group would otherwise outlive an uninstall. Returns how many.
+    pub(crate) async fn end_strays(&self, files: &AppFiles, id: &str) -> usize {
+        let Self::Own { range, .. } = self else {
+            return 0;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(files.data_dir(id)) else {
+            return 0;
+        };
+        if !meta.is_dir() || !range.contains(&meta.uid()) {
+            return 0;
+        }
+        let mut ended = 0;
+        // One may fork while they are looked for: look again until none is left.
+        for _ in 0..20 {
+            let strays = processes_of(meta.uid());
+            if strays.is_empty() {
+                break;
+            }
+            for pid in strays {
+                if let Some(pid) = i32::try_from(pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                    && rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok()
+                {
+                    ended += 1;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        ended
+    }
+
     /// The first id of `range` that no app's data folder has, no process runs as (an app's
     /// daemon may outlive its uninstall), and no user or group of this machine's files names.
     fn choose(&self, files: &AppFiles, range: &RangeInclusive<u32>) -> Result<AppUser, AppsError> {
@@ -229,30 +262,42 @@ fn named_ids(file: &Path) -> HashSet<u32> {
         .collect()
 }
 
-/// The real and effective user ids of every process on the machine (Linux; elsewhere none).
-fn running_uids() -> HashSet<u32> {
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return HashSet::new();
+/// Every live process on the machine with its user ids (real, effective, saved, file system),
+/// from `/proc` (Linux; elsewhere none). A zombie has ended: only its parent's reaping is left.
+fn processes() -> Vec<(u32, Vec<u32>)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
     };
-    processes
+    entries
         .flatten()
-        .filter(|p| {
-            p.file_name()
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
+            let state = status.lines().find_map(|l| l.strip_prefix("State:"))?;
+            if state.trim_start().starts_with('Z') {
+                return None;
+            }
+            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+            Some((
+                pid,
+                uids.split_whitespace()
+                    .filter_map(|id| id.parse().ok())
+                    .collect(),
+            ))
         })
-        .filter_map(|p| std::fs::read_to_string(p.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .map(|ids| {
-                    ids.split_whitespace()
-                        .filter_map(|id| id.parse().ok())
-                        .collect::<Vec<u32>>()
-                })
-                .unwrap_or_default()
-        })
+        .collect()
+}
+
+fn running_uids() -> HashSet<u32> {
+    processes().into_iter().flat_map(|(_, uids)| uids).collect()
+}
+
+/// The processes running as `uid`.
+fn processes_of(uid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|(_, uids)| uids.contains(&uid))
+        .map(|(pid, _)| pid)
         .collect()
 }
 
@@ -446,6 +491,31 @@ mod tests {
             .expect("a user");
         assert!(!given.contains(&c), "{c:?} is in use");
         driver.stop("b").await;
+
+        // A daemon that left the app's process group is ended with the app.
+        std::fs::create_dir_all(files.dir("g")).expect("g's dir");
+        let g = users
+            .prepare(&files, "g")
+            .expect("prepare")
+            .expect("a user");
+        let daemon = "setsid sleep 60 </dev/null >/dev/null 2>&1 &";
+        driver
+            .start("g", &launch(&files, "g", g, daemon), None)
+            .expect("g starts");
+        for _ in 0..250 {
+            if driver.check("g").is_err() && !processes_of(g.uid).is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        driver.stop("g").await;
+        assert_eq!(
+            processes_of(g.uid).len(),
+            1,
+            "the daemon outlives its group"
+        );
+        assert_eq!(users.end_strays(&files, "g").await, 1);
+        assert!(processes_of(g.uid).is_empty(), "the daemon is ended");
 
         // A folder made while apps ran as Stackgate's user is handed over only while empty:
         // what another user put in it may be a link to what is not the app's.

@@ -470,6 +470,10 @@ impl Registry {
         let state = &self.inner.state;
         let actor = Actor::system("apps");
         self.inner.processes.stop(id).await;
+        let strays = self.inner.users.end_strays(self.files(), id).await;
+        if strays > 0 {
+            tracing::warn!(app = %id, processes = strays, "ended processes of the app that had left its process group");
+        }
         if let (Some(m), Some(kube)) = (manifest, &self.inner.settings.kube)
             && let Deploy::Kubernetes(k) = &m.deploy
         {
