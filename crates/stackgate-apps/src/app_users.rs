@@ -46,11 +46,23 @@ pub(crate) enum AppUsers {
 impl AppUsers {
     /// Users of their own from `range`, when there is one and Stackgate can change users.
     pub(crate) fn new(range: Option<RangeInclusive<u32>>) -> Self {
+        let root = rustix::process::geteuid().is_root();
+        // Not Linux: being root is taken to be enough.
+        let able = match std::fs::read_to_string("/proc/self/status") {
+            Ok(status) => capable(&status),
+            Err(_) => true,
+        };
         match range {
-            Some(range) if rustix::process::geteuid().is_root() => Self::Own {
+            Some(range) if root && able => Self::Own {
                 range,
                 choosing: Mutex::new(()),
             },
+            Some(_) if root => {
+                tracing::warn!(
+                    "Stackgate runs as root without the capabilities to give process apps users of their own (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_KILL, CAP_SETGID, CAP_SETUID): they run as its own user, which can read its key file and database"
+                );
+                Self::Shared
+            }
             Some(_) => {
                 tracing::info!(
                     "process apps run as Stackgate's own user, which can read its key file and database: only root can give them users of their own (apps_uids)"
@@ -247,6 +259,19 @@ impl AppUsers {
                 ))
             })
     }
+}
+
+/// Whether a process whose `/proc/PID/status` is `status` has what giving apps users of their
+/// own takes: to give a folder away (CAP_CHOWN), to reach into and purge one (CAP_DAC_OVERRIDE),
+/// to end what runs as another user (CAP_KILL), and to change user and groups (CAP_SETGID,
+/// CAP_SETUID). A container may run as root without them.
+fn capable(status: &str) -> bool {
+    const NEEDED: u64 = 1 << 0 | 1 << 1 | 1 << 5 | 1 << 6 | 1 << 7;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|caps| caps & NEEDED == NEEDED)
 }
 
 fn first_free(range: &RangeInclusive<u32>, taken: &HashSet<u32>) -> Option<u32> {
@@ -552,6 +577,17 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    #[test]
+    fn users_of_their_own_need_roots_capabilities() {
+        let status = |caps: &str| format!("Name:\tstackgate\nCapInh:\t0\nCapEff:\t{caps}\n");
+        // Docker's default set has them all; without CAP_SETUID, or with none, apps share.
+        assert!(capable(&status("00000000a80425fb")));
+        assert!(capable(&status("000001ffffffffff")));
+        assert!(!capable(&status("00000000a804257b")));
+        assert!(!capable(&status("0000000000000000")));
+        assert!(!capable("Name:\tno capabilities line\n"));
     }
 
     #[test]
