@@ -482,12 +482,7 @@ mod tests {
         let mut a = launch(&files, "a", given[0], script);
         a.env.push(("B_PID".into(), b_pid.to_string()));
         driver.start("a", &a, None).expect("a starts");
-        for _ in 0..250 {
-            if driver.check("a").is_err() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        driver.ended("a").await;
         driver.stop("a").await;
         assert_eq!(
             mode(&files.log_file("a")),
@@ -527,8 +522,16 @@ mod tests {
         driver
             .start("g", &launch(&files, "g", g, daemon), None)
             .expect("g starts");
+        driver.ended("g").await;
+        // `setsid` leaves the group before it becomes `sleep`.
+        let sleeping = || {
+            processes_of(g.uid).iter().any(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "sleep")
+            })
+        };
         for _ in 0..250 {
-            if driver.check("g").is_err() && !processes_of(g.uid).is_empty() {
+            if sleeping() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

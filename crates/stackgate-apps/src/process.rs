@@ -402,6 +402,19 @@ fn ephemeral_ports_start() -> Option<u16> {
 }
 
 #[cfg(test)]
+impl ProcessDriver {
+    /// Waits, 5 s at most, for `id`'s process to end.
+    pub(crate) async fn ended(&self, id: &str) {
+        for _ in 0..250 {
+            if self.check(id).is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -456,12 +469,7 @@ mod tests {
             user: None,
         };
         driver.start("t", &launch, None).expect("start");
-        for _ in 0..100 {
-            if driver.check("t").is_err() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        driver.ended("t").await;
         driver.stop("t").await;
         let text = std::fs::read_to_string(out).expect("log");
         assert_eq!(text.trim(), "given=yes parent=");

@@ -103,9 +103,7 @@ impl TestServer {
             .await
             .expect("test database")?;
         let dir = tempfile::tempdir().expect("temp dir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::from_std(restartable_listener()).expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let mut env: Vec<(String, String)> = vec![
             (
@@ -119,6 +117,7 @@ impl TestServer {
                 format!("http://127.0.0.1:{}", addr.port()),
             ),
             ("STACKGATE_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
+            ("STACKGATE_APPS_UIDS".into(), own_app_uids()),
         ];
         // `{port}` in a setting stands for the port just bound (for an issuer on `localhost`,
         // which WebAuthn needs: it refuses IP addresses).
@@ -478,4 +477,43 @@ macro_rules! on_both_backends_with {
             }
         }
     )+};
+}
+
+/// Ids for the process apps of one test server, apart from those of the servers running beside
+/// it: two Stackgates that share ids would end each other's apps at uninstall (as two on one
+/// machine would). Eight each, within the default range, taken in turn.
+fn own_app_uids() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let default = stackgate_apps::app_users::DEFAULT_APP_UIDS;
+    let slots = (default.end() - default.start() + 1) / 8;
+    let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % slots;
+    let first = default.start() + slot * 8;
+    format!("{first}-{}", first + 7)
+}
+
+/// A listener on a port `restart` can bind again. A port the kernel picks (`:0`) comes from the
+/// range it also gives outgoing connections, and one of the many the tests make could take it
+/// while the server is down; below that range only another explicit bind can (as an app's, which
+/// Stackgate also takes from there).
+fn restartable_listener() -> std::net::TcpListener {
+    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let listener = (ephemeral_start > 20_000)
+        .then(|| {
+            (0..64).find_map(|_| {
+                use std::hash::{BuildHasher, Hasher};
+                let random = std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish();
+                let span = u64::from(ephemeral_start - 10_000);
+                let port = 10_000 + u16::try_from(random % span).unwrap_or(0);
+                std::net::TcpListener::bind(("127.0.0.1", port)).ok()
+            })
+        })
+        .flatten()
+        .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"));
+    listener.set_nonblocking(true).expect("non-blocking");
+    listener
 }
