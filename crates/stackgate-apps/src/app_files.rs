@@ -20,6 +20,8 @@ pub(crate) enum Leave {
 
 /// The app's own folder in its directory.
 pub(crate) const DATA: &str = "data";
+/// The apps' directories, in `data_dir`.
+pub(crate) const APPS: &str = "apps";
 
 #[derive(Debug, Clone)]
 pub(crate) struct AppFiles {
@@ -32,7 +34,7 @@ impl AppFiles {
         // for being reachable from `/`.
         let data_dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
         Self {
-            apps_dir: data_dir.join("apps"),
+            apps_dir: data_dir.join(APPS),
         }
     }
 

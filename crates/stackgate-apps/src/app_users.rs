@@ -51,7 +51,10 @@ impl AppUsers {
         let able = match std::fs::read_to_string("/proc/self/status") {
             Ok(status) => capable(&status),
             Err(_) => true,
-        };
+        } && std::fs::read_to_string("/proc/self/setgroups")
+            // A user namespace may deny setgroups, which std then ignores: the app would keep
+            // root's groups.
+            .map_or(true, |allowed| allowed.trim() != "deny");
         match range {
             Some(range) if root && able => Self::Own {
                 range,
@@ -59,7 +62,7 @@ impl AppUsers {
             },
             Some(_) if root => {
                 tracing::warn!(
-                    "Stackgate runs as root without the capabilities to give process apps users of their own (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_KILL, CAP_SETGID, CAP_SETUID): they run as its own user, which can read its key file and database"
+                    "Stackgate runs as root without what giving process apps users of their own takes (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID, and setgroups allowed): they run as its own user, which can read its key file and database"
                 );
                 Self::Shared
             }
@@ -109,9 +112,9 @@ impl AppUsers {
             Ok(())
         };
         for entry in std::fs::read_dir(data_dir).map_err(|e| at(data_dir, &e))? {
-            let path = entry.map_err(|e| at(data_dir, &e))?.path();
-            if path != files.apps_dir() {
-                mine(&path)?;
+            let entry = entry.map_err(|e| at(data_dir, &e))?;
+            if entry.file_name() != crate::app_files::APPS {
+                mine(&entry.path())?;
             }
         }
         if let Ok(apps) = std::fs::read_dir(files.apps_dir()) {
@@ -155,6 +158,14 @@ impl AppUsers {
                     uid: meta.uid(),
                     gid: meta.uid(),
                 };
+                if let Some(other) = owned_by(files, user.uid, id) {
+                    return Err(AppsError::Process(format!(
+                        "{} and the folder of {other} are both owned by uid {}: two apps must \
+                         not share a user; give one of them an id no other app's folder has",
+                        data.display(),
+                        user.uid
+                    )));
+                }
                 if meta.gid() != user.gid {
                     give(&data, user)?;
                 }
@@ -171,7 +182,8 @@ impl AppUsers {
                         "{data} holds files of another user (uid {owner}), made before apps had \
                          users of their own: check that nothing in it is a link to what is not \
                          the app's, then hand it over with `chown -R {uid}:{uid} {data}` (the \
-                         next free id of apps_uids), or move it away",
+                         next free id of apps_uids; install no other app before), or move it \
+                         away",
                         data = data.display(),
                         owner = meta.uid(),
                         uid = user.uid,
@@ -213,25 +225,24 @@ impl AppUsers {
         if !meta.is_dir() || !range.contains(&meta.uid()) {
             return 0;
         }
-        let mut ended = 0;
-        // One may fork while they are looked for: look again until none is left.
-        for _ in 0..20 {
-            let strays = processes_of(meta.uid());
-            if strays.is_empty() {
+        let uid = meta.uid();
+        let mut ended = HashSet::new();
+        // One may fork while they are looked for, and a killed one is listed until it has
+        // exited: look again until none is left, for two seconds at most.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let strays = processes_of(uid);
+            if strays.is_empty() || tokio::time::Instant::now() >= deadline {
                 break;
             }
             for pid in strays {
-                if let Some(pid) = i32::try_from(pid)
-                    .ok()
-                    .and_then(rustix::process::Pid::from_raw)
-                    && rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok()
-                {
-                    ended += 1;
+                if !ended.contains(&pid) && end_if_still(pid, uid) {
+                    ended.insert(pid);
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        ended
+        ended.len()
     }
 
     /// The first id of `range` that no app's data folder has, no process runs as (an app's
@@ -263,15 +274,29 @@ impl AppUsers {
 
 /// Whether a process whose `/proc/PID/status` is `status` has what giving apps users of their
 /// own takes: to give a folder away (CAP_CHOWN), to reach into and purge one (CAP_DAC_OVERRIDE),
-/// to end what runs as another user (CAP_KILL), and to change user and groups (CAP_SETGID,
-/// CAP_SETUID). A container may run as root without them.
+/// to make private the files an earlier Stackgate user made (CAP_FOWNER), to end what runs as
+/// another user (CAP_KILL), and to change user and groups (CAP_SETGID, CAP_SETUID). A container
+/// may run as root without them.
 fn capable(status: &str) -> bool {
-    const NEEDED: u64 = 1 << 0 | 1 << 1 | 1 << 5 | 1 << 6 | 1 << 7;
+    const NEEDED: u64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
     status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .is_some_and(|caps| caps & NEEDED == NEEDED)
+}
+
+/// Another app whose data folder is owned by `uid`.
+fn owned_by(files: &AppFiles, uid: u32, except: &str) -> Option<String> {
+    std::fs::read_dir(files.apps_dir())
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|id| id != except)
+        .find(|id| {
+            std::fs::symlink_metadata(files.data_dir(id))
+                .is_ok_and(|m| m.is_dir() && m.uid() == uid)
+        })
 }
 
 fn first_free(range: &RangeInclusive<u32>, taken: &HashSet<u32>) -> Option<u32> {
@@ -315,6 +340,25 @@ fn processes() -> Vec<(u32, Vec<u32>)> {
 
 fn running_uids() -> HashSet<u32> {
     processes().into_iter().flat_map(|(_, uids)| uids).collect()
+}
+
+/// Kills `pid` if it still runs as `uid`: the process is held by a pidfd before its user is
+/// read again, so a number reused by another process since it was listed is never signalled.
+fn end_if_still(pid: u32, uid: u32) -> bool {
+    use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+    let Some(held) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return false;
+    };
+    let Ok(pidfd) = pidfd_open(held, PidfdFlags::empty()) else {
+        return false;
+    };
+    let still = std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|ids| ids.split_whitespace().any(|id| id == uid.to_string()))
+    });
+    still && pidfd_send_signal(&pidfd, Signal::KILL).is_ok()
 }
 
 /// The processes running as `uid`.
@@ -565,6 +609,16 @@ mod tests {
         );
         assert_eq!(owner(&outside), 0, "a link is not followed");
         assert_eq!(owner(&files.data_dir("e")), 0);
+
+        // Two apps never share a user, even when an admin's chown would have them.
+        std::fs::create_dir_all(files.data_dir("h")).expect("h");
+        give(&files.data_dir("h"), given[0]).expect("chown");
+        let err = users.prepare(&files, "h").expect_err("shared");
+        assert!(
+            err.to_string()
+                .contains(&format!("both owned by uid {}", given[0].uid)),
+            "{err}"
+        );
 
         // A data folder the app's user cannot get to is refused with the reason.
         let closed = tempfile::tempdir().expect("dir");

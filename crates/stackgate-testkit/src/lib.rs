@@ -43,6 +43,7 @@ pub struct TestServer {
     running: Option<server::Running>,
     _db: TestDatabase,
     _dir: tempfile::TempDir,
+    _app_uids: AppUids,
 }
 
 impl std::fmt::Debug for TestServer {
@@ -99,6 +100,7 @@ impl TestServer {
         kube: Option<stackgate_apps::kubernetes::KubeDriver>,
     ) -> Option<Self> {
         capture_logs();
+        let app_uids = AppUids::take();
         let db = TestDatabase::create(backend)
             .await
             .expect("test database")?;
@@ -117,7 +119,7 @@ impl TestServer {
                 format!("http://127.0.0.1:{}", addr.port()),
             ),
             ("STACKGATE_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
-            ("STACKGATE_APPS_UIDS".into(), own_app_uids()),
+            ("STACKGATE_APPS_UIDS".into(), app_uids.range()),
         ];
         // `{port}` in a setting stands for the port just bound (for an issuer on `localhost`,
         // which WebAuthn needs: it refuses IP addresses).
@@ -142,6 +144,7 @@ impl TestServer {
             running: Some(running),
             _db: db,
             _dir: dir,
+            _app_uids: app_uids,
         })
     }
 
@@ -254,9 +257,31 @@ impl TestServer {
             .expect("base url")
             .port()
             .expect("port");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("the same address again");
+        // The port is seldom still held for a moment after the shutdown (seen under parallel
+        // tests, cause not found): wait a little for it, and say who holds it if it stays held.
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(listener) => break listener,
+                Err(e) if tries < 100 => {
+                    tries += 1;
+                    if tries == 1 {
+                        eprintln!("restart: 127.0.0.1:{port} is held ({e}); waiting for it");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    let ss = std::process::Command::new("ss").args(["-tanpe"]).output();
+                    let text = ss.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+                    let text = text.unwrap_or_default();
+                    let held: Vec<&str> = text
+                        .lines()
+                        .filter(|l| l.contains(&format!(":{port} ")))
+                        .collect();
+                    panic!("the same address again: {e}\n{}", held.join("\n"));
+                }
+            }
+        };
         let running = server::start_on(&self.config, Arc::new(SystemClock), listener)
             .await
             .expect("server restarts");
@@ -479,36 +504,57 @@ macro_rules! on_both_backends_with {
     )+};
 }
 
-/// Ids for the process apps of one test server, apart from those of the servers running beside
+/// Ids for the process apps of one test server, apart from those of every server alive beside
 /// it: two Stackgates that share ids would end each other's apps at uninstall (as two on one
-/// machine would). Eight each, within the default range, taken in turn.
-fn own_app_uids() -> String {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let default = stackgate_apps::app_users::DEFAULT_APP_UIDS;
-    let slots = (default.end() - default.start() + 1) / 8;
-    let slot = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % slots;
-    let first = default.start() + slot * 8;
-    format!("{first}-{}", first + 7)
+/// machine would). Eight each, within the default range; given back when the server goes.
+struct AppUids(u32);
+
+static APP_UID_SLOTS: std::sync::Mutex<Vec<bool>> = std::sync::Mutex::new(Vec::new());
+
+impl AppUids {
+    fn take() -> Self {
+        let default = stackgate_apps::app_users::DEFAULT_APP_UIDS;
+        let slots = usize::try_from((default.end() - default.start() + 1) / 8).unwrap();
+        let mut taken = APP_UID_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        taken.resize(slots, false);
+        let slot = taken
+            .iter()
+            .position(|t| !t)
+            .expect("a free slot of ids: at most 75 test servers at once");
+        taken[slot] = true;
+        Self(u32::try_from(slot).unwrap())
+    }
+
+    fn range(&self) -> String {
+        let first = stackgate_apps::app_users::DEFAULT_APP_UIDS.start() + self.0 * 8;
+        format!("{first}-{}", first + 7)
+    }
+}
+
+impl Drop for AppUids {
+    fn drop(&mut self) {
+        let mut taken = APP_UID_SLOTS.lock().unwrap_or_else(|e| e.into_inner());
+        taken[usize::try_from(self.0).unwrap()] = false;
+    }
 }
 
 /// A listener on a port `restart` can bind again. A port the kernel picks (`:0`) comes from the
 /// range it also gives outgoing connections, and one of the many the tests make could take it
-/// while the server is down; below that range only another explicit bind can (as an app's, which
-/// Stackgate also takes from there).
+/// while the server is down. So it is taken from 2000-9999: below that range, and below the
+/// ports Stackgate gives apps (10000 up), where only another explicit bind can take it.
 fn restartable_listener() -> std::net::TcpListener {
     let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    let listener = (ephemeral_start > 20_000)
+    let listener = (ephemeral_start > 10_000)
         .then(|| {
             (0..64).find_map(|_| {
                 use std::hash::{BuildHasher, Hasher};
                 let random = std::collections::hash_map::RandomState::new()
                     .build_hasher()
                     .finish();
-                let span = u64::from(ephemeral_start - 10_000);
-                let port = 10_000 + u16::try_from(random % span).unwrap_or(0);
+                let port = 2_000 + u16::try_from(random % 8_000).unwrap_or(0);
                 std::net::TcpListener::bind(("127.0.0.1", port)).ok()
             })
         })
