@@ -323,17 +323,10 @@ fn processes() -> Vec<(u32, Vec<u32>)> {
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let state = status.lines().find_map(|l| l.strip_prefix("State:"))?;
-            if state.trim_start().starts_with('Z') {
+            if status_field(&status, "State:")?.starts_with('Z') {
                 return None;
             }
-            let uids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
-            Some((
-                pid,
-                uids.split_whitespace()
-                    .filter_map(|id| id.parse().ok())
-                    .collect(),
-            ))
+            Some((pid, status_ids(&status, "Uid:")?))
         })
         .collect()
 }
@@ -352,12 +345,8 @@ fn end_if_still(pid: u32, uid: u32) -> bool {
     let Ok(pidfd) = pidfd_open(held, PidfdFlags::empty()) else {
         return false;
     };
-    let still = std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .is_some_and(|ids| ids.split_whitespace().any(|id| id == uid.to_string()))
-    });
+    let still = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|status| status_ids(&status, "Uid:").is_some_and(|ids| ids.contains(&uid)));
     still && pidfd_send_signal(&pidfd, Signal::KILL).is_ok()
 }
 
@@ -373,8 +362,20 @@ fn processes_of(uid: u32) -> Vec<u32> {
 /// The supplementary groups a process has (Linux), to prove an app was left none.
 pub(crate) fn supplementary_groups(pid: u32) -> Option<Vec<u32>> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let groups = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
-    groups
+    status_ids(&status, "Groups:")
+}
+
+/// The value of the line `name` (with its colon) of a `/proc/PID/status`, without its padding.
+fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(str::trim_start)
+}
+
+/// The ids on the line `name` of a `/proc/PID/status`; `None` when one is not a number.
+fn status_ids(status: &str, name: &str) -> Option<Vec<u32>> {
+    status_field(status, name)?
         .split_whitespace()
         .map(|id| id.parse().ok())
         .collect()
